@@ -1,0 +1,55 @@
+# toegw - one binary. `make` builds ./toegw; `make test` runs every test; `make asan`
+# builds and runs the tests under AddressSanitizer + UBSan.
+
+CC      ?= gcc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread
+LDLIBS  += -lcrypto -lisal -pthread
+BUILD   ?= build
+
+# Module sources (main.c is the only file not linked into the unit tests).
+LIB_SRCS := $(wildcard common/*.c) $(wildcard stacks/*.c) $(wildcard storage/*.c) \
+            $(filter-out appliance/main.c,$(wildcard appliance/*.c))
+MAIN_SRC := appliance/main.c
+
+# The emulated TOE (toe_emu/) adds its sources and libraries here when present.
+-include toe_emu/toe.mk
+
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+MAIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all test unit integration asan demo bench clean distclean
+all: toegw
+
+toegw: $(MAIN_OBJ) $(LIB_OBJS) $(TOE_LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(TOE_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+unit: $(UNIT_BINS)
+
+test: toegw unit
+	@scripts/run-tests $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	    -fno-sanitize-recover=undefined" toegw unit
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOEGW_BIN=$(CURDIR)/toegw \
+	    scripts/run-tests build-asan
+
+demo: toegw
+	@scripts/demo
+
+clean:
+	rm -rf build build-asan toegw
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,22 @@
+/*
+ * cli.h - the client commands of contract §1 (discover, luns, read, write, perf), each
+ * running the initiator in-process on its own storage loop.
+ */
+#ifndef TOEGW_APPLIANCE_CLI_H
+#define TOEGW_APPLIANCE_CLI_H
+
+/* Exit statuses of every command. */
+#define APP_EXIT_OK 0
+#define APP_EXIT_FAILED 1
+#define APP_EXIT_USAGE 2
+
+int app_cmd_discover(int argc, char **argv);
+int app_cmd_luns(int argc, char **argv);
+int app_cmd_read(int argc, char **argv);
+int app_cmd_write(int argc, char **argv);
+int app_cmd_perf(int argc, char **argv);
+
+/* Print "toegw: <msg>" on stderr, one line. */
+void app_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

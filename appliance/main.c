@@ -1,0 +1,79 @@
+/*
+ * main.c - the toegw binary: dispatches to the appliance (`serve`) and the client
+ * commands of contract §1.
+ */
+#include <isa-l.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "appliance/cli.h"
+
+#ifndef TOEGW_VERSION
+#define TOEGW_VERSION "0.1.0"
+#endif
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("toegw %s\n", TOEGW_VERSION);
+    printf("  openssl   %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
+    printf("  isa-l     %d.%d.%d\n", ISAL_MAJOR_VERSION, ISAL_MINOR_VERSION,
+           ISAL_PATCH_VERSION);
+    return APP_EXIT_OK;
+}
+
+static int cmd_not_yet(int argc, char **argv)
+{
+    (void)argc;
+    app_errorf("'%s' is not available in this build yet", argv[0]);
+    return APP_EXIT_FAILED;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    { "serve", cmd_not_yet, "run the appliance (TOE, broker, initiator, NBD, REST API)" },
+    { "discover", app_cmd_discover, "PORTAL: iSCSI SendTargets discovery" },
+    { "luns", app_cmd_luns, "URL: log in and list the target's LUNs" },
+    { "read", app_cmd_read, "URL: read a LUN range to stdout" },
+    { "write", app_cmd_write, "URL: write stdin to the LUN" },
+    { "perf", app_cmd_perf, "URL: load generator (iscsi-perf options)" },
+    { "netstat", cmd_not_yet, "the unified connection table of a running appliance" },
+    { "version", cmd_version, "versions of toegw and its libraries" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: toegw COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nURL: iscsi://[user[%%secret]@]host[:port]/IQN/LUN"
+               "[?header_digest=crc32c&data_digest=crc32c&target_user=U&target_password=P]\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return APP_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return APP_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(argc - 1, argv + 1);
+    /* a closed pipe is an error return from write(2), not a silent death */
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    app_errorf("unknown command \"%.32s\" (try toegw --help)", argv[1]);
+    return APP_EXIT_USAGE;
+}

@@ -1,0 +1,47 @@
+/*
+ * log.h - one-line-per-event logging to stderr, as text or JSON lines.
+ *
+ * Shared by every module (it sits below them all). Messages are lowercase, say what
+ * failed and why. Never pass a secret to these functions.
+ */
+#ifndef TOEGW_COMMON_LOG_H
+#define TOEGW_COMMON_LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+    LOG_LVL_ERROR = 0,
+    LOG_LVL_WARN,
+    LOG_LVL_INFO,
+    LOG_LVL_DEBUG,
+};
+
+enum log_format {
+    LOG_FMT_TEXT = 0,
+    LOG_FMT_JSON,
+};
+
+/* Not thread-safe to call concurrently with log_emit; set these once at start-up. */
+void log_set_level(enum log_level level);
+void log_set_format(enum log_format format);
+enum log_level log_get_level(void);
+
+/* Parse "error|warn|info|debug" / "text|json"; 0 or -EINVAL. */
+int log_parse_level(const char *s, enum log_level *out);
+int log_parse_format(const char *s, enum log_format *out);
+
+/* Emit one event from module `mod` (e.g. "iscsi"). Thread-safe: one write(2) per line. */
+void log_emit(enum log_level level, const char *mod, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vemit(enum log_level level, const char *mod, const char *fmt, va_list ap);
+
+#define log_error(mod, ...) log_emit(LOG_LVL_ERROR, mod, __VA_ARGS__)
+#define log_warn(mod, ...)  log_emit(LOG_LVL_WARN, mod, __VA_ARGS__)
+#define log_info(mod, ...)  log_emit(LOG_LVL_INFO, mod, __VA_ARGS__)
+#define log_debug(mod, ...) \
+    do { \
+        if (log_get_level() >= LOG_LVL_DEBUG) \
+            log_emit(LOG_LVL_DEBUG, mod, __VA_ARGS__); \
+    } while (0)
+
+#endif

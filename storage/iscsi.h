@@ -1,0 +1,152 @@
+/*
+ * iscsi.h - the iSCSI initiator (the "network storage driver"): sessions with one
+ * connection, login with CHAP, operational negotiation, SendTargets discovery, and the
+ * full feature phase (SCSI commands with immediate/unsolicited/solicited data, Data-In,
+ * NOP, async messages, logout). RFC 7143.
+ *
+ * Everything here runs on one storage loop thread; callbacks run on that thread. The
+ * session gets its TCP connection from a connect hook (the offload broker, or the host
+ * stack directly) and only ever uses it through stacks/transport.h.
+ */
+#ifndef TOEGW_STORAGE_ISCSI_H
+#define TOEGW_STORAGE_ISCSI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stacks/transport.h"
+#include "storage/loop.h"
+#include "storage/text.h"
+
+#define ISC_DEFAULT_PORT 3260
+#define ISC_DEFAULT_INITIATOR "iqn.2026-11.io.toegw:initiator"
+#define ISC_SENSE_MAX 252
+
+struct isc_session;
+
+/*
+ * Obtains the TCP connection for a session (the broker in the appliance). On success *out
+ * is a conn handed over to the session, which closes it through `release`. 0 or -errno;
+ * a message may be written to err.
+ */
+struct isc_connector {
+    int (*connect)(void *arg, const struct sockaddr_in *dst, struct stk_conn **out,
+                   char *err, size_t errlen);
+    /* Return the conn to its provider (the broker); NULL: stk_conn_close. */
+    void (*release)(void *arg, struct stk_conn *c, bool abort);
+    void *arg;
+};
+
+struct isc_session_config {
+    const char *initiator_name;     /* NULL: ISC_DEFAULT_INITIATOR */
+    const char *target_name;        /* NULL for a discovery session */
+    struct sockaddr_in portal;
+    bool discovery;
+    bool header_digest;             /* require CRC32C header digests */
+    bool data_digest;               /* require CRC32C data digests */
+    const char *chap_user;          /* one-way CHAP (NULL: AuthMethod=None) */
+    const char *chap_secret;
+    const char *target_user;        /* mutual CHAP: what the target must answer as */
+    const char *target_secret;
+    struct isc_connector connector; /* zeroed: host stack, kernel-chosen port */
+    /* Our preferences; 0 means the built-in default. */
+    uint32_t max_recv_dsl;
+    uint32_t max_burst;
+    uint32_t first_burst;
+    uint32_t login_timeout_ms;
+    uint32_t nop_interval_ms;
+};
+
+enum isc_session_state {
+    ISC_STATE_CONNECTING = 0,
+    ISC_STATE_LOGGING_IN,
+    ISC_STATE_LOGGED_IN,
+    ISC_STATE_LOGGING_OUT,
+    ISC_STATE_LOGGED_OUT,
+    ISC_STATE_FAILED,
+};
+
+const char *isc_state_name(enum isc_session_state st);
+
+/*
+ * Create a session on `loop`. Strings in cfg are copied (secrets wiped on free).
+ * Returns NULL and sets errno. Caller frees with isc_session_free.
+ */
+struct isc_session *isc_session_new(struct sto_loop *loop, const struct isc_session_config *cfg);
+/* Closes the connection abruptly if still open; pending callbacks are not called. */
+void isc_session_free(struct isc_session *s);
+
+typedef void (*isc_done_cb)(struct isc_session *s, int err, void *arg);
+
+/* Connect and log in; cb(err) once: 0 when in full feature phase, else -errno. */
+int isc_session_login(struct isc_session *s, isc_done_cb cb, void *arg);
+/* Log out (after in-flight commands finish); cb(err) once the connection is closed. */
+int isc_session_logout(struct isc_session *s, isc_done_cb cb, void *arg);
+
+/* The last error message of the session ("" when none). Borrowed. */
+const char *isc_session_error(const struct isc_session *s);
+enum isc_session_state isc_session_state(const struct isc_session *s);
+const struct isc_params *isc_session_params(const struct isc_session *s);
+/* The session's connection (NULL when not connected). Borrowed. */
+struct stk_conn *isc_session_conn(const struct isc_session *s);
+uint16_t isc_session_tsih(const struct isc_session *s);
+
+/* SendTargets=All on a discovery session: each target and its portals. */
+struct isc_target_info {
+    char *name;       /* owned */
+    char **portals;   /* owned; "addr:port,tpgt" as sent */
+    size_t nportals;
+};
+struct isc_target_list {
+    struct isc_target_info *v;
+    size_t n;
+};
+typedef void (*isc_discovery_cb)(struct isc_session *s, int err, struct isc_target_list *list,
+                                 void *arg);
+/* cb receives a list it owns (free with isc_target_list_free), or err. */
+int isc_session_send_targets(struct isc_session *s, isc_discovery_cb cb, void *arg);
+void isc_target_list_free(struct isc_target_list *l);
+
+/* SCSI command. */
+enum isc_dir { ISC_DIR_NONE = 0, ISC_DIR_READ, ISC_DIR_WRITE };
+
+struct isc_scsi_result {
+    int err;                 /* 0: a SCSI status arrived; -errno: it never will */
+    uint8_t status;          /* SCSI status byte (0 good, 2 check condition, ...) */
+    uint32_t residual;       /* from the response when under/overflow is set */
+    bool underflow, overflow;
+    uint32_t data_in_len;    /* bytes of Data-In received */
+    uint32_t sense_len;
+    uint8_t sense[ISC_SENSE_MAX];
+};
+
+struct isc_scsi_cmd;
+typedef void (*isc_scsi_cb)(struct isc_session *s, const struct isc_scsi_result *r, void *arg);
+
+struct isc_scsi_req {
+    uint32_t lun;
+    uint8_t cdb[16];
+    uint8_t cdb_len;
+    enum isc_dir dir;
+    void *buf;         /* borrowed until the callback: Data-In destination / Data-Out source */
+    uint32_t len;      /* expected data transfer length */
+    isc_scsi_cb cb;
+    void *arg;
+};
+
+/*
+ * Queue a SCSI command. It is sent when the CmdSN window allows. The callback runs exactly
+ * once (never from inside this call). 0, -ENOTCONN (not logged in), -EINVAL, -ENOMEM.
+ */
+int isc_session_submit(struct isc_session *s, const struct isc_scsi_req *req);
+/* Commands queued or in flight. */
+unsigned isc_session_inflight(const struct isc_session *s);
+
+struct isc_session_counters {
+    uint64_t cmds, read_bytes, write_bytes, errors;
+    uint64_t pdus_in, pdus_out, r2ts, nops_in, nops_out, async_events, rejects;
+    uint64_t immediate_bytes, unsolicited_bytes, solicited_bytes;
+};
+const struct isc_session_counters *isc_session_counters(const struct isc_session *s);
+
+#endif

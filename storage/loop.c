@@ -1,0 +1,280 @@
+/*
+ * loop.c - epoll loop, posted commands and timers for the storage thread.
+ */
+#include "storage/loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOOP_MAX_EVENTS 64
+
+struct posted {
+    void (*fn)(void *arg);
+    void *arg;
+    struct posted *next;
+};
+
+struct sto_loop {
+    int epfd;
+    struct sto_watch wake;          /* eventfd for posted commands */
+    pthread_mutex_t lock;           /* guards posted_head/tail */
+    struct posted *posted_head, *posted_tail;
+    struct sto_watch *kicked;       /* singly linked list of kicked watches */
+    struct sto_timer timers;        /* sentinel of the doubly linked timer list */
+    volatile bool stopping;
+};
+
+uint64_t sto_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t sto_now_ms(void)
+{
+    return sto_now_ns() / 1000000ull;
+}
+
+static void loop_drain_posted(struct sto_loop *loop)
+{
+    struct posted *p, *next;
+    uint64_t v;
+
+    if (read(loop->wake.fd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: someone else drained it; the list below is the truth. */
+    }
+    pthread_mutex_lock(&loop->lock);
+    p = loop->posted_head;
+    loop->posted_head = loop->posted_tail = NULL;
+    pthread_mutex_unlock(&loop->lock);
+    for (; p; p = next) {
+        next = p->next;
+        p->fn(p->arg);
+        free(p);
+    }
+}
+
+static void loop_wake_cb(struct sto_watch *w, uint32_t revents)
+{
+    (void)revents;
+    loop_drain_posted((struct sto_loop *)((char *)w - offsetof(struct sto_loop, wake)));
+}
+
+struct sto_loop *sto_loop_new(void)
+{
+    struct sto_loop *loop = calloc(1, sizeof(*loop));
+
+    if (!loop)
+        return NULL;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0)
+        goto err_free;
+    loop->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wake.fd < 0)
+        goto err_epoll;
+    loop->wake.cb = loop_wake_cb;
+    pthread_mutex_init(&loop->lock, NULL);
+    loop->timers.next = loop->timers.prev = &loop->timers;
+    if (sto_loop_add(loop, &loop->wake, EPOLLIN) < 0)
+        goto err_wake;
+    return loop;
+
+err_wake:
+    close(loop->wake.fd);
+err_epoll:
+    close(loop->epfd);
+err_free:
+    free(loop);
+    return NULL;
+}
+
+void sto_loop_free(struct sto_loop *loop)
+{
+    if (!loop)
+        return;
+    loop_drain_posted(loop);
+    close(loop->wake.fd);
+    close(loop->epfd);
+    pthread_mutex_destroy(&loop->lock);
+    free(loop);
+}
+
+int sto_loop_add(struct sto_loop *loop, struct sto_watch *w, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = w };
+
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+        return -errno;
+    w->events = events;
+    w->kicked = false;
+    return 0;
+}
+
+int sto_loop_mod(struct sto_loop *loop, struct sto_watch *w, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = w };
+
+    if (w->events == events)
+        return 0;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0)
+        return -errno;
+    w->events = events;
+    return 0;
+}
+
+void sto_loop_del(struct sto_loop *loop, struct sto_watch *w)
+{
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    if (w->kicked) {
+        struct sto_watch **pp = &loop->kicked;
+        while (*pp && *pp != w)
+            pp = &(*pp)->next_kicked;
+        if (*pp)
+            *pp = w->next_kicked;
+        w->kicked = false;
+    }
+}
+
+void sto_loop_kick(struct sto_loop *loop, struct sto_watch *w)
+{
+    if (w->kicked)
+        return;
+    w->kicked = true;
+    w->next_kicked = loop->kicked;
+    loop->kicked = w;
+}
+
+void sto_timer_arm(struct sto_loop *loop, struct sto_timer *t, uint64_t after_ms)
+{
+    if (t->armed)
+        sto_timer_disarm(loop, t);
+    t->due_ms = sto_now_ms() + after_ms;
+    t->armed = true;
+    t->next = loop->timers.next;
+    t->prev = &loop->timers;
+    t->next->prev = t;
+    loop->timers.next = t;
+}
+
+void sto_timer_disarm(struct sto_loop *loop, struct sto_timer *t)
+{
+    (void)loop;
+    if (!t->armed)
+        return;
+    t->prev->next = t->next;
+    t->next->prev = t->prev;
+    t->armed = false;
+}
+
+int sto_loop_post(struct sto_loop *loop, void (*fn)(void *arg), void *arg)
+{
+    struct posted *p = malloc(sizeof(*p));
+    uint64_t one = 1;
+
+    if (!p)
+        return -ENOMEM;
+    p->fn = fn;
+    p->arg = arg;
+    p->next = NULL;
+    pthread_mutex_lock(&loop->lock);
+    if (loop->posted_tail)
+        loop->posted_tail->next = p;
+    else
+        loop->posted_head = p;
+    loop->posted_tail = p;
+    pthread_mutex_unlock(&loop->lock);
+    if (write(loop->wake.fd, &one, sizeof(one)) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Milliseconds until the earliest timer, capped by `cap` (-1: no cap). */
+static int loop_timeout(struct sto_loop *loop, int cap)
+{
+    uint64_t now = sto_now_ms();
+    int best = cap;
+
+    for (struct sto_timer *t = loop->timers.next; t != &loop->timers; t = t->next) {
+        int64_t d = (int64_t)(t->due_ms - now);
+        if (d < 0)
+            d = 0;
+        if (best < 0 || d < best)
+            best = (int)d;
+    }
+    return best;
+}
+
+static void loop_run_timers(struct sto_loop *loop)
+{
+    uint64_t now = sto_now_ms();
+    struct sto_timer *t = loop->timers.next;
+
+    while (t != &loop->timers) {
+        struct sto_timer *next = t->next;
+        if ((int64_t)(t->due_ms - now) <= 0) {
+            sto_timer_disarm(loop, t);
+            t->cb(t); /* may re-arm itself or others; restart the scan to stay safe */
+            next = loop->timers.next;
+            now = sto_now_ms();
+        }
+        t = next;
+    }
+}
+
+int sto_loop_run_once(struct sto_loop *loop, int timeout_ms)
+{
+    struct epoll_event evs[LOOP_MAX_EVENTS];
+    int n;
+
+    if (loop->kicked)
+        timeout_ms = 0;
+    timeout_ms = loop_timeout(loop, timeout_ms);
+    n = epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        return -errno;
+    for (int i = 0; i < n; i++) {
+        struct sto_watch *w = evs[i].data.ptr;
+        w->cb(w, evs[i].events);
+    }
+    while (loop->kicked) {
+        struct sto_watch *w = loop->kicked;
+        loop->kicked = w->next_kicked;
+        w->kicked = false;
+        w->cb(w, 0);
+        if (w == loop->kicked) /* re-kicked itself: let epoll breathe first */
+            break;
+    }
+    loop_run_timers(loop);
+    return 0;
+}
+
+void sto_loop_run_until(struct sto_loop *loop, const bool *done)
+{
+    while (!*done && !loop->stopping)
+        sto_loop_run_once(loop, -1);
+}
+
+void sto_loop_run(struct sto_loop *loop)
+{
+    while (!loop->stopping)
+        sto_loop_run_once(loop, -1);
+}
+
+void sto_loop_stop(struct sto_loop *loop)
+{
+    uint64_t one = 1;
+
+    loop->stopping = true;
+    if (write(loop->wake.fd, &one, sizeof(one)) < 0) {
+        /* the counter is saturated: the loop is awake anyway */
+    }
+}

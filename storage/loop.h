@@ -1,0 +1,57 @@
+/*
+ * loop.h - the storage loop: one epoll thread that runs iSCSI sessions (and the NBD
+ * server), with an eventfd-woken command queue for other threads and coarse timers.
+ */
+#ifndef TOEGW_STORAGE_LOOP_H
+#define TOEGW_STORAGE_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sto_loop;
+
+/* An fd watched by the loop. Embedded in its owner; the owner outlives the registration. */
+struct sto_watch {
+    int fd;
+    uint32_t events;                                 /* registered epoll mask */
+    void (*cb)(struct sto_watch *w, uint32_t revents);
+    bool kicked;                                     /* run cb again without sleeping */
+    struct sto_watch *next_kicked;
+};
+
+/* A one-shot timer, embedded in its owner. */
+struct sto_timer {
+    uint64_t due_ms;
+    void (*cb)(struct sto_timer *t);
+    bool armed;
+    struct sto_timer *prev, *next;
+};
+
+/* Returns NULL and sets errno on failure. Caller frees with sto_loop_free. */
+struct sto_loop *sto_loop_new(void);
+void sto_loop_free(struct sto_loop *loop);
+
+int sto_loop_add(struct sto_loop *loop, struct sto_watch *w, uint32_t events);
+int sto_loop_mod(struct sto_loop *loop, struct sto_watch *w, uint32_t events);
+void sto_loop_del(struct sto_loop *loop, struct sto_watch *w);
+/* Ask for w->cb(w, 0) on the next iteration without waiting (data buffered in a transport). */
+void sto_loop_kick(struct sto_loop *loop, struct sto_watch *w);
+
+void sto_timer_arm(struct sto_loop *loop, struct sto_timer *t, uint64_t after_ms);
+void sto_timer_disarm(struct sto_loop *loop, struct sto_timer *t);
+
+/* Thread-safe: run fn(arg) on the loop thread soon. 0 or -errno. */
+int sto_loop_post(struct sto_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* One iteration: wait at most timeout_ms (-1: until an event or timer). */
+int sto_loop_run_once(struct sto_loop *loop, int timeout_ms);
+/* Iterate until *done becomes true (set from a callback on this thread). */
+void sto_loop_run_until(struct sto_loop *loop, const bool *done);
+/* Iterate until sto_loop_stop is called (from any thread). */
+void sto_loop_run(struct sto_loop *loop);
+void sto_loop_stop(struct sto_loop *loop);
+
+uint64_t sto_now_ms(void);
+uint64_t sto_now_ns(void);
+
+#endif
