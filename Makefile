@@ -13,8 +13,10 @@ LIB_SRCS := $(wildcard common/*.c) $(wildcard stacks/*.c) $(wildcard storage/*.c
             $(filter-out appliance/main.c,$(wildcard appliance/*.c))
 MAIN_SRC := appliance/main.c
 
-# The emulated TOE (toe_emu/) adds its sources and libraries here when present.
--include toe_emu/toe.mk
+# The emulated TOE (toe_emu/) adds its sources and libraries here when present
+# (TOE_MK= builds without it).
+TOE_MK ?= toe_emu/toe.mk
+-include $(TOE_MK)
 
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 MAIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC))

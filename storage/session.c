@@ -136,6 +136,7 @@ struct isc_session {
     /* receive */
     uint8_t *rbuf;
     size_t rstart, rend;
+    bool rx_drained;                /* the last read came back short: no more for now */
     enum rx_state rx;
     uint8_t rhdr[ISC_BHS_LEN + AHS_MAX + ISC_DIGEST_LEN];
     size_t rgot, rneed;
@@ -1796,17 +1797,29 @@ static ssize_t rx_take(struct isc_session *s, uint8_t *dst, size_t want, bool *e
             continue;
         }
         s->rstart = s->rend = 0;
+        /*
+         * A short read means the socket is drained: skip the read that would only say
+         * EAGAIN (the level-triggered poll wakes us when more arrives). A transport that
+         * buffers internally says so through pending().
+         */
+        if (s->rx_drained && !s->conn->ops->pending(s->conn))
+            break;
         ssize_t r;
+        size_t asked;
         if (want - moved >= DIRECT_READ_MIN) {
-            r = stk_conn_read(s->conn, dst + moved, want - moved);
+            asked = want - moved;
+            r = stk_conn_read(s->conn, dst + moved, asked);
             if (r > 0) {
                 moved += (size_t)r;
+                s->rx_drained = (size_t)r < asked;
                 continue;
             }
         } else {
-            r = stk_conn_read(s->conn, s->rbuf, RBUF_SIZE);
+            asked = RBUF_SIZE;
+            r = stk_conn_read(s->conn, s->rbuf, asked);
             if (r > 0) {
                 s->rend = (size_t)r;
+                s->rx_drained = (size_t)r < asked;
                 continue;
             }
         }
@@ -1872,6 +1885,7 @@ static void rx_process(struct isc_session *s)
     ssize_t n = 0;
 
     s->in_rx = true;
+    s->rx_drained = false;
     while (s->conn && budget) {
         if (s->rx == RX_HDR) {
             if (s->rgot < ISC_BHS_LEN)
