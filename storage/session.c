@@ -1798,11 +1798,12 @@ static ssize_t rx_take(struct isc_session *s, uint8_t *dst, size_t want, bool *e
         }
         s->rstart = s->rend = 0;
         /*
-         * A short read means the socket is drained: skip the read that would only say
-         * EAGAIN (the level-triggered poll wakes us when more arrives). A transport that
-         * buffers internally says so through pending().
+         * On a kernel socket a short read means it is drained: skip the read that would
+         * only say EAGAIN (the level-triggered poll wakes us when more arrives). A TOE
+         * conn signals its eventfd only after a read has returned EAGAIN, so it is always
+         * read until then.
          */
-        if (s->rx_drained && !s->conn->ops->pending(s->conn))
+        if (s->rx_drained && s->conn->stack == STK_STACK_HOST)
             break;
         ssize_t r;
         size_t asked;
