@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The command line of the client commands: bad usage exits 2 with a one-line message,
+# `--stack toe` fails cleanly and says why (the TOE is not there yet), `--stack auto` falls
+# back to the host stack, and `toegw version` works.
+# shellcheck source=lib/harness.sh
+. "$(dirname "$0")/lib/harness.sh"
+h_begin "$@"
+
+h_tgtd_start
+h_target_new 1 iqn.2024-01.org.example.toegw:cli
+h_lun_file 1 1 8M 512
+
+h_need_toegw
+
+URL=$(h_url 1 1)
+
+# Bad usage: exit 2, one line on stderr.
+h_run "$TOEGW" no-such-command
+h_expect_error cli.unknown_command 2
+h_run "$TOEGW" read
+h_expect_error cli.read_without_url 2
+h_run "$TOEGW" luns
+h_expect_error cli.luns_without_url 2
+h_run "$TOEGW" read "http://$H_PORTAL/x/1"
+h_expect_error cli.read_not_an_iscsi_url 2
+h_run "$TOEGW" read "iscsi://$H_PORTAL/${H_IQN[1]}"
+h_expect_error cli.read_url_without_lun 2
+h_run "$TOEGW" read "$URL" --offset twelve
+h_expect_error cli.read_bad_offset 2
+h_run "$TOEGW" read "$URL" --stack sideways
+h_expect_error cli.bad_stack_value 2
+h_run "$TOEGW" read "$URL" --no-such-option
+h_expect_error cli.unknown_option 2
+
+# --stack toe: no TOE yet - non-zero, one line, and the message names the TOE.
+names_toe() {
+    grep -qiE 'toe|offload' "$H_ERR"
+}
+for cmd in discover luns read write perf; do
+    case $cmd in
+        discover) args=("$H_PORTAL") ;;
+        luns) args=("$(h_target_url 1)") ;;
+        perf) args=("$URL" -t 1) ;;
+        *) args=("$URL") ;;
+    esac
+    h_run "$TOEGW" "$cmd" "${args[@]}" --stack toe </dev/null
+    if [ "$H_RC" -eq 0 ]; then
+        h_fail "cli.${cmd}_stack_toe_fails" "exit 0 with --stack toe; expected a clear error"
+    elif ! h_stderr_oneline; then
+        h_fail "cli.${cmd}_stack_toe_fails" "expected one line on stderr, got: $(h__oneline "$(head -c 300 "$H_ERR")")"
+    elif ! names_toe; then
+        h_fail "cli.${cmd}_stack_toe_fails" "the message does not mention the TOE: $(h__oneline "$(cat "$H_ERR")")"
+    else
+        h_pass "cli.${cmd}_stack_toe_fails"
+        h_log "cli.${cmd}_stack_toe_fails: $(cat "$H_ERR")"
+    fi
+done
+
+# --stack auto (the default) falls back to the host stack.
+h_run "$TOEGW" discover "$H_PORTAL" --stack auto
+h_expect_ok cli.discover_stack_auto_falls_back
+h_run "$TOEGW" discover "$H_PORTAL"
+h_expect_ok cli.discover_default_stack
+
+# version.
+h_run "$TOEGW" version
+if h_expect_ok cli.version; then
+    h_check cli.version_names_toegw "output: $(h__oneline "$(head -c 200 "$H_OUT")")" \
+        grep -q toegw "$H_OUT"
+fi
+
+h_end
