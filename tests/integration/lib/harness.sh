@@ -123,6 +123,12 @@ h_end() {
     exit 0
 }
 
+# For scripts that report their own way (bench/, scripts/demo): the EXIT trap then cleans up
+# without calling the run incomplete.
+h_done() {
+    H_ENDED=1
+}
+
 # --- requirements -------------------------------------------------------------------------
 
 h_need() {
