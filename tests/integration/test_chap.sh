@@ -117,4 +117,19 @@ h_expect_error chap.mutual_wrong_target_name_refused 1 "${SECRETS[@]}"
 h_run "$TOEGW" luns "$(h_target_url 3 "$MQ" "$U2%$WRONG")" --stack host
 h_expect_error chap.mutual_wrong_initiator_secret_refused 1 "${SECRETS[@]}"
 
+# Errors that are not about authentication must not echo the URL's secrets either.
+h_run "$TOEGW" luns "iscsi://$U1%$S1@$H_HOST:3261/$ONEWAY" --stack host
+h_expect_error chap.unreachable_portal_no_leak 1 "${SECRETS[@]}"
+h_run "$TOEGW" read "iscsi://$U1%$S1@$H_PORTAL/$ONEWAY" --stack host
+h_expect_error chap.url_without_lun_no_leak 2 "${SECRETS[@]}"
+h_run "$TOEGW" read "iscsi://$U1%$S1@$H_PORTAL/$ONEWAY/1?target_user=$TU&target_password=$TS&bogus_key=1" \
+    --length 512 --stack host
+if [ "$H_RC" -eq 0 ]; then
+    h_check chap.unknown_url_key_no_leak "a secret appears in the output" h_no_leak "${SECRETS[@]}"
+else
+    h_expect_error chap.unknown_url_key_no_leak "1 2" "${SECRETS[@]}"
+fi
+h_run "$TOEGW" read "$(h_url 2 9 '' "$U1%$S1")" --length 512 --stack host
+h_expect_error chap.missing_lun_no_leak 1 "${SECRETS[@]}"
+
 h_end

@@ -227,10 +227,16 @@ h__cleanup() {
     local rc=$? pid
     trap - EXIT TERM INT HUP
     if [ -z "${H_ENDED:-}" ]; then
-        printf 'FAIL %s: test aborted with status %s before it finished\n' "$H_TEST" "$rc"
+        if [ "$rc" -gt 128 ]; then
+            printf 'FAIL %s: interrupted by signal %s before it finished\n' "$H_TEST" \
+                "$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+        else
+            printf 'FAIL %s: test aborted with status %s before it finished\n' "$H_TEST" "$rc"
+        fi
         H_NFAIL=$((H_NFAIL + 1))
         rc=1
     fi
+    [ -n "$H_RUN_PID" ] && h__kill_pid "$H_RUN_PID"
     for pid in "${H_BG_PIDS[@]}"; do
         h__kill_pid "$pid"
     done
@@ -249,12 +255,20 @@ h__cleanup() {
 
 # h_run CMD... - runs CMD under a timeout; stdout in file $H_OUT, stderr in $H_ERR, status in
 # $H_RC. stdin is the caller's (redirect the call: h_run "$TOEGW" write URL <file).
+# CMD runs as a background job that the shell waits for: `wait` returns as soon as a signal
+# arrives (a foreground command would delay the trap until it ends), and the EXIT trap then
+# stops the job; `timeout` gives CMD a process group of its own, so a timeout ends CMD's
+# children as well. `<&0` keeps the caller's stdin (a background job would get /dev/null).
+H_RUN_PID=
 h_run() {
     H_SEQ=$((H_SEQ + 1))
     H_OUT=$H_TMP/cmd$H_SEQ.out
     H_ERR=$H_TMP/cmd$H_SEQ.err
-    timeout -k 5 "$H_CMD_TIMEOUT" "$@" >"$H_OUT" 2>"$H_ERR"
+    timeout -k 5 "$H_CMD_TIMEOUT" "$@" <&0 >"$H_OUT" 2>"$H_ERR" &
+    H_RUN_PID=$!
+    wait "$H_RUN_PID"
     H_RC=$?
+    H_RUN_PID=
     if [ "$H_RC" -eq 124 ] || [ "$H_RC" -eq 137 ]; then
         printf '# timed out after %ss: %s\n' "$H_CMD_TIMEOUT" "$(h__oneline "$*")"
     fi
