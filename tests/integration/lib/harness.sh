@@ -197,6 +197,7 @@ h_begin() {
 # Optional: a veth pair inside the namespace with documentation addresses (192.0.2.0/24).
 # h_netns_add_veth NAME ADDR/PREFIX PEER PEER_ADDR/PREFIX
 h_netns_add_veth() {
+    h__require_netns
     case "$2$4" in
         *192.0.2.*192.0.2.*) ;;
         *) h_fail "$H_TEST.veth" "only 192.0.2.0/24 addresses may be used"; return 1 ;;
@@ -204,6 +205,16 @@ h_netns_add_veth() {
     ip link add "$1" type veth peer name "$3" &&
         ip addr add "$2" dev "$1" && ip addr add "$4" dev "$3" &&
         ip link set "$1" up && ip link set "$3" up
+}
+
+# Everything that listens or captures calls this first: never outside the test's namespace.
+h__require_netns() {
+    if [ "${H_NETNS_CHILD:-}" != 1 ] || [ -z "$H_TMP" ] ||
+        [ "$(readlink /proc/self/ns/net)" = "${H_PARENT_NETNS:-}" ]; then
+        printf 'FAIL %s: %s called outside the private network namespace (call h_begin first)\n' \
+            "$H_TEST" "${FUNCNAME[1]}"
+        exit 1
+    fi
 }
 
 h_bg_register() {
@@ -368,6 +379,7 @@ h__listening() {
 # h_tgtd_start - tgtd in the namespace, listening on $H_TGTD_PORTAL (default $H_PORTAL,
 # 127.0.0.1:3260), on its own control port (retried when another tgtd holds that port).
 h_tgtd_start() {
+    h__require_netns
     h_need tgtd tgtadm ss timeout
     local portal=${H_TGTD_PORTAL:-$H_PORTAL} try
     for try in 1 2 3 4 5 6 7 8; do
@@ -492,6 +504,7 @@ H_CAP_PID=
 
 # h_capture_start FILE - capture the iSCSI port on lo into FILE (pcapng).
 h_capture_start() {
+    h__require_netns
     dumpcap -q -i lo -f "tcp port $H_PORT" -B 64 -w "$1" >"$1.log" 2>&1 </dev/null &
     H_CAP_PID=$!
     h_bg_register "$H_CAP_PID"
