@@ -52,7 +52,7 @@ int scsi_cdb_report_luns(uint8_t *cdb, uint32_t alloc)
 static int cdb_rw(uint8_t *cdb, uint8_t op10, uint8_t op16, uint64_t lba, uint32_t blocks,
                   bool fua)
 {
-    if (lba + blocks <= 0xffffffffull && blocks <= 0xffff) {
+    if (blocks <= 0xffff && lba <= 0xffffffffull - blocks) {
         memset(cdb, 0, 10);
         cdb[0] = op10;
         cdb[1] = fua ? 0x08 : 0;
@@ -318,9 +318,14 @@ int scsi_parse_serial(const uint8_t *buf, size_t len, char *out, size_t cap)
     n = isc_get16(buf, 2);
     if (n > len - 4)
         n = len - 4;
+    /* SPC-4 serials are right-aligned: drop the padding in front too */
+    size_t skip = 0;
+    while (skip < n && buf[4 + skip] == ' ')
+        skip++;
+    n -= skip;
     if (n > cap - 1)
         n = cap - 1;
-    copy_ascii(out, buf + 4, n);
+    copy_ascii(out, buf + 4 + skip, n);
     return 0;
 }
 

@@ -108,6 +108,8 @@ struct isc_session {
     int redirects;
     isc_done_cb login_cb;
     void *login_arg;
+    isc_event_cb failure_cb;
+    void *failure_arg;
     struct sto_timer login_timer;
 
     /* discovery */
@@ -310,6 +312,12 @@ void isc_session_free(struct isc_session *s)
     free(s);
 }
 
+void isc_session_set_failure_cb(struct isc_session *s, isc_event_cb cb, void *arg)
+{
+    s->failure_cb = cb;
+    s->failure_arg = arg;
+}
+
 const char *isc_session_error(const struct isc_session *s) { return s->err; }
 enum isc_session_state isc_session_state(const struct isc_session *s) { return s->state; }
 const struct isc_params *isc_session_params(const struct isc_session *s) { return &s->params; }
@@ -421,6 +429,7 @@ static void session_fail(struct isc_session *s, int err, const char *fmt, ...)
     va_end(ap);
     log_info("iscsi", "session to %s: %s", s->cfg.target_name ? s->cfg.target_name
                                                               : "discovery", s->err);
+    bool was_up = in_ffp(s);
     s->state = ISC_STATE_FAILED;
     sto_timer_disarm(s->loop, &s->nop_timer);
     conn_close(s, true);
@@ -428,6 +437,9 @@ static void session_fail(struct isc_session *s, int err, const char *fmt, ...)
     s->rx = RX_HDR;
     s->rgot = 0;
     s->rstart = s->rend = 0;
+    s->logout_wanted = false;
+    if (was_up && s->failure_cb)
+        s->failure_cb(s, s->failure_arg);
     fail_all_tasks(s, err);
     s->logout_cb = NULL;
     s->disc_cb = NULL;
@@ -1160,6 +1172,11 @@ static void handle_login_rsp(struct isc_session *s, const uint8_t *h, const uint
         if (nsg == ISC_STAGE_FFP) {
             /* the target skipped the operational stage: RFC defaults apply */
             s->tsih = isc_get16(h, ISC_OFF_TSIH);
+            if (!s->cfg.discovery && s->tsih == 0) {
+                session_fail(s, -EPROTO, "target completed the login without a session "
+                                         "handle");
+                goto out;
+            }
             login_done(s);
             goto out;
         }

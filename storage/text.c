@@ -242,8 +242,13 @@ static int parse_num(const struct isc_key_def *k, const char *s, uint32_t *out, 
     if (!*s || *s == '-' || *s == '+')
         goto bad;
     errno = 0;
-    /* RFC 7143 §6.1: numbers may be decimal or 0x-prefixed hex */
-    v = strtoull(s, &end, 0);
+    /* RFC 7143 §6.1: decimal without leading zeroes, or 0x-prefixed hex; never octal */
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        v = strtoull(s + 2, &end, 16);
+    else if (s[0] == '0' && s[1])
+        goto bad;
+    else
+        v = strtoull(s, &end, 10);
     if (errno || *end)
         goto bad;
     if (v < k->min || v > k->max) {
@@ -323,17 +328,21 @@ int isc_negotiate_answer(const struct isc_key_def *k, const char *offered, const
     uint32_t ours, theirs;
     int ret;
 
+    if (!strcmp(answer, "Irrelevant") && k->kind != ISC_KEY_DIGEST) {
+        /* the key does not apply here: its RFC default stands */
+        struct isc_params def;
+        isc_params_defaults(&def);
+        *result = isc_params_get(&def, k);
+        return 0;
+    }
     if (!strcmp(answer, "Reject") || !strcmp(answer, "NotUnderstood") ||
         !strcmp(answer, "Irrelevant")) {
-        if (k->kind == ISC_KEY_DIGEST && strcmp(offered, "None") != 0) {
-            snprintf(err, errlen, "target answered %s=%s to %s", k->name, answer, offered);
-            return -EPROTO;
-        }
-        /* the RFC default applies; for digests that is None */
-        ret = parse_value(k, offered, result, err, errlen);
-        if (k->kind == ISC_KEY_DIGEST)
+        if (k->kind == ISC_KEY_DIGEST && !strcmp(offered, "None")) {
             *result = 0;
-        return ret;
+            return 0;
+        }
+        snprintf(err, errlen, "target answered %s=%s to %s", k->name, answer, offered);
+        return -EPROTO;
     }
     if (k->kind == ISC_KEY_DIGEST) {
         if (!list_has(offered, answer)) {

@@ -102,14 +102,17 @@ int isc_url_parse(const char *s, struct isc_url *out, char *err, size_t errlen)
         return -EINVAL;
     }
     p = s + 8;
-    end = p + strlen(p);
-    q = strchr(p, '?');
-    if (q)
-        end = q;
-    slash = memchr(p, '/', (size_t)(end - p));
-    at = memchr(p, '@', (size_t)((slash ? slash : end) - p));
+    /*
+     * The user info ends at the first '@' with no '/' before it; it is taken off before
+     * the query is looked for, so a secret may hold '?' or '&'.
+     */
+    slash = strchr(p, '/');
+    at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
     if (at) {
+        /* libiscsi's separator is '%'; without one, "user:secret" is accepted too */
         const char *pct = memchr(p, '%', (size_t)(at - p));
+        if (!pct)
+            pct = memchr(p, ':', (size_t)(at - p));
         if (pct) {
             out->user = dupn(p, (size_t)(pct - p));
             out->secret = dupn(pct + 1, (size_t)(at - pct - 1));
@@ -126,6 +129,11 @@ int isc_url_parse(const char *s, struct isc_url *out, char *err, size_t errlen)
         }
         p = at + 1;
     }
+    end = p + strlen(p);
+    q = strchr(p, '?');
+    if (q)
+        end = q;
+    slash = memchr(p, '/', (size_t)(end - p));
     out->portal = dupn(p, (size_t)((slash ? slash : end) - p));
     if (!out->portal || !*out->portal) {
         snprintf(err, errlen, "url has no host");
