@@ -83,6 +83,14 @@ int isc_session_login(struct isc_session *s, isc_done_cb cb, void *arg);
 /* Log out (after in-flight commands finish); cb(err) once the connection is closed. */
 int isc_session_logout(struct isc_session *s, isc_done_cb cb, void *arg);
 
+/*
+ * Told once when a session that was logged in (or logging out) fails: the connection is
+ * already closed, commands in flight are failed right after this returns. Runs on the loop
+ * thread; it must not free the session (arm a timer to act later).
+ */
+typedef void (*isc_event_cb)(struct isc_session *s, void *arg);
+void isc_session_set_failure_cb(struct isc_session *s, isc_event_cb cb, void *arg);
+
 /* The last error message of the session ("" when none). Borrowed. */
 const char *isc_session_error(const struct isc_session *s);
 enum isc_session_state isc_session_state(const struct isc_session *s);

@@ -1,0 +1,37 @@
+/*
+ * api.h - the REST API (contract §3) and the dashboard, on libmicrohttpd + jansson.
+ *
+ * API threads (libmicrohttpd's) never touch the storage loop's objects: they call the
+ * manager's sto_mgr_* functions (posted commands with timeouts) and the broker's and the
+ * TOE's thread-safe functions.
+ */
+#ifndef TOEGW_API_API_H
+#define TOEGW_API_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sto_mgr;
+struct stk_broker;
+struct toe_dev;
+struct api_server;
+
+struct api_config {
+    const char *listen;        /* "host:port" or "unix:/path" */
+    const char *token;         /* the bearer token every /api/v1 request must carry */
+    struct sto_mgr *mgr;       /* borrowed */
+    struct stk_broker *broker; /* borrowed */
+    struct toe_dev *toe;       /* borrowed; NULL with --no-toe */
+    const char *nbd_host;      /* for volume export URIs: nbd://HOST:PORT/ID */
+    uint16_t nbd_port;
+    const char *state_dir;     /* where capture files go */
+};
+
+/* Start serving. NULL on failure with the reason in err. Caller stops with api_server_stop. */
+struct api_server *api_server_start(const struct api_config *cfg, char *err, size_t errlen);
+/* Mark ready (/readyz 200) or not (503: starting, shutting down). */
+void api_server_set_ready(struct api_server *s, int ready);
+/* Stop accepting, finish in-flight requests, free. */
+void api_server_stop(struct api_server *s);
+
+#endif
