@@ -1,0 +1,780 @@
+/*
+ * conn.c - the hardware-driver interface: TCP connections on the adapter, seen by the
+ * storage loop as struct stk_conn (stacks/transport.h).
+ *
+ * Per connection: a receive ring the firmware fills from lwIP's recv callback, a send ring
+ * the consumer fills and lwIP sends from in place (no-copy tcp_write; ring space is freed
+ * only once the peer acknowledged it and lwIP let go of the segment), and an eventfd.
+ *
+ * Flow control is TCP's own: tcp_recved is called only for bytes the consumer has taken
+ * out of the receive ring, so the advertised window is the ring's free space and the peer
+ * stops when the consumer does. The ring is as large as TCP_WND, so lwIP can never hand us
+ * more than fits; if it ever did, recv returns ERR_MEM and lwIP keeps the data.
+ *
+ * Doorbells: a consumer that produced data or freed receive space puts the conn on the
+ * device's kick list (once until served) and wakes the firmware only if it sleeps. The
+ * firmware signals the eventfd only when the consumer said it waits (read or writev
+ * returned -EAGAIN), or on a state change. Both sides avoid a syscall per operation.
+ */
+#include "toe_emu/toe_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lwip/priv/tcp_priv.h"
+
+/* Tell lwIP about consumed receive space once this much accumulated (or the ring is empty). */
+#define RX_REPORT_BYTES (TOE_RX_RING_BYTES / 4)
+
+static const struct stk_conn_ops toe_conn_ops;
+
+static struct toe_conn *impl(struct stk_conn *sc)
+{
+    return sc->impl;
+}
+
+/* ---- consumer side ------------------------------------------------------------------ */
+
+/* Ask the firmware to look at `c`. The consumer must not touch `c` after a close kick. */
+static void conn_kick(struct toe_conn *c)
+{
+    struct toe_dev *dev = c->dev;
+
+    if (atomic_exchange(&c->kicked, 1))
+        return;
+    struct toe_conn *head = atomic_load(&dev->kick_head);
+    do {
+        c->kick_next = head;
+    } while (!atomic_compare_exchange_weak(&dev->kick_head, &head, c));
+    toe_dev_wake(dev);
+}
+
+static void drain_fd(int fd)
+{
+    uint64_t v;
+
+    if (read(fd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing was signalled */
+    }
+}
+
+/* After the consumer took bytes out of rx: let lwIP reopen the window when it matters. */
+static void rx_consumed(struct toe_conn *c)
+{
+    uint64_t tail = toe_ring_tail(&c->rx);
+    uint64_t rep = c->rx_reported;
+
+    if (tail - rep >= RX_REPORT_BYTES || (tail != rep && toe_ring_used(&c->rx) == 0))
+        conn_kick(c);
+}
+
+static ssize_t conn_read(struct stk_conn *sc, void *buf, size_t len)
+{
+    struct toe_conn *c = impl(sc);
+
+    if (len == 0)
+        return 0;
+    for (int pass = 0;; pass++) {
+        /* Flags first: data published before them is then visible in the ring. */
+        bool eof = atomic_load_explicit(&c->eof, memory_order_acquire);
+        int err = atomic_load_explicit(&c->err, memory_order_acquire);
+        size_t n = toe_ring_read(&c->rx, buf, len);
+
+        if (n) {
+            sc->bytes_in += n;
+            rx_consumed(c);
+            return (ssize_t)n;
+        }
+        if (eof)
+            return 0;
+        if (err)
+            return err;
+        if (pass)
+            return -EAGAIN;
+        drain_fd(sc->fd);
+        atomic_store(&c->rx_armed, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+}
+
+static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iovcnt)
+{
+    struct toe_conn *c = impl(sc);
+    size_t total = 0;
+
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    for (int pass = 0;; pass++) {
+        int err = atomic_load_explicit(&c->err, memory_order_acquire);
+
+        if (err)
+            return err;
+        if (atomic_load(&c->req) & (TOE_REQ_SHUTDOWN | TOE_REQ_CLOSE))
+            return -EPIPE;
+        if (total == 0)
+            return 0;
+
+        size_t n = toe_ring_writev(&c->tx, iov, iovcnt);
+        if (n) {
+            sc->bytes_out += n;
+            conn_kick(c);
+            return (ssize_t)n;
+        }
+        if (pass)
+            return -EAGAIN;
+        drain_fd(sc->fd);
+        atomic_store(&c->tx_armed, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+}
+
+static int conn_connect_result(struct stk_conn *sc)
+{
+    struct toe_conn *c = impl(sc);
+
+    switch (atomic_load_explicit(&c->state, memory_order_acquire)) {
+    case TOE_CS_CONNECTING:
+        return -EINPROGRESS;
+    case TOE_CS_ESTABLISHED:
+        return 0;
+    default:
+        return atomic_load(&c->err);
+    }
+}
+
+static uint32_t conn_events(struct stk_conn *sc, bool want_read, bool want_write)
+{
+    (void)sc;
+    (void)want_read;
+    (void)want_write;
+    return EPOLLIN;
+}
+
+static bool conn_pending(struct stk_conn *sc)
+{
+    return toe_ring_used(&impl(sc)->rx) > 0;
+}
+
+static int conn_shutdown(struct stk_conn *sc)
+{
+    struct toe_conn *c = impl(sc);
+    int err = atomic_load(&c->err);
+
+    if (err)
+        return err == -ENETDOWN ? err : -ENOTCONN;
+    atomic_fetch_or(&c->req, TOE_REQ_SHUTDOWN);
+    conn_kick(c);
+    return 0;
+}
+
+static void conn_release_memory(struct toe_conn *c)
+{
+    toe_ring_fini(&c->rx);
+    toe_ring_fini(&c->tx);
+    pthread_mutex_destroy(&c->sig_lock);
+    free(c);
+}
+
+static void conn_close(struct stk_conn *sc, bool abort)
+{
+    struct toe_conn *c = impl(sc);
+    bool orphan;
+
+    pthread_mutex_lock(&c->sig_lock);
+    c->user_closed = true;
+    orphan = c->dev == NULL;
+    pthread_mutex_unlock(&c->sig_lock);
+    close(sc->fd);
+    sc->fd = -1;
+    if (orphan) {
+        /* The adapter is gone (toe_dev_free); nobody else references `c`. */
+        conn_release_memory(c);
+        return;
+    }
+    atomic_fetch_or(&c->req, TOE_REQ_CLOSE | (abort ? TOE_REQ_ABORT : 0));
+    conn_kick(c);
+}
+
+static const struct stk_conn_ops toe_conn_ops = {
+    .read = conn_read,
+    .writev = conn_writev,
+    .connect_result = conn_connect_result,
+    .events = conn_events,
+    .pending = conn_pending,
+    .shutdown = conn_shutdown,
+    .close = conn_close,
+};
+
+bool toe_conn_is_toe(const struct stk_conn *c)
+{
+    return c && c->ops == &toe_conn_ops;
+}
+
+uint32_t toe_conn_events(const struct stk_conn *sc)
+{
+    struct toe_conn *c = sc->impl;
+    uint32_t ev = 0;
+    int st = atomic_load_explicit(&c->state, memory_order_acquire);
+    bool eof = atomic_load_explicit(&c->eof, memory_order_acquire);
+    size_t used = toe_ring_used(&c->rx);
+
+    if (st == TOE_CS_ESTABLISHED || atomic_load(&c->reset))
+        ev |= TOE_EV_CONNECTED;
+    if (used)
+        ev |= TOE_EV_READABLE;
+    if (st == TOE_CS_ESTABLISHED && toe_ring_space(&c->tx) > 0)
+        ev |= TOE_EV_WRITABLE;
+    if (eof && !used)
+        ev |= TOE_EV_CLOSED;
+    if (atomic_load(&c->reset))
+        ev |= TOE_EV_RESET;
+    if (st == TOE_CS_FAILED)
+        ev |= TOE_EV_ERROR;
+    return ev;
+}
+
+int toe_conn_error(const struct stk_conn *sc)
+{
+    struct toe_conn *c = sc->impl;
+
+    return atomic_load(&c->err);
+}
+
+/* ---- firmware side ------------------------------------------------------------------ */
+
+static void conn_signal(struct toe_conn *c)
+{
+    static const uint64_t one = 1;
+
+    pthread_mutex_lock(&c->sig_lock);
+    if (!c->user_closed && write(c->stk.fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, the fd is readable anyway */
+    }
+    pthread_mutex_unlock(&c->sig_lock);
+}
+
+static void notify(struct toe_conn *c, _Atomic int *armed)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(armed, memory_order_relaxed) && atomic_exchange(armed, 0))
+        conn_signal(c);
+}
+
+/*
+ * Free a conn whose consumer is gone and whose pcb lwIP no longer has. A conn still on the
+ * kick list is freed when the list reaches it (freeing it now would leave a dangling entry).
+ */
+void toe_conn_free(struct toe_conn *c)
+{
+    struct toe_dev *dev = c->dev;
+
+    if (atomic_load(&c->kicked)) {
+        c->free_pending = true;
+        return;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (dev->conns == c)
+        dev->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    conn_release_memory(c);
+    atomic_fetch_sub(&dev->nconns, 1);
+}
+
+/* The connection failed (pcb already gone or detached): tell the consumer. */
+static void conn_fail(struct toe_conn *c, int err, bool reset)
+{
+    struct toe_dev *dev = c->dev;
+
+    c->pcb = NULL;
+    if (c->was_established)
+        dev->cnt.conns_reset++;
+    else
+        dev->cnt.conns_failed++;
+    atomic_store(&c->reset, reset);
+    atomic_store_explicit(&c->err, err, memory_order_release);
+    atomic_store_explicit(&c->state, TOE_CS_FAILED, memory_order_release);
+    atomic_store(&c->rx_armed, 0);
+    atomic_store(&c->tx_armed, 0);
+    conn_signal(c);
+}
+
+static void detach_pcb(struct tcp_pcb *pcb)
+{
+    tcp_arg(pcb, NULL);
+    tcp_recv(pcb, NULL);
+    tcp_sent(pcb, NULL);
+    tcp_err(pcb, NULL);
+    tcp_poll(pcb, NULL, 0);
+}
+
+static void attach_pcb(struct tcp_pcb *pcb, struct toe_conn *c);
+
+/* Abort the pcb without calling our err callback. */
+static void abort_pcb(struct toe_conn *c)
+{
+    struct tcp_pcb *pcb = c->pcb;
+
+    if (!pcb)
+        return;
+    c->pcb = NULL;
+    detach_pcb(pcb);
+    tcp_abort(pcb);
+}
+
+/* Free tx ring space up to the first byte a queued segment still references. */
+static void tx_reclaim(struct toe_conn *c)
+{
+    struct tcp_pcb *pcb = c->pcb;
+    uint32_t behind = 0;
+    const struct tcp_seg *segs[2] = { pcb->unacked, pcb->unsent };
+
+    for (int i = 0; i < 2; i++) {
+        if (!segs[i])
+            continue;
+        uint32_t b = pcb->snd_lbb - lwip_ntohl(segs[i]->tcphdr->seqno);
+
+        if (b > behind)
+            behind = b;
+    }
+    if (c->fin_queued && behind)
+        behind--;                  /* the FIN occupies a sequence number, no ring byte */
+
+    uint64_t keep = c->tx_queued - behind;
+    uint64_t tail = toe_ring_tail(&c->tx);
+    if (keep > tail) {
+        toe_ring_release(&c->tx, (size_t)(keep - tail));
+        notify(c, &c->tx_armed);
+    }
+}
+
+/* Hand everything the consumer put in the tx ring to lwIP, as far as lwIP takes it. */
+static void tx_pump(struct toe_conn *c)
+{
+    struct tcp_pcb *pcb = c->pcb;
+    uint64_t head;
+    bool wrote = false;
+
+    if (!pcb || c->fin_queued || atomic_load(&c->state) != TOE_CS_ESTABLISHED)
+        return;
+    head = toe_ring_head(&c->tx);
+    while (c->tx_queued < head) {
+        size_t contig, n = (size_t)(head - c->tx_queued);
+        size_t room = tcp_sndbuf(pcb);
+        const uint8_t *p = toe_ring_ptr(&c->tx, c->tx_queued, &contig);
+
+        if (room == 0 || tcp_sndqueuelen(pcb) >= TCP_SND_QUEUELEN - 8)
+            break;
+        if (n > contig)
+            n = contig;
+        if (n > room)
+            n = room;
+        if (n > 0xffff)
+            n = 0xffff;
+        u8_t flags = c->tx_queued + n < head ? TCP_WRITE_FLAG_MORE : 0;
+        err_t e = tcp_write(pcb, p, (u16_t)n, flags);
+        if (e == ERR_MEM)
+            break;
+        if (e != ERR_OK) {
+            c->pump_err = true;    /* acted on outside lwIP's callbacks */
+            conn_kick(c);
+            return;
+        }
+        c->tx_queued += n;
+        wrote = true;
+    }
+    if (wrote)
+        tcp_output(pcb);
+}
+
+/* Give lwIP back the receive window the consumer freed. */
+static void rx_report(struct toe_conn *c)
+{
+    uint64_t tail = toe_ring_tail(&c->rx);
+
+    while (c->pcb && c->rx_reported < tail) {
+        uint64_t n = tail - c->rx_reported;
+
+        if (n > 0xffff)
+            n = 0xffff;
+        tcp_recved(c->pcb, (u16_t)n);
+        c->rx_reported += n;
+    }
+}
+
+/*
+ * Move the connection forward: window, refused data, sending, FIN, final release. Runs from
+ * the kick list only, never inside an lwIP callback (it may abort or close the pcb).
+ */
+static void conn_progress(struct toe_conn *c)
+{
+    unsigned req = atomic_load(&c->req);
+
+    if (req & TOE_REQ_CLOSE)
+        c->close_seen = true;
+    if (!c->pcb) {
+        if (c->close_seen || c->free_pending)
+            toe_conn_free(c);
+        return;
+    }
+    if (c->pump_err) {
+        abort_pcb(c);
+        conn_fail(c, -EIO, false);
+        if (c->close_seen)
+            toe_conn_free(c);
+        return;
+    }
+    if ((req & TOE_REQ_ABORT) ||
+        (c->close_seen && atomic_load(&c->state) == TOE_CS_CONNECTING) ||
+        (c->close_seen && (toe_ring_used(&c->rx) > 0 || c->pcb->refused_data))) {
+        /* Abort, or closed with unread data: reset, as a host socket does. */
+        abort_pcb(c);
+        toe_conn_free(c);
+        return;
+    }
+    rx_report(c);
+    if (c->pcb->refused_data && tcp_process_refused_data(c->pcb) == ERR_ABRT)
+        return;
+    if (!c->pcb)
+        return;
+    tx_pump(c);
+    if (!c->pcb || atomic_load(&c->state) != TOE_CS_ESTABLISHED)
+        return;
+    if ((req & (TOE_REQ_SHUTDOWN | TOE_REQ_CLOSE)) && c->tx_queued == toe_ring_head(&c->tx)) {
+        if (!c->fin_queued) {
+            if (tcp_shutdown(c->pcb, 0, 1) != ERR_OK)
+                return;            /* out of memory: the poll callback retries */
+            c->fin_queued = true;
+        }
+        if (c->close_seen && toe_ring_tail(&c->tx) == c->tx_queued) {
+            /* Everything acknowledged: lwIP finishes the close on its own. */
+            struct tcp_pcb *pcb = c->pcb;
+
+            detach_pcb(pcb);
+            if (tcp_close(pcb) != ERR_OK) {
+                attach_pcb(pcb, c);
+                return;
+            }
+            c->pcb = NULL;
+            toe_conn_free(c);
+        }
+    }
+}
+
+/* From a callback: have conn_progress run soon, outside lwIP. */
+static void conn_defer(struct toe_conn *c)
+{
+    conn_kick(c);
+}
+
+void toe_conn_service(struct toe_conn *c)
+{
+    conn_progress(c);
+}
+
+static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+    struct toe_conn *c = arg;
+
+    (void)err;
+    if (!c || c->close_seen) {
+        if (p) {
+            tcp_recved(pcb, p->tot_len);
+            pbuf_free(p);
+        }
+        return ERR_OK;
+    }
+    if (!p) {
+        atomic_store_explicit(&c->eof, true, memory_order_release);
+        atomic_store(&c->rx_armed, 0);
+        conn_signal(c);
+        return ERR_OK;
+    }
+    if (p->tot_len > toe_ring_space(&c->rx))
+        return ERR_MEM;            /* lwIP keeps it; conn_progress hands it back */
+
+    uint64_t at = toe_ring_head(&c->rx);
+    for (struct pbuf *q = p; q; q = q->next) {
+        toe_ring_copy_in(&c->rx, at, q->payload, q->len);
+        at += q->len;
+    }
+    toe_ring_publish(&c->rx, p->tot_len);
+    c->bytes_in += p->tot_len;
+    pbuf_free(p);
+    notify(c, &c->rx_armed);
+    return ERR_OK;
+}
+
+static err_t sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+    struct toe_conn *c = arg;
+
+    (void)pcb;
+    if (!c)
+        return ERR_OK;
+    c->bytes_out += len;
+    tx_reclaim(c);
+    tx_pump(c);
+    if (atomic_load(&c->req) & (TOE_REQ_SHUTDOWN | TOE_REQ_CLOSE))
+        conn_defer(c);
+    return ERR_OK;
+}
+
+static void err_cb(void *arg, err_t err)
+{
+    struct toe_conn *c = arg;
+    int e;
+
+    if (!c)
+        return;
+    switch (err) {
+    case ERR_RST:
+        e = c->was_established ? -ECONNRESET : -ECONNREFUSED;
+        break;
+    case ERR_ABRT:
+        e = -ETIMEDOUT;            /* lwIP gave up retransmitting (our aborts detach first) */
+        break;
+    case ERR_CLSD:
+        e = -ECONNRESET;
+        break;
+    default:
+        e = -EIO;
+        break;
+    }
+    conn_fail(c, e, err == ERR_RST);
+    if (c->close_seen)
+        toe_conn_free(c);
+}
+
+static err_t poll_cb(void *arg, struct tcp_pcb *pcb)
+{
+    (void)pcb;
+    if (arg)
+        conn_defer(arg);
+    return ERR_OK;
+}
+
+static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+    struct toe_conn *c = arg;
+
+    (void)pcb;
+    (void)err;
+    if (!c)
+        return ERR_OK;
+    c->was_established = true;
+    c->dev->cnt.conns_established++;
+    atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
+    conn_signal(c);
+    tx_pump(c);
+    if (atomic_load(&c->req))
+        conn_defer(c);
+    return ERR_OK;
+}
+
+void toe_conn_fail_all(struct toe_dev *dev, int err)
+{
+    struct toe_conn *c = dev->conns, *next;
+
+    for (; c; c = next) {
+        next = c->next;
+        if (!c->pcb)
+            continue;
+        abort_pcb(c);
+        conn_fail(c, err, false);
+        if (c->close_seen)
+            toe_conn_free(c);
+    }
+}
+
+/* A TIME_WAIT pcb of ours blocking exactly this 4-tuple: the broker owns the port. */
+static bool reap_time_wait(const ip_addr_t *local, u16_t lport, const ip_addr_t *remote,
+                           u16_t rport)
+{
+    for (struct tcp_pcb *p = tcp_tw_pcbs; p; p = p->next) {
+        if (p->local_port == lport && p->remote_port == rport &&
+            ip_addr_cmp(&p->local_ip, local) && ip_addr_cmp(&p->remote_ip, remote)) {
+            tcp_abort(p);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void attach_pcb(struct tcp_pcb *pcb, struct toe_conn *c)
+{
+    tcp_arg(pcb, c);
+    tcp_recv(pcb, recv_cb);
+    tcp_sent(pcb, sent_cb);
+    tcp_err(pcb, err_cb);
+    tcp_poll(pcb, poll_cb, 4);
+}
+
+struct start_args {
+    struct toe_conn *c;
+    struct sockaddr_in dst;
+    uint16_t local_port;
+};
+
+static int lwip_to_errno(err_t e)
+{
+    switch (e) {
+    case ERR_MEM:
+    case ERR_BUF:
+        return -ENOMEM;
+    case ERR_RTE:
+        return -ENETUNREACH;
+    case ERR_USE:
+        return -EADDRINUSE;
+    case ERR_ISCONN:
+        return -EISCONN;
+    case ERR_VAL:
+    case ERR_ARG:
+        return -EINVAL;
+    default:
+        return -EIO;
+    }
+}
+
+int toe_conn_start(struct toe_dev *dev, void *arg)
+{
+    struct start_args *a = arg;
+    struct toe_conn *c = a->c;
+    ip_addr_t local, remote;
+    struct tcp_pcb *pcb;
+    err_t e;
+
+    if (!atomic_load(&dev->link_up))
+        return -ENETDOWN;
+    pcb = tcp_new();
+    if (!pcb)
+        return -ENOMEM;
+    ip_set_option(pcb, SOF_REUSEADDR);
+    ip_addr_copy(local, dev->netif.ip_addr);
+    ip_addr_set_ip4_u32(&remote, a->dst.sin_addr.s_addr);
+    e = tcp_bind(pcb, &local, a->local_port);
+    if (e != ERR_OK)
+        goto fail;
+    attach_pcb(pcb, c);
+    tcp_nagle_disable(pcb);
+    e = tcp_connect(pcb, &remote, ntohs(a->dst.sin_port), connected_cb);
+    if (e == ERR_USE && reap_time_wait(&local, a->local_port, &remote, ntohs(a->dst.sin_port)))
+        e = tcp_connect(pcb, &remote, ntohs(a->dst.sin_port), connected_cb);
+    if (e != ERR_OK)
+        goto fail;
+    c->pcb = pcb;
+    c->next = dev->conns;
+    if (dev->conns)
+        dev->conns->prev = c;
+    dev->conns = c;
+    dev->cnt.conns_opened++;
+    return 0;
+
+fail:
+    detach_pcb(pcb);
+    tcp_abort(pcb);
+    return lwip_to_errno(e);
+}
+
+int toe_connect(struct toe_dev *dev, const struct sockaddr_in *dst, uint16_t local_port,
+                struct stk_conn **out)
+{
+    struct toe_conn *c;
+    unsigned n;
+    int rc;
+    char addr[INET_ADDRSTRLEN];
+
+    if (!dst || dst->sin_family != AF_INET || dst->sin_port == 0 || local_port == 0) {
+        toe_err_set("toe: connect needs an IPv4 destination with a port and a local port");
+        return -EINVAL;
+    }
+    inet_ntop(AF_INET, &dst->sin_addr, addr, sizeof(addr));
+    if (!atomic_load(&dev->link_up)) {
+        toe_err_set("toe: cannot connect to %s:%u: the adapter's link is down", addr,
+                    ntohs(dst->sin_port));
+        return -ENETDOWN;
+    }
+    n = atomic_load(&dev->nconns);
+    do {
+        if (n >= dev->cfg.max_conns) {
+            atomic_fetch_add(&dev->refused_full, 1);
+            toe_err_set("toe: cannot connect to %s:%u: the adapter is full (%u connections)",
+                        addr, ntohs(dst->sin_port), dev->cfg.max_conns);
+            return -EMFILE;
+        }
+    } while (!atomic_compare_exchange_weak(&dev->nconns, &n, n + 1));
+
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        rc = -ENOMEM;
+        goto fail_slot;
+    }
+    c->dev = dev;
+    pthread_mutex_init(&c->sig_lock, NULL);
+    rc = toe_ring_init(&c->rx, TOE_RX_RING_BYTES);
+    if (rc < 0)
+        goto fail_conn;
+    rc = toe_ring_init(&c->tx, TOE_TX_RING_BYTES);
+    if (rc < 0)
+        goto fail_conn;
+    c->stk.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->stk.fd < 0) {
+        rc = -errno;
+        goto fail_conn;
+    }
+    c->stk.ops = &toe_conn_ops;
+    c->stk.stack = STK_STACK_TOE;
+    c->stk.local.sin_family = AF_INET;
+    c->stk.local.sin_addr = dev->cfg.addr;
+    c->stk.local.sin_port = htons(local_port);
+    c->stk.remote = *dst;
+    c->stk.impl = c;
+    atomic_init(&c->state, TOE_CS_CONNECTING);
+
+    struct start_args a = { .c = c, .dst = *dst, .local_port = local_port };
+    rc = toe_dev_call(dev, toe_conn_start, &a);
+    if (rc < 0)
+        goto fail_fd;
+    *out = &c->stk;
+    return 0;
+
+fail_fd:
+    close(c->stk.fd);
+fail_conn:
+    conn_release_memory(c);
+fail_slot:
+    atomic_fetch_sub(&dev->nconns, 1);
+    toe_err_set("toe: cannot connect to %s:%u from port %u: %s", addr, ntohs(dst->sin_port),
+                local_port, strerror(-rc));
+    return rc;
+}
+
+/* Firmware, at toe_dev_free: every conn still open loses its adapter. */
+void toe_conn_orphan_all(struct toe_dev *dev)
+{
+    struct toe_conn *c = dev->conns, *next;
+
+    for (; c; c = next) {
+        next = c->next;
+        abort_pcb(c);
+        if (c->close_seen) {
+            toe_conn_free(c);
+            continue;
+        }
+        if (atomic_load(&c->state) != TOE_CS_FAILED)
+            conn_fail(c, -ENETDOWN, false);
+        pthread_mutex_lock(&c->sig_lock);
+        bool closed = c->user_closed;
+        c->dev = NULL;
+        pthread_mutex_unlock(&c->sig_lock);
+        if (closed)
+            conn_release_memory(c);   /* its close kick is still queued: dropped with dev */
+    }
+    dev->conns = NULL;
+}

@@ -1,0 +1,184 @@
+/*
+ * fw.c - the adapter's firmware thread: the only thread that runs lwIP.
+ *
+ * One poll() on the TAP, the wake eventfd and lwIP's next timeout. Each round: read a batch
+ * of frames into lwIP, run control commands, serve the connections whose consumers rang the
+ * doorbell, run lwIP's timers, and push out the super-frame being merged. Consumers ring
+ * the wake eventfd only when this thread announced it is about to sleep, so a busy adapter
+ * takes doorbells without a syscall on either side.
+ */
+#include "toe_emu/toe_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
+#include "lwip/timeouts.h"
+
+/* The relations lwIP's disabled sanity checks stand for, at the MSS a jumbo wire uses. */
+_Static_assert(TCP_SND_QUEUELEN >= 2 * (TCP_SND_BUF / 1460) + 8,
+               "send queue too short for the send buffer at MTU 1500");
+_Static_assert(TCP_SNDLOWAT < TCP_SND_BUF, "TCP_SNDLOWAT must be below TCP_SND_BUF");
+_Static_assert(TOE_RX_RING_BYTES >= TCP_WND, "the receive ring must hold a full window");
+_Static_assert(TCP_WND <= (0xffffu << TCP_RCV_SCALE), "window too large for its scale");
+
+/* lwIP's clock (NO_SYS port hook): milliseconds, wrapping. */
+u32_t sys_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (u32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+void toe_lwip_assert(const char *msg, const char *file, int line)
+{
+    log_error("toe", "lwip assertion failed at %s:%d: %s", file, line, msg);
+    abort();
+}
+
+void toe_lwip_diag(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vemit(LOG_LVL_DEBUG, "lwip", fmt, ap);
+    va_end(ap);
+}
+
+/* Initial sequence numbers and ports: unpredictable, as a real stack's. */
+uint32_t toe_lwip_rand(void)
+{
+    static __thread uint64_t s;
+    uint64_t z;
+
+    if (s == 0 && getrandom(&s, sizeof(s), 0) != sizeof(s))
+        s = (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
+    z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (uint32_t)(z ^ (z >> 31));
+}
+
+/* Fold lwIP's 32-bit MIB counters into 64-bit totals (often enough that none wraps twice). */
+void toe_fw_fold_mib(struct toe_dev *dev)
+{
+    const uint32_t now[9] = {
+        lwip_stats.mib2.tcpactiveopens, lwip_stats.mib2.tcpattemptfails,
+        lwip_stats.mib2.tcpestabresets, lwip_stats.mib2.tcpinsegs,
+        lwip_stats.mib2.tcpoutsegs, lwip_stats.mib2.tcpretranssegs,
+        lwip_stats.mib2.tcpinerrs, lwip_stats.mib2.tcpoutrsts, lwip_stats.tcp.drop,
+    };
+
+    for (int i = 0; i < 9; i++) {
+        dev->mib_acc[i] += (uint32_t)(now[i] - dev->mib_last[i]);
+        dev->mib_last[i] = now[i];
+    }
+    dev->mib_fold_at = sys_now();
+}
+
+static void run_commands(struct toe_dev *dev)
+{
+    for (;;) {
+        struct toe_cmd *cmd;
+
+        pthread_mutex_lock(&dev->cmd_lock);
+        cmd = dev->cmd_head;
+        if (cmd) {
+            dev->cmd_head = cmd->next;
+            if (!dev->cmd_head)
+                dev->cmd_tail = NULL;
+        }
+        pthread_mutex_unlock(&dev->cmd_lock);
+        if (!cmd)
+            return;
+
+        int rc = cmd->fn(dev, cmd->arg);
+
+        toe_netif_flush(dev);
+        pthread_mutex_lock(&dev->cmd_lock);
+        cmd->rc = rc;
+        cmd->done = true;
+        pthread_cond_broadcast(&dev->cmd_cond);
+        pthread_mutex_unlock(&dev->cmd_lock);
+    }
+}
+
+static void run_kicks(struct toe_dev *dev)
+{
+    struct toe_conn *c = atomic_exchange(&dev->kick_head, NULL);
+
+    while (c) {
+        struct toe_conn *next = c->kick_next;
+
+        atomic_store(&c->kicked, 0);
+        toe_conn_service(c);
+        c = next;
+    }
+}
+
+static bool work_queued(struct toe_dev *dev)
+{
+    bool cmds;
+
+    if (atomic_load(&dev->kick_head))
+        return true;
+    pthread_mutex_lock(&dev->cmd_lock);
+    cmds = dev->cmd_head != NULL;
+    pthread_mutex_unlock(&dev->cmd_lock);
+    return cmds;
+}
+
+void *toe_fw_main(void *arg)
+{
+    struct toe_dev *dev = arg;
+    struct pollfd pfd[2] = {
+        { .fd = dev->tap_fd, .events = POLLIN },
+        { .fd = dev->wake_fd, .events = POLLIN },
+    };
+
+    while (!dev->stop) {
+        uint32_t now = sys_now();
+        uint32_t sleep_ms = sys_timeouts_sleeptime();
+        int timeout;
+
+        sleep_ms = toe_netif_next_deadline(dev, now, sleep_ms);
+        if (sleep_ms > 1000)
+            sleep_ms = 1000;
+        atomic_store(&dev->sleeping, 1);
+        timeout = work_queued(dev) ? 0 : (int)sleep_ms;
+        int n = poll(pfd, 2, timeout);
+        atomic_store(&dev->sleeping, 0);
+        if (n < 0 && errno != EINTR) {
+            log_error("toe", "firmware poll failed: %s", strerror(errno));
+            break;
+        }
+        if (n > 0 && (pfd[1].revents & POLLIN)) {
+            uint64_t v;
+
+            if (read(dev->wake_fd, &v, sizeof(v)) < 0) {
+                /* EAGAIN: another round already took it */
+            }
+        }
+        if (n > 0 && (pfd[0].revents & POLLIN))
+            toe_netif_rx(dev);
+        toe_netif_flush(dev);
+        run_commands(dev);
+        run_kicks(dev);
+        toe_netif_flush(dev);
+        sys_check_timeouts();
+        toe_netif_timers(dev);
+        toe_netif_flush(dev);
+        if ((uint32_t)(sys_now() - dev->mib_fold_at) >= 1000)
+            toe_fw_fold_mib(dev);
+    }
+    return NULL;
+}

@@ -1,0 +1,175 @@
+/*
+ * toe_int.h - the TOE's internals, shared by the .c files of toe_emu/ only (includes lwIP).
+ *
+ * Threads: the firmware thread owns lwIP and everything marked "firmware" below. Consumers
+ * (storage loops) own their stk_conn and touch only the rings and the atomics of a conn.
+ * Control calls (toe_set_link, counters, ...) run as commands on the firmware thread.
+ */
+#ifndef TOEGW_TOE_INT_H
+#define TOEGW_TOE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lwip/netif.h"
+#include "lwip/tcp.h"
+
+#include "toe_emu/capture.h"
+#include "toe_emu/fault.h"
+#include "toe_emu/frame.h"
+#include "toe_emu/ring.h"
+#include "toe_emu/toe.h"
+
+#define TOE_RX_RING_BYTES   TCP_WND         /* never smaller: see conn.c recv_cb */
+#define TOE_TX_RING_BYTES   TCP_SND_BUF
+#define TOE_RX_BATCH        128             /* frames read from the TAP per wake */
+#define TOE_MERGE_MAX       64              /* segments merged into one TSO super-frame */
+
+/* Consumer requests (struct toe_conn.req bits), acted on by the firmware. */
+enum {
+    TOE_REQ_SHUTDOWN = 1u << 0,
+    TOE_REQ_CLOSE = 1u << 1,
+    TOE_REQ_ABORT = 1u << 2,
+};
+
+enum toe_conn_state {
+    TOE_CS_CONNECTING = 0,
+    TOE_CS_ESTABLISHED,
+    TOE_CS_FAILED,
+};
+
+struct toe_conn {
+    struct stk_conn stk;            /* handed to the consumer; stk.impl points here */
+    struct toe_dev *dev;            /* borrowed */
+    struct toe_ring rx;             /* firmware produces, consumer reads */
+    struct toe_ring tx;             /* consumer produces, firmware sends from it in place */
+
+    /* consumer -> firmware */
+    _Atomic unsigned req;           /* TOE_REQ_* */
+    _Atomic int kicked;             /* on the device's kick list */
+    struct toe_conn *kick_next;
+
+    /* firmware -> consumer */
+    _Atomic int state;              /* enum toe_conn_state */
+    _Atomic int err;                /* -errno once failed */
+    _Atomic bool eof;               /* FIN received; everything before it is in rx */
+    _Atomic bool reset;             /* the failure was the peer's reset */
+    _Atomic int rx_armed;           /* consumer saw rx empty: signal on new data */
+    _Atomic int tx_armed;           /* consumer saw tx full: signal on freed space */
+    pthread_mutex_t sig_lock;       /* orders signals against the consumer's close */
+    bool user_closed;               /* under sig_lock: fd closed, never signal again */
+
+    /* firmware only */
+    struct tcp_pcb *pcb;            /* NULL once lwIP let go of it */
+    struct toe_conn *prev, *next;   /* dev->conns */
+    uint64_t tx_queued;             /* tx ring index handed to tcp_write so far */
+    uint64_t rx_reported;           /* rx ring tail already given back with tcp_recved */
+    bool close_seen;                /* TOE_REQ_CLOSE observed: the consumer is gone */
+    bool free_pending;              /* free when the kick list reaches it */
+    bool pump_err;                  /* tcp_write failed: abort outside the callbacks */
+    bool fin_queued;                /* shutdown/close sent to lwIP */
+    bool was_established;
+    uint64_t bytes_in, bytes_out;   /* delivered to rx / acknowledged by the peer */
+};
+
+struct toe_cmd {
+    int (*fn)(struct toe_dev *dev, void *arg);
+    void *arg;
+    int rc;
+    bool done;
+    struct toe_cmd *next;
+};
+
+/* A frame held back by the reorder fault (firmware only). */
+struct toe_held {
+    uint8_t *frame;                 /* owned copy, NULL when nothing is held */
+    size_t len;
+    uint32_t deadline;              /* sys_now() after which it goes out anyway */
+};
+
+struct toe_rxbuf;
+
+struct toe_merge {
+    struct pbuf *p[TOE_MERGE_MAX];  /* referenced segments waiting to go out as one frame */
+    int n;
+    uint8_t hdr[128];               /* Ethernet+IPv4+TCP header of the super-frame */
+    size_t hlen;                    /* its length */
+    size_t l3, l4;
+    size_t seg;                     /* payload size of every segment but the last */
+    size_t payload;                 /* payload bytes merged so far */
+    uint32_t next_seq;
+    size_t niov;                    /* iovecs the payload needs */
+    bool short_tail;                /* the last segment was short: nothing may follow */
+};
+
+struct toe_dev {
+    struct toe_config cfg;
+
+    /* any thread */
+    _Atomic bool link_up;
+    _Atomic unsigned nconns;               /* driver-interface conns holding a slot */
+    _Atomic(struct toe_conn *) kick_head;  /* conns whose consumer asked for service */
+    _Atomic int sleeping;                  /* firmware is (about to be) in poll() */
+    _Atomic uint64_t refused_full;         /* toe_connect past max_conns */
+    int wake_fd;                           /* eventfd that wakes the firmware */
+    pthread_mutex_t cmd_lock;
+    pthread_cond_t cmd_cond;
+    struct toe_cmd *cmd_head, *cmd_tail;   /* under cmd_lock */
+    bool stopping;                         /* under cmd_lock: no more commands */
+    pthread_t thread;
+    bool thread_started;
+
+    /* firmware (or set once before it starts) */
+    int tap_fd;
+    bool vnet;                             /* frames on the TAP carry a virtio-net header */
+    bool offload;                          /* ... and super-frames/partial checksums */
+    bool stop;
+    struct netif netif;
+    struct toe_conn *conns;                /* every driver conn with firmware state */
+    struct toe_fault_model fault[2];       /* [0] TOE->host, [1] host->TOE */
+    struct toe_held held[2];
+    struct toe_capture *cap;
+    struct toe_rxbuf *rxfree;              /* spare receive buffers */
+    unsigned rxfree_n;
+    uint8_t *scratch_rx;                   /* one frame: splitting received super-frames */
+    uint8_t *scratch_tx;                   /* one frame: flattening sent frames */
+    struct toe_merge merge;
+    struct toe_counters cnt;               /* frames/bytes/faults/conns (not the tcp_ ones) */
+    uint32_t mib_last[9];                  /* lwIP's 32-bit counters at the last fold */
+    uint64_t mib_acc[9];                   /* ... accumulated to 64 bits */
+    uint32_t mib_fold_at;
+};
+
+/* dev.c */
+void toe_err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int toe_dev_call(struct toe_dev *dev, int (*fn)(struct toe_dev *, void *), void *arg);
+void toe_dev_wake(struct toe_dev *dev);
+
+/* tap.c */
+int toe_tap_open(struct toe_dev *dev);
+void toe_tap_close(struct toe_dev *dev);
+int toe_tap_set_carrier(struct toe_dev *dev, bool up);
+
+/* netif.c */
+err_t toe_netif_init(struct netif *netif);
+void toe_netif_rx(struct toe_dev *dev);          /* read and deliver a batch of frames */
+void toe_netif_flush(struct toe_dev *dev);       /* send the pending super-frame */
+uint32_t toe_netif_next_deadline(struct toe_dev *dev, uint32_t now, uint32_t sleep_ms);
+void toe_netif_timers(struct toe_dev *dev);      /* release held (reordered) frames */
+void toe_netif_free(struct toe_dev *dev);
+bool toe_netif_slow_path(const struct toe_dev *dev);
+
+/* conn.c */
+void toe_conn_service(struct toe_conn *c);       /* firmware: act on a kick */
+void toe_conn_fail_all(struct toe_dev *dev, int err);
+int toe_conn_start(struct toe_dev *dev, void *arg);  /* firmware half of toe_connect */
+void toe_conn_free(struct toe_conn *c);
+void toe_conn_orphan_all(struct toe_dev *dev);
+
+/* fw.c */
+void *toe_fw_main(void *arg);
+void toe_fw_fold_mib(struct toe_dev *dev);
+
+#endif

@@ -1,0 +1,886 @@
+/*
+ * toe_tool.c - drives the emulated TOE for its integration tests and its benchmark.
+ *
+ * Every run first moves the whole process into a new, private network namespace (it
+ * refuses to run otherwise): the TAP device, its host side and the kernel socket peers
+ * exist only there and vanish with the process. The peers are kernel sockets on threads
+ * of this process; the TOE side goes through the driver interface (toe_connect and the
+ * stk_conn ops) on the main thread, as the storage loop will.
+ *
+ *   toe-tool bulk  [--mtu N] [--bytes N] [--dir tx|rx|both] [--faults D,U,R,C] [--seed N]
+ *   toe-tool conns [--max N]
+ *   toe-tool linkdown [--conns N]
+ *   toe-tool pcap  --out FILE [--bytes N] [--ring]
+ *   toe-tool bench [--seconds N] [--mtus 1500,9000] [--no-offload]
+ *
+ * Output: `key=value` lines; `bench` ends with one JSON line. Exit 0 on success, 1 when a
+ * check failed, 2 on bad usage.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <isa-l/crc64.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "toe_emu/toe.h"
+
+#define PAT_LEN     (4u * 1024 * 1024 + 13)   /* odd period: misplaced data shows */
+#define CHUNK       (256u * 1024)
+#define SRV_PORT    5001
+#define LOOP_PORT   5002
+#define TOE_PORT0   20000
+
+static uint8_t *pattern;           /* PAT_LEN + CHUNK bytes, periodic */
+static bool verify = true;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "toe-tool: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static void pattern_init(void)
+{
+    uint64_t x = 0x1234567890abcdefULL;
+
+    pattern = malloc(PAT_LEN + CHUNK);
+    if (!pattern)
+        die("out of memory");
+    for (size_t i = 0; i < PAT_LEN; i++) {
+        uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        pattern[i] = (uint8_t)(z >> 56);
+    }
+    memcpy(pattern + PAT_LEN, pattern, CHUNK);
+}
+
+static const uint8_t *pat_at(uint64_t off)
+{
+    return pattern + off % PAT_LEN;
+}
+
+/* The whole process leaves the caller's network: nothing here can reach it. */
+static void netns_enter(void)
+{
+    struct ifreq ifr;
+    int s;
+
+    if (unshare(CLONE_NEWNET) < 0)
+        die("cannot create a private network namespace (needs root): %s", strerror(errno));
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        die("socket: %s", strerror(errno));
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    close(s);
+}
+
+static struct toe_dev *dev_up(unsigned mtu, unsigned max_conns, bool no_offload)
+{
+    struct toe_config cfg;
+    struct toe_dev *dev;
+
+    toe_config_defaults(&cfg);
+    cfg.mtu = mtu;
+    cfg.max_conns = max_conns;
+    cfg.no_offload = no_offload;
+    dev = toe_dev_new(&cfg);
+    if (!dev)
+        die("%s", toe_strerror());
+    return dev;
+}
+
+static struct sockaddr_in host_addr(uint16_t port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+    inet_pton(AF_INET, "192.0.2.1", &a.sin_addr);
+    return a;
+}
+
+static int listen_on(const char *ip, uint16_t port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+    int one = 1, s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 4096) < 0)
+        die("cannot listen on %s:%u: %s", ip, port, strerror(errno));
+    return s;
+}
+
+/* ---- kernel socket peers ------------------------------------------------------------ */
+
+struct stream_result {
+    uint64_t bytes;
+    uint64_t crc;
+    bool bad;                      /* data differed from the pattern */
+    uint64_t bad_at;
+    double t0, t1;                 /* first byte, end of stream */
+};
+
+static void sink_fd(int fd, struct stream_result *r)
+{
+    uint8_t *buf = malloc(CHUNK);
+    ssize_t n;
+
+    memset(r, 0, sizeof(*r));
+    while ((n = recv(fd, buf, CHUNK, 0)) > 0) {
+        if (r->bytes == 0)
+            r->t0 = now_s();
+        if (verify) {
+            if (!r->bad && memcmp(buf, pat_at(r->bytes), (size_t)n) != 0) {
+                r->bad = true;
+                r->bad_at = r->bytes;
+            }
+            r->crc = crc64_ecma_refl(r->crc, buf, (uint64_t)n);
+        }
+        r->bytes += (uint64_t)n;
+    }
+    r->t1 = now_s();
+    free(buf);
+}
+
+/* Send `bytes` of pattern (or for `seconds` when seconds > 0). */
+static void source_fd(int fd, uint64_t bytes, double seconds, struct stream_result *r)
+{
+    double end = now_s() + seconds;
+
+    memset(r, 0, sizeof(*r));
+    r->t0 = now_s();
+    for (;;) {
+        size_t n = CHUNK;
+
+        if (seconds > 0) {
+            if ((r->bytes & ((64u << 20) - 1)) < CHUNK && now_s() >= end)
+                break;
+        } else {
+            if (r->bytes >= bytes)
+                break;
+            if (bytes - r->bytes < n)
+                n = (size_t)(bytes - r->bytes);
+        }
+        ssize_t w = send(fd, pat_at(r->bytes), n, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        if (verify)
+            r->crc = crc64_ecma_refl(r->crc, pat_at(r->bytes), (uint64_t)w);
+        r->bytes += (uint64_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    r->t1 = now_s();
+}
+
+struct server {
+    int lfd;
+    int mode;                      /* 0: sink, 1: source */
+    uint64_t bytes;
+    double seconds;
+    struct stream_result res;
+    pthread_t th;
+};
+
+static void *server_main(void *arg)
+{
+    struct server *s = arg;
+    int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd < 0)
+        return NULL;
+    if (s->mode == 0) {
+        sink_fd(fd, &s->res);
+    } else {
+        char c;
+
+        source_fd(fd, s->bytes, s->seconds, &s->res);
+        while (recv(fd, &c, 1, 0) > 0) {
+            /* wait for the peer's close */
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+/* ---- the TOE side, through the driver interface ------------------------------------- */
+
+static void wait_fd(int fd, int ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+
+    poll(&p, 1, ms);
+}
+
+static struct stk_conn *toe_dial(struct toe_dev *dev, uint16_t dport, uint16_t lport)
+{
+    struct sockaddr_in dst = host_addr(dport);
+    struct stk_conn *c;
+    int rc = toe_connect(dev, &dst, lport, &c);
+
+    if (rc < 0)
+        die("%s", toe_strerror());
+    double end = now_s() + 10;
+    while ((rc = c->ops->connect_result(c)) == -EINPROGRESS) {
+        if (now_s() > end)
+            die("connect from port %u timed out", lport);
+        wait_fd(c->fd, 100);
+    }
+    if (rc < 0)
+        die("connect from port %u failed: %s", lport, strerror(-rc));
+    return c;
+}
+
+static void toe_source(struct stk_conn *c, uint64_t bytes, double seconds,
+                       struct stream_result *r)
+{
+    double end = now_s() + seconds;
+
+    memset(r, 0, sizeof(*r));
+    r->t0 = now_s();
+    for (;;) {
+        size_t n = CHUNK;
+
+        if (seconds > 0) {
+            if ((r->bytes & ((64u << 20) - 1)) < CHUNK && now_s() >= end)
+                break;
+        } else {
+            if (r->bytes >= bytes)
+                break;
+            if (bytes - r->bytes < n)
+                n = (size_t)(bytes - r->bytes);
+        }
+        struct iovec iov = { .iov_base = (void *)pat_at(r->bytes), .iov_len = n };
+        ssize_t w = stk_conn_writev(c, &iov, 1);
+        if (w == -EAGAIN) {
+            wait_fd(c->fd, 1000);
+            continue;
+        }
+        if (w < 0)
+            die("toe write failed after %" PRIu64 " bytes: %s", r->bytes, strerror((int)-w));
+        if (verify)
+            r->crc = crc64_ecma_refl(r->crc, pat_at(r->bytes), (uint64_t)w);
+        r->bytes += (uint64_t)w;
+    }
+    c->ops->shutdown(c);
+    r->t1 = now_s();
+}
+
+static void toe_sink(struct stk_conn *c, struct stream_result *r)
+{
+    uint8_t *buf = malloc(CHUNK);
+
+    memset(r, 0, sizeof(*r));
+    for (;;) {
+        ssize_t n = stk_conn_read(c, buf, CHUNK);
+
+        if (n == -EAGAIN) {
+            wait_fd(c->fd, 1000);
+            continue;
+        }
+        if (n < 0)
+            die("toe read failed after %" PRIu64 " bytes: %s", r->bytes, strerror((int)-n));
+        if (n == 0)
+            break;
+        if (r->bytes == 0)
+            r->t0 = now_s();
+        if (verify) {
+            if (!r->bad && memcmp(buf, pat_at(r->bytes), (size_t)n) != 0) {
+                r->bad = true;
+                r->bad_at = r->bytes;
+            }
+            r->crc = crc64_ecma_refl(r->crc, buf, (uint64_t)n);
+        }
+        r->bytes += (uint64_t)n;
+    }
+    r->t1 = now_s();
+    free(buf);
+}
+
+/* Wait for the peer's end of stream (after our FIN) so every byte is known delivered. */
+static void toe_wait_eof(struct stk_conn *c)
+{
+    char buf[256];
+
+    for (;;) {
+        ssize_t n = stk_conn_read(c, buf, sizeof(buf));
+
+        if (n == -EAGAIN) {
+            wait_fd(c->fd, 1000);
+            continue;
+        }
+        if (n <= 0)
+            return;
+    }
+}
+
+/* TOE -> kernel: returns the receiver's view. */
+static struct stream_result run_tx(struct toe_dev *dev, uint64_t bytes, double seconds,
+                                   uint16_t lport, struct stream_result *sent)
+{
+    struct server s = { .mode = 0 };
+
+    s.lfd = listen_on("192.0.2.1", SRV_PORT);
+    pthread_create(&s.th, NULL, server_main, &s);
+    struct stk_conn *c = toe_dial(dev, SRV_PORT, lport);
+    toe_source(c, bytes, seconds, sent);
+    pthread_join(s.th, NULL);
+    toe_wait_eof(c);
+    stk_conn_close(c, false);
+    close(s.lfd);
+    return s.res;
+}
+
+/* kernel -> TOE: returns the receiver's view. */
+static struct stream_result run_rx(struct toe_dev *dev, uint64_t bytes, double seconds,
+                                   uint16_t lport, struct stream_result *sent)
+{
+    struct server s = { .mode = 1, .bytes = bytes, .seconds = seconds };
+    struct stream_result r;
+
+    s.lfd = listen_on("192.0.2.1", SRV_PORT);
+    pthread_create(&s.th, NULL, server_main, &s);
+    struct stk_conn *c = toe_dial(dev, SRV_PORT, lport);
+    toe_sink(c, &r);
+    stk_conn_close(c, false);
+    pthread_join(s.th, NULL);
+    close(s.lfd);
+    *sent = s.res;
+    return r;
+}
+
+/* Kernel loopback pair, the reference: a client thread sends to a server thread. */
+static struct stream_result run_loopback(double seconds)
+{
+    struct server s = { .mode = 0 };
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(LOOP_PORT) };
+    struct stream_result sent;
+    int fd;
+
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    s.lfd = listen_on("127.0.0.1", LOOP_PORT);
+    pthread_create(&s.th, NULL, server_main, &s);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("loopback connect: %s", strerror(errno));
+    source_fd(fd, 0, seconds, &sent);
+    pthread_join(s.th, NULL);
+    close(fd);
+    close(s.lfd);
+    return s.res;
+}
+
+static double gbps(const struct stream_result *r)
+{
+    double t = r->t1 - r->t0;
+
+    return t > 0 ? (double)r->bytes / t / 1e9 : 0;
+}
+
+static void print_counters(struct toe_dev *dev)
+{
+    struct toe_counters k;
+
+    if (toe_get_counters(dev, &k) < 0)
+        return;
+    printf("tx_frames=%" PRIu64 " tx_bytes=%" PRIu64 " rx_frames=%" PRIu64 " rx_bytes=%" PRIu64
+           "\n", k.tx.frames, k.tx.bytes, k.rx.frames, k.rx.bytes);
+    printf("fault_tx=%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64
+           " fault_rx=%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 " (drop/dup/reorder/corrupt)\n",
+           k.tx.fault_drop, k.tx.fault_dup, k.tx.fault_reorder, k.tx.fault_corrupt,
+           k.rx.fault_drop, k.rx.fault_dup, k.rx.fault_reorder, k.rx.fault_corrupt);
+    printf("rx_drop_bad=%" PRIu64 " tap_errors=%" PRIu64 " tcp_retrans=%" PRIu64
+           " tcp_in_segs=%" PRIu64 " tcp_out_segs=%" PRIu64 "\n", k.rx.drop_bad, k.tap_errors,
+           k.tcp_retrans_segs, k.tcp_in_segs, k.tcp_out_segs);
+    printf("conns_opened=%" PRIu64 " conns_established=%" PRIu64 " conns_failed=%" PRIu64
+           " conns_reset=%" PRIu64 " conns_refused_full=%" PRIu64 "\n", k.conns_opened,
+           k.conns_established, k.conns_failed, k.conns_reset, k.conns_refused_full);
+}
+
+static bool check_stream(const char *name, const struct stream_result *sent,
+                         const struct stream_result *got, uint64_t want)
+{
+    bool ok = !got->bad && got->bytes == want && sent->bytes == want && got->crc == sent->crc;
+
+    printf("%s_bytes=%" PRIu64 " %s_crc_sent=%016" PRIx64 " %s_crc_recv=%016" PRIx64
+           " %s_gbps=%.3f %s_ok=%d\n", name, got->bytes, name, sent->crc, name, got->crc, name,
+           gbps(got), name, ok);
+    if (got->bad)
+        printf("%s_first_bad_byte=%" PRIu64 "\n", name, got->bad_at);
+    return ok;
+}
+
+/* ---- subcommands -------------------------------------------------------------------- */
+
+struct opts {
+    unsigned mtu;
+    uint64_t bytes;
+    const char *dir;
+    struct toe_faults faults;
+    unsigned max;
+    unsigned conns;
+    const char *out;
+    bool ring;
+    double seconds;
+    const char *mtus;
+    bool no_offload;
+};
+
+static int cmd_bulk(const struct opts *o)
+{
+    struct toe_dev *dev = dev_up(o->mtu, 64, o->no_offload);
+    struct stream_result sent, got;
+    bool ok = true;
+
+    if (toe_set_faults(dev, &o->faults) < 0)
+        die("%s", toe_strerror());
+    if (strcmp(o->dir, "rx") != 0) {
+        got = run_tx(dev, o->bytes, 0, TOE_PORT0, &sent);
+        ok &= check_stream("tx", &sent, &got, o->bytes);
+    }
+    if (strcmp(o->dir, "tx") != 0) {
+        got = run_rx(dev, o->bytes, 0, TOE_PORT0 + 1, &sent);
+        ok &= check_stream("rx", &sent, &got, o->bytes);
+    }
+    print_counters(dev);
+    toe_dev_free(dev);
+    printf("result=%s\n", ok ? "ok" : "fail");
+    return ok ? 0 : 1;
+}
+
+struct echo_server {
+    int lfd;
+    unsigned n;
+    pthread_t th;
+    unsigned served;
+};
+
+/* Accept n conns, then echo one 16-byte message on each, then close them all. */
+static void *echo_main(void *arg)
+{
+    struct echo_server *s = arg;
+    int *fds = calloc(s->n, sizeof(int));
+
+    for (unsigned i = 0; i < s->n; i++)
+        fds[i] = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+    for (unsigned i = 0; i < s->n; i++) {
+        char buf[16];
+        size_t got = 0;
+
+        while (got < sizeof(buf)) {
+            ssize_t n = recv(fds[i], buf + got, sizeof(buf) - got, 0);
+
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got == sizeof(buf) && send(fds[i], buf, sizeof(buf), MSG_NOSIGNAL) == 16)
+            s->served++;
+    }
+    for (unsigned i = 0; i < s->n; i++)
+        close(fds[i]);
+    free(fds);
+    return NULL;
+}
+
+static int cmd_conns(const struct opts *o)
+{
+    unsigned max = o->max;
+    struct toe_dev *dev = dev_up(o->mtu, max, o->no_offload);
+    struct stk_conn **c = calloc(max, sizeof(*c));
+    struct echo_server es = { .n = max };
+    struct sockaddr_in dst = host_addr(SRV_PORT);
+    struct stk_conn *extra = NULL;
+    struct toe_counters k;
+    unsigned echoed = 0;
+    bool ok = true;
+
+    es.lfd = listen_on("192.0.2.1", SRV_PORT);
+    pthread_create(&es.th, NULL, echo_main, &es);
+    for (unsigned i = 0; i < max; i++) {
+        int rc = toe_connect(dev, &dst, (uint16_t)(TOE_PORT0 + i), &c[i]);
+
+        if (rc < 0)
+            die("connection %u of %u: %s", i + 1, max, toe_strerror());
+    }
+    int rc = toe_connect(dev, &dst, (uint16_t)(TOE_PORT0 + max), &extra);
+    printf("past_limit_rc=%d past_limit_error=\"%s\"\n", rc, rc < 0 ? toe_strerror() : "");
+    if (rc != -EMFILE) {
+        ok = false;
+        if (rc == 0)
+            stk_conn_close(extra, true);
+    }
+    unsigned established = 0;
+    for (unsigned i = 0; i < max; i++) {
+        double end = now_s() + 10;
+
+        while ((rc = c[i]->ops->connect_result(c[i])) == -EINPROGRESS && now_s() < end)
+            wait_fd(c[i]->fd, 100);
+        if (rc == 0)
+            established++;
+    }
+    printf("established=%u of %u\n", established, max);
+    for (unsigned i = 0; i < max; i++) {
+        char msg[16];
+        struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
+
+        snprintf(msg, sizeof(msg), "conn %010u", i);
+        if (stk_conn_writev(c[i], &iov, 1) != (ssize_t)sizeof(msg))
+            ok = false;
+    }
+    for (unsigned i = 0; i < max; i++) {
+        char want[16], got[16];
+        size_t have = 0;
+        double end = now_s() + 10;
+
+        snprintf(want, sizeof(want), "conn %010u", i);
+        while (have < sizeof(got) && now_s() < end) {
+            ssize_t n = stk_conn_read(c[i], got + have, sizeof(got) - have);
+
+            if (n == -EAGAIN) {
+                wait_fd(c[i]->fd, 100);
+                continue;
+            }
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+        }
+        if (have == sizeof(got) && memcmp(want, got, sizeof(got)) == 0)
+            echoed++;
+    }
+    printf("echoed=%u of %u\n", echoed, max);
+    pthread_join(es.th, NULL);
+    for (unsigned i = 0; i < max; i++)
+        stk_conn_close(c[i], false);
+    /* Slots come back once the closes completed. */
+    double end = now_s() + 5;
+    do {
+        toe_get_counters(dev, &k);
+        if (k.conns_current == 0)
+            break;
+        usleep(20000);
+    } while (now_s() < end);
+    printf("conns_after_close=%" PRIu64 "\n", k.conns_current);
+    rc = toe_connect(dev, &dst, (uint16_t)(TOE_PORT0 + max + 1), &extra);
+    printf("reconnect_rc=%d\n", rc);
+    if (rc == 0)
+        stk_conn_close(extra, true);
+    ok &= established == max && echoed == max && k.conns_current == 0 && rc == 0;
+    print_counters(dev);
+    close(es.lfd);
+    free(c);
+    toe_dev_free(dev);
+    printf("result=%s\n", ok ? "ok" : "fail");
+    return ok ? 0 : 1;
+}
+
+struct sink_all {
+    int lfd;
+    unsigned n;
+    pthread_t th;
+};
+
+static void *sink_all_main(void *arg)
+{
+    struct sink_all *s = arg;
+    int *fds = calloc(s->n, sizeof(int));
+    struct pollfd *p = calloc(s->n, sizeof(*p));
+    char *buf = malloc(CHUNK);
+    unsigned open = 0;
+
+    for (unsigned i = 0; i < s->n; i++) {
+        fds[i] = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+        open++;
+    }
+    /* Drain until every connection ended or nothing happened for 3 s. */
+    while (open && poll(p, s->n, 3000) > 0) {
+        for (unsigned i = 0; i < s->n; i++) {
+            if (p[i].fd >= 0 && p[i].revents) {
+                if (recv(p[i].fd, buf, CHUNK, 0) <= 0) {
+                    close(p[i].fd);
+                    p[i].fd = -1;
+                    open--;
+                }
+            }
+        }
+    }
+    for (unsigned i = 0; i < s->n; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    free(buf);
+    free(p);
+    free(fds);
+    return NULL;
+}
+
+static int cmd_linkdown(const struct opts *o)
+{
+    unsigned n = o->conns;
+    struct toe_dev *dev = dev_up(o->mtu, 64, o->no_offload);
+    struct stk_conn **c = calloc(n, sizeof(*c));
+    struct sink_all s = { .n = n };
+    int *err = calloc(n, sizeof(int));
+    bool ok = true;
+
+    s.lfd = listen_on("192.0.2.1", SRV_PORT);
+    pthread_create(&s.th, NULL, sink_all_main, &s);
+    for (unsigned i = 0; i < n; i++)
+        c[i] = toe_dial(dev, SRV_PORT, (uint16_t)(TOE_PORT0 + i));
+
+    /* Keep every connection busy for half a second, then pull the cable. */
+    double t_down = 0, start = now_s();
+    unsigned failed = 0;
+    uint64_t off = 0;
+    while (failed < n) {
+        double t = now_s();
+
+        if (t_down == 0 && t - start > 0.5) {
+            if (toe_set_link(dev, false) < 0)
+                die("%s", toe_strerror());
+            t_down = now_s();
+        }
+        if (t_down && t - t_down > 5)
+            break;
+        for (unsigned i = 0; i < n; i++) {
+            if (err[i])
+                continue;
+            struct iovec iov = { .iov_base = (void *)pat_at(off), .iov_len = 65536 };
+            ssize_t w = stk_conn_writev(c[i], &iov, 1);
+
+            if (w < 0 && w != -EAGAIN) {
+                err[i] = (int)w;
+                failed++;
+            }
+        }
+        off += 4096;
+        usleep(1000);
+    }
+    double took = now_s() - t_down;
+    unsigned enetdown = 0;
+    for (unsigned i = 0; i < n; i++)
+        enetdown += err[i] == -ENETDOWN;
+    printf("link_down_failed=%u of %u enetdown=%u seconds=%.3f\n", failed, n, enetdown, took);
+    ok &= failed == n && enetdown == n && took < 1.0;
+
+    struct sockaddr_in dst = host_addr(SRV_PORT);
+    struct stk_conn *x;
+    int rc = toe_connect(dev, &dst, (uint16_t)(TOE_PORT0 + n), &x);
+    printf("connect_while_down_rc=%d error=\"%s\"\n", rc, rc < 0 ? toe_strerror() : "");
+    ok &= rc == -ENETDOWN;
+    if (rc == 0)
+        stk_conn_close(x, true);
+    for (unsigned i = 0; i < n; i++)
+        stk_conn_close(c[i], true);
+    pthread_join(s.th, NULL);
+    close(s.lfd);
+
+    if (toe_set_link(dev, true) < 0)
+        die("%s", toe_strerror());
+    struct stream_result sent, got;
+    got = run_tx(dev, 4u << 20, 0, (uint16_t)(TOE_PORT0 + n + 1), &sent);
+    ok &= check_stream("after_up", &sent, &got, 4u << 20);
+    print_counters(dev);
+    free(c);
+    free(err);
+    toe_dev_free(dev);
+    printf("result=%s\n", ok ? "ok" : "fail");
+    return ok ? 0 : 1;
+}
+
+static int cmd_pcap(const struct opts *o)
+{
+    struct toe_dev *dev = dev_up(o->mtu, 64, o->no_offload);
+    struct toe_counters k0, k1;
+    struct stream_result sent, got;
+    bool ok = true;
+
+    if (!o->out)
+        die("pcap needs --out FILE");
+    if (toe_capture_start(dev, o->ring ? NULL : o->out, 0) < 0)
+        die("%s", toe_strerror());
+    toe_get_counters(dev, &k0);
+    got = run_tx(dev, o->bytes, 0, TOE_PORT0, &sent);
+    ok &= check_stream("tx", &sent, &got, o->bytes);
+    got = run_rx(dev, o->bytes, 0, TOE_PORT0 + 1, &sent);
+    ok &= check_stream("rx", &sent, &got, o->bytes);
+    usleep(300000);                /* let the last ACKs and FINs cross */
+    toe_get_counters(dev, &k1);
+    if (toe_capture_save(dev, o->out) < 0)
+        die("%s", toe_strerror());
+    toe_capture_stop(dev);
+    printf("wire_frames=%" PRIu64 " capture_frames=%" PRIu64 "\n",
+           (k1.tx.frames + k1.rx.frames) - (k0.tx.frames + k0.rx.frames), k1.capture_frames);
+    print_counters(dev);
+    toe_dev_free(dev);
+    printf("result=%s\n", ok ? "ok" : "fail");
+    return ok ? 0 : 1;
+}
+
+static int cmd_bench(const struct opts *o)
+{
+    char json[2048];
+    size_t jl = 0;
+    double r_tx = 0, r_rx = 0;
+    char mtus[64];
+
+    verify = false;
+    snprintf(mtus, sizeof(mtus), "%s", o->mtus);
+    jl += (size_t)snprintf(json + jl, sizeof(json) - jl, "{\"seconds\":%.1f,\"offload\":%s",
+                           o->seconds, o->no_offload ? "false" : "true");
+    for (char *save, *m = strtok_r(mtus, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+        unsigned mtu = (unsigned)strtoul(m, NULL, 10);
+        struct stream_result sent, tx, rx, lo;
+
+        lo = run_loopback(o->seconds);
+        struct toe_dev *dev = dev_up(mtu, 64, o->no_offload);
+        tx = run_tx(dev, 0, o->seconds, TOE_PORT0, &sent);
+        rx = run_rx(dev, 0, o->seconds, TOE_PORT0 + 1, &sent);
+        struct toe_counters k;
+        toe_get_counters(dev, &k);
+        toe_dev_free(dev);
+
+        double rt = gbps(&tx) / gbps(&lo), rr = gbps(&rx) / gbps(&lo);
+        printf("mtu=%u loopback=%.2fGB/s toe_to_kernel=%.2fGB/s (%.2fx) "
+               "kernel_to_toe=%.2fGB/s (%.2fx) retrans=%" PRIu64 "\n", mtu, gbps(&lo),
+               gbps(&tx), rt, gbps(&rx), rr, k.tcp_retrans_segs);
+        fflush(stdout);
+        jl += (size_t)snprintf(json + jl, sizeof(json) - jl,
+                               ",\"mtu%u\":{\"loopback_gbps\":%.3f,\"toe_to_kernel_gbps\":%.3f,"
+                               "\"kernel_to_toe_gbps\":%.3f,\"ratio_toe_to_kernel\":%.3f,"
+                               "\"ratio_kernel_to_toe\":%.3f}", mtu, gbps(&lo), gbps(&tx),
+                               gbps(&rx), rt, rr);
+        if (mtu == 9000) {
+            r_tx = rt;
+            r_rx = rr;
+        }
+    }
+    snprintf(json + jl, sizeof(json) - jl,
+             ",\"ratio_toe_to_kernel\":%.3f,\"ratio_kernel_to_toe\":%.3f}", r_tx, r_rx);
+    printf("%s\n", json);
+    return 0;
+}
+
+static int parse_faults(const char *s, struct toe_faults *f)
+{
+    return sscanf(s, "%lf,%lf,%lf,%lf", &f->drop, &f->dup, &f->reorder, &f->corrupt) == 4
+               ? 0 : -1;
+}
+
+static uint64_t parse_size(const char *s)
+{
+    char *end;
+    uint64_t v = strtoull(s, &end, 10);
+
+    switch (*end) {
+    case 'k': case 'K': return v << 10;
+    case 'm': case 'M': return v << 20;
+    case 'g': case 'G': return v << 30;
+    default: return v;
+    }
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: toe-tool bulk|conns|linkdown|pcap|bench [options] "
+                    "(see toe_emu/tools/toe_tool.c)\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {
+        .mtu = 9000, .bytes = 64u << 20, .dir = "both", .max = 64, .conns = 8,
+        .seconds = 3, .mtus = "1500,9000",
+    };
+    static const struct option lo[] = {
+        { "mtu", required_argument, NULL, 'm' },
+        { "bytes", required_argument, NULL, 'b' },
+        { "dir", required_argument, NULL, 'd' },
+        { "faults", required_argument, NULL, 'f' },
+        { "seed", required_argument, NULL, 's' },
+        { "max", required_argument, NULL, 'x' },
+        { "conns", required_argument, NULL, 'c' },
+        { "out", required_argument, NULL, 'o' },
+        { "ring", no_argument, NULL, 'r' },
+        { "seconds", required_argument, NULL, 't' },
+        { "mtus", required_argument, NULL, 'M' },
+        { "no-offload", no_argument, NULL, 'n' },
+        { "quiet", no_argument, NULL, 'q' },
+        { 0 },
+    };
+    int opt;
+
+    if (argc < 2)
+        usage();
+    const char *cmd = argv[1];
+    optind = 2;
+    log_set_level(LOG_LVL_WARN);
+    while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (opt) {
+        case 'm': o.mtu = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'b': o.bytes = parse_size(optarg); break;
+        case 'd': o.dir = optarg; break;
+        case 'f': if (parse_faults(optarg, &o.faults) < 0) usage(); break;
+        case 's': o.faults.seed = strtoull(optarg, NULL, 0); break;
+        case 'x': o.max = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'c': o.conns = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'o': o.out = optarg; break;
+        case 'r': o.ring = true; break;
+        case 't': o.seconds = strtod(optarg, NULL); break;
+        case 'M': o.mtus = optarg; break;
+        case 'n': o.no_offload = true; break;
+        default: usage();
+        }
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    netns_enter();
+    pattern_init();
+    if (!strcmp(cmd, "bulk"))
+        return cmd_bulk(&o);
+    if (!strcmp(cmd, "conns"))
+        return cmd_conns(&o);
+    if (!strcmp(cmd, "linkdown"))
+        return cmd_linkdown(&o);
+    if (!strcmp(cmd, "pcap"))
+        return cmd_pcap(&o);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(&o);
+    usage();
+}
