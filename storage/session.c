@@ -27,6 +27,7 @@
 #define TASKS_MAX 1024             /* commands queued or in flight per session */
 #define RBUF_SIZE (256 * 1024)     /* read-ahead buffer */
 #define DIRECT_READ_MIN (16 * 1024) /* read data this large straight into its destination */
+#define RA_SMALL 1024               /* read-ahead while large data segments stream in */
 #define TX_BATCH 64                /* PDUs per gather write */
 #define RX_BUDGET 512              /* PDUs per wake before letting others run */
 #define AHS_MAX 1020
@@ -139,6 +140,7 @@ struct isc_session {
     uint8_t *rbuf;
     size_t rstart, rend;
     bool rx_drained;                /* the last read came back short: no more for now */
+    size_t ra_size;                 /* read-ahead size: small while big PDUs stream in */
     enum rx_state rx;
     uint8_t rhdr[ISC_BHS_LEN + AHS_MAX + ISC_DIGEST_LEN];
     size_t rgot, rneed;
@@ -240,6 +242,7 @@ struct isc_session *isc_session_new(struct sto_loop *loop, const struct isc_sess
     s->tasks = calloc(TASKS_MAX, sizeof(*s->tasks));
     s->free_idx = calloc(TASKS_MAX, sizeof(*s->free_idx));
     s->rbuf = malloc(RBUF_SIZE);
+    s->ra_size = RBUF_SIZE;
     if (!s->cfg.initiator_name || !s->tasks || !s->free_idx || !s->rbuf ||
         (cfg->target_name && !s->cfg.target_name)) {
         isc_session_free(s);
@@ -1833,7 +1836,7 @@ static ssize_t rx_take(struct isc_session *s, uint8_t *dst, size_t want, bool *e
                 continue;
             }
         } else {
-            asked = RBUF_SIZE;
+            asked = s->ra_size;
             r = stk_conn_read(s->conn, s->rbuf, asked);
             if (r > 0) {
                 s->rend = (size_t)r;
@@ -1877,6 +1880,11 @@ static int rx_header_done(struct isc_session *s)
     }
     s->rdsl = dsl;
     s->rtask = NULL;
+    /*
+     * Large segments are read straight into their destination; a big read-ahead would
+     * only copy most of the next one through rbuf. Small PDUs want a big read-ahead.
+     */
+    s->ra_size = dsl >= DIRECT_READ_MIN ? RA_SMALL : RBUF_SIZE;
     if (op == ISC_OP_DATA_IN && in_ffp(s)) {
         s->rdata = data_in_dest(s, h, dsl);
         if (!s->rdata)
