@@ -18,7 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "appliance/net.h"
 #include "common/log.h"
+#include "stacks/stacks.h"
 #include "stacks/transport.h"
 #include "storage/iscsi.h"
 #include "storage/lun.h"
@@ -42,7 +44,7 @@ void app_errorf(const char *fmt, ...)
 struct cli_opts {
     enum stk_policy stack;
     bool json;
-    const char *pcap;
+    struct app_net_opts net;
     const char *initiator;
     uint64_t offset;
     uint64_t length;
@@ -56,14 +58,14 @@ struct cli_opts {
 };
 
 enum {
-    OPT_STACK = 256, OPT_JSON, OPT_PCAP, OPT_OFFSET, OPT_LENGTH, OPT_TOE, OPT_PORT_RANGE,
-    OPT_INITIATOR, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_NO_TOE,
+    OPT_STACK = 256, OPT_JSON, OPT_OFFSET, OPT_LENGTH, OPT_TOE, OPT_INITIATOR,
+    OPT_LOG_LEVEL, OPT_LOG_FORMAT,
 };
 
 static const struct option long_opts[] = {
     { "stack", required_argument, NULL, OPT_STACK },
     { "json", no_argument, NULL, OPT_JSON },
-    { "pcap", required_argument, NULL, OPT_PCAP },
+    { "pcap", required_argument, NULL, OPT_TOE },
     { "offset", required_argument, NULL, OPT_OFFSET },
     { "length", required_argument, NULL, OPT_LENGTH },
     { "toe-ifname", required_argument, NULL, OPT_TOE },
@@ -71,8 +73,8 @@ static const struct option long_opts[] = {
     { "toe-host-addr", required_argument, NULL, OPT_TOE },
     { "toe-mtu", required_argument, NULL, OPT_TOE },
     { "toe-max-conns", required_argument, NULL, OPT_TOE },
-    { "no-toe", no_argument, NULL, OPT_NO_TOE },
-    { "port-range", required_argument, NULL, OPT_PORT_RANGE },
+    { "no-toe", no_argument, NULL, OPT_TOE },
+    { "port-range", required_argument, NULL, OPT_TOE },
     { "initiator-name", required_argument, NULL, OPT_INITIATOR },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -110,10 +112,12 @@ bad:
 static int parse_opts(int argc, char **argv, const char *usage, bool perf,
                       struct cli_opts *o, const char **positional)
 {
+    char err[200];
     uint64_t v;
-    int c;
+    int c, idx;
 
     memset(o, 0, sizeof(*o));
+    app_net_opts_defaults(&o->net);
     /* a client command speaks through its output and exit status; log only trouble */
     log_set_level(LOG_LVL_WARN);
     o->stack = STK_POLICY_AUTO;
@@ -122,7 +126,7 @@ static int parse_opts(int argc, char **argv, const char *usage, bool perf,
     o->seconds = 10;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, perf ? "b:m:t:wrhi:" : "h", long_opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, perf ? "b:m:t:wrhi:" : "h", long_opts, &idx)) !=
            -1) {
         switch (c) {
         case OPT_STACK:
@@ -131,14 +135,14 @@ static int parse_opts(int argc, char **argv, const char *usage, bool perf,
                 return APP_EXIT_USAGE;
             }
             break;
-        case OPT_NO_TOE:
-            o->stack = STK_POLICY_HOST;
-            break;
         case OPT_JSON:
             o->json = true;
             break;
-        case OPT_PCAP:
-            o->pcap = optarg;
+        case OPT_TOE:
+            if (app_net_opt(&o->net, long_opts[idx].name, optarg, err, sizeof(err)) < 0) {
+                app_errorf("%s", err);
+                return APP_EXIT_USAGE;
+            }
             break;
         case OPT_OFFSET:
             if (parse_u64("--offset", optarg, UINT64_MAX / 2, &o->offset) < 0)
@@ -149,9 +153,6 @@ static int parse_opts(int argc, char **argv, const char *usage, bool perf,
                 return APP_EXIT_USAGE;
             o->have_length = true;
             break;
-        case OPT_TOE:
-        case OPT_PORT_RANGE:
-            break; /* accepted for every command; they matter once a TOE is brought up */
         case OPT_INITIATOR:
         case 'i':
             o->initiator = optarg;
@@ -208,6 +209,12 @@ static int parse_opts(int argc, char **argv, const char *usage, bool perf,
         app_errorf("usage: %s", usage);
         return APP_EXIT_USAGE;
     }
+    if (o->net.no_toe && o->stack == STK_POLICY_TOE) {
+        app_errorf("--stack toe and --no-toe contradict each other");
+        return APP_EXIT_USAGE;
+    }
+    if (o->stack == STK_POLICY_HOST)
+        o->net.no_toe = true; /* no adapter to bring up */
     *positional = argv[optind];
     return 0;
 }
@@ -218,20 +225,40 @@ struct cli_session {
     struct sto_loop *loop;
     struct isc_session *s;
     struct isc_url url;
+    struct cli_opts *o;
+    struct app_net net;
+    struct stk_desc *desc;      /* the broker's descriptor of the session's connection */
 };
 
+#define CLI_OWNER "toegw-cli"
+
+/* The initiator asks the broker for its connection (claims 1 and 4). */
 static int cli_connect(void *arg, const struct sockaddr_in *dst, struct stk_conn **out,
                        char *err, size_t errlen)
 {
-    const struct cli_opts *o = arg;
+    struct cli_session *cs = arg;
+    struct stk_request req = { .owner = CLI_OWNER, .dst = *dst, .policy = cs->o->stack };
+    int ret;
 
-    if (o->stack == STK_POLICY_TOE) {
-        snprintf(err, errlen, "--stack toe: the emulated TCP offload engine is not "
-                              "available in this build (use --stack host or auto)");
-        return -ENODEV;
-    }
-    /* auto: with no TOE device, the host stack is the only placement */
-    return stk_host_connect(dst, 0, out);
+    ret = stk_request(cs->net.broker, &req, &cs->desc, err, errlen);
+    if (ret < 0)
+        return ret;
+    log_debug("cli", "connection placed on the %s stack (%s), local port %u",
+              stk_stack_name(cs->desc->stack), stk_placement_name(cs->desc->placement),
+              cs->desc->port);
+    *out = stk_desc_conn(cs->desc, CLI_OWNER);
+    return 0;
+}
+
+/* ... and gives it back when done (claim 3). */
+static void cli_release(void *arg, struct stk_conn *c, bool abort)
+{
+    struct cli_session *cs = arg;
+
+    (void)c;
+    if (cs->desc)
+        stk_release(cs->net.broker, cs->desc, CLI_OWNER, abort);
+    cs->desc = NULL;
 }
 
 static void cli_session_close(struct cli_session *cs)
@@ -240,6 +267,7 @@ static void cli_session_close(struct cli_session *cs)
         sto_sync_logout(cs->loop, cs->s);
     isc_session_free(cs->s);
     sto_loop_free(cs->loop);
+    app_net_stop(&cs->net);
     isc_url_clear(&cs->url);
     memset(cs, 0, sizeof(*cs));
 }
@@ -291,8 +319,17 @@ static int cli_session_open(struct cli_opts *o, const char *where, bool discover
     cfg.chap_secret = cs->url.secret;
     cfg.target_user = cs->url.target_user;
     cfg.target_secret = cs->url.target_secret;
-    cfg.connector.connect = cli_connect;
-    cfg.connector.arg = o;
+    cfg.connector = (struct isc_connector){ cli_connect, cli_release, cs };
+    cs->o = o;
+    {
+        char err[300];
+        ret = app_net_start(&o->net, o->stack == STK_POLICY_TOE, &cs->net, err, sizeof(err));
+        if (ret < 0) {
+            app_errorf("%s", err);
+            isc_url_clear(&cs->url);
+            return APP_EXIT_FAILED;
+        }
+    }
     cs->loop = sto_loop_new();
     if (!cs->loop) {
         app_errorf("cannot create the storage loop: %s", strerror(errno));

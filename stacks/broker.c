@@ -1,0 +1,570 @@
+/*
+ * broker.c - the offload broker: placement, the shared port space, reservations and
+ * connection descriptors.
+ *
+ * Port space: every port the broker hands out (to a reservation or a connection) is held
+ * on the host stack by a placeholder socket bound to 0.0.0.0:PORT with SO_REUSEADDR and
+ * never listening. The kernel's bind() is the arbiter: if it fails, a host application
+ * holds the port and neither stack may use it; while it is held, a host application's
+ * plain bind() to it fails with EADDRINUSE. A host-stack connection binds its own socket
+ * to the same port (both sockets have SO_REUSEADDR and neither listens, which Linux
+ * allows); a TOE connection binds lwIP to it.
+ */
+#include "stacks/stacks.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "stacks/stacks_int.h"
+
+/* Use of one port of the range. */
+enum port_use {
+    PORT_FREE = 0,
+    PORT_RESERVED,   /* held for a reservation (maybe also used by a connection) */
+    PORT_CONN,       /* held for a connection taken from the pool */
+};
+
+struct port_slot {
+    int fd;              /* placeholder socket; -1 when not held */
+    enum port_use use;
+};
+
+struct res_node {
+    struct stk_reservation r;
+    struct res_node *next;
+};
+
+struct desc_node {
+    struct stk_desc d;
+    struct desc_node *next;
+};
+
+struct stk_broker {
+    pthread_mutex_t lock;
+    uint16_t lo, hi;
+    struct port_slot *ports;    /* hi - lo + 1 slots */
+    uint32_t cursor;            /* where the next pool search starts */
+    struct toe_dev *toe;
+    struct res_node *res;
+    struct desc_node *descs;
+    uint64_t next_res_id, next_desc_id;
+    struct stk_broker_stats stats;
+};
+
+const char *stk_placement_name(enum stk_placement p)
+{
+    switch (p) {
+    case STK_PLACED_TOE: return "offloaded";
+    case STK_PLACED_HOST_ASKED: return "host requested";
+    case STK_PLACED_HOST_NO_TOE: return "no toe";
+    case STK_PLACED_HOST_LINK_DOWN: return "toe link down";
+    case STK_PLACED_HOST_TOE_FULL: return "toe full";
+    case STK_PLACED_HOST_UNREACHABLE: return "unreachable via toe";
+    }
+    return "unknown";
+}
+
+int stk_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi)
+{
+    unsigned long a, b;
+    char *end;
+
+    errno = 0;
+    a = strtoul(s, &end, 10);
+    if (errno || end == s || *end != '-')
+        return -EINVAL;
+    s = end + 1;
+    b = strtoul(s, &end, 10);
+    if (errno || end == s || *end || a == 0 || b > 65535 || a > b)
+        return -EINVAL;
+    *lo = (uint16_t)a;
+    *hi = (uint16_t)b;
+    return 0;
+}
+
+struct stk_broker *stk_broker_new(const struct stk_broker_config *cfg)
+{
+    struct stk_broker *b;
+    size_t n;
+
+    if (!cfg->port_lo || cfg->port_lo > cfg->port_hi) {
+        errno = EINVAL;
+        return NULL;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    n = (size_t)(cfg->port_hi - cfg->port_lo) + 1;
+    b->ports = calloc(n, sizeof(*b->ports));
+    if (!b->ports) {
+        free(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        b->ports[i].fd = -1;
+    b->lo = cfg->port_lo;
+    b->hi = cfg->port_hi;
+    b->toe = cfg->toe;
+    b->next_res_id = 1;
+    b->next_desc_id = 1;
+    pthread_mutex_init(&b->lock, NULL);
+    return b;
+}
+
+void stk_broker_free(struct stk_broker *b)
+{
+    if (!b)
+        return;
+    while (b->descs) {
+        struct desc_node *dn = b->descs;
+        b->descs = dn->next;
+        if (dn->d.conn)
+            stk_conn_close(dn->d.conn, true);
+        free(dn);
+    }
+    while (b->res) {
+        struct res_node *rn = b->res;
+        b->res = rn->next;
+        free(rn);
+    }
+    for (size_t i = 0; i <= (size_t)(b->hi - b->lo); i++)
+        if (b->ports[i].fd >= 0)
+            close(b->ports[i].fd);
+    free(b->ports);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+void stk_broker_set_toe(struct stk_broker *b, struct toe_dev *toe)
+{
+    pthread_mutex_lock(&b->lock);
+    b->toe = toe;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* ---------------------------------------------------------------- port space */
+
+/* Bind the placeholder for `port`. 0, -EADDRINUSE when a host socket holds it, -errno. */
+static int port_hold(struct stk_broker *b, uint16_t port)
+{
+    struct port_slot *ps = &b->ports[port - b->lo];
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+    int one = 1, fd;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    ps->fd = fd;
+    b->stats.ports_held++;
+    return 0;
+}
+
+static void port_drop(struct stk_broker *b, uint16_t port)
+{
+    struct port_slot *ps = &b->ports[port - b->lo];
+
+    if (ps->fd >= 0) {
+        close(ps->fd);
+        b->stats.ports_held--;
+    }
+    ps->fd = -1;
+    ps->use = PORT_FREE;
+}
+
+/* Take any free port of the range for `use`; the search rotates so ports are reused late. */
+static int port_take_any(struct stk_broker *b, enum port_use use, uint16_t *out)
+{
+    uint32_t n = (uint32_t)(b->hi - b->lo) + 1;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t idx = (b->cursor + i) % n;
+        uint16_t port = (uint16_t)(b->lo + idx);
+        if (b->ports[idx].use != PORT_FREE)
+            continue;
+        int ret = port_hold(b, port);
+        if (ret == -EADDRINUSE || ret == -EACCES)
+            continue; /* a host application has it: never ours to use */
+        if (ret < 0)
+            return ret;
+        b->ports[idx].use = use;
+        b->cursor = (idx + 1) % n;
+        *out = port;
+        return 0;
+    }
+    return -ENOSPC;
+}
+
+/* ---------------------------------------------------------------- reservations */
+
+static struct res_node *res_find(struct stk_broker *b, uint64_t id)
+{
+    for (struct res_node *rn = b->res; rn; rn = rn->next)
+        if (rn->r.id == id)
+            return rn;
+    return NULL;
+}
+
+int stk_reserve(struct stk_broker *b, const char *holder, uint16_t port, enum stk_policy stack,
+                struct stk_reservation *out)
+{
+    struct res_node *rn;
+    int ret;
+
+    if (!holder || !*holder || strlen(holder) >= STK_NAME_MAX)
+        return -EINVAL;
+    rn = calloc(1, sizeof(*rn));
+    if (!rn)
+        return -ENOMEM;
+    pthread_mutex_lock(&b->lock);
+    if (port) {
+        if (port < b->lo || port > b->hi) {
+            ret = -ERANGE;
+            goto fail;
+        }
+        if (b->ports[port - b->lo].use != PORT_FREE) {
+            ret = -EADDRINUSE;
+            goto fail;
+        }
+        ret = port_hold(b, port);
+        if (ret < 0)
+            goto fail;
+        b->ports[port - b->lo].use = PORT_RESERVED;
+    } else {
+        ret = port_take_any(b, PORT_RESERVED, &port);
+        if (ret < 0)
+            goto fail;
+    }
+    rn->r.id = b->next_res_id++;
+    snprintf(rn->r.holder, sizeof(rn->r.holder), "%s", holder);
+    rn->r.port = port;
+    rn->r.stack = stack;
+    rn->r.created = time(NULL);
+    rn->next = b->res;
+    b->res = rn;
+    if (out)
+        *out = rn->r;
+    pthread_mutex_unlock(&b->lock);
+    log_info("broker", "reserved port %u for \"%s\" (reservation %llu)", port, holder,
+             (unsigned long long)rn->r.id);
+    return 0;
+fail:
+    pthread_mutex_unlock(&b->lock);
+    free(rn);
+    return ret;
+}
+
+int stk_unreserve(struct stk_broker *b, uint64_t id)
+{
+    struct res_node **pp;
+
+    pthread_mutex_lock(&b->lock);
+    for (pp = &b->res; *pp && (*pp)->r.id != id; pp = &(*pp)->next)
+        ;
+    if (!*pp) {
+        pthread_mutex_unlock(&b->lock);
+        return -ENOENT;
+    }
+    if ((*pp)->r.in_use) {
+        pthread_mutex_unlock(&b->lock);
+        return -EBUSY;
+    }
+    struct res_node *rn = *pp;
+    *pp = rn->next;
+    port_drop(b, rn->r.port);
+    pthread_mutex_unlock(&b->lock);
+    log_info("broker", "released reservation %llu (port %u)", (unsigned long long)id,
+             rn->r.port);
+    free(rn);
+    return 0;
+}
+
+int stk_list_reservations(struct stk_broker *b, struct stk_reservation **out, size_t *n)
+{
+    size_t count = 0, i = 0;
+
+    pthread_mutex_lock(&b->lock);
+    for (struct res_node *rn = b->res; rn; rn = rn->next)
+        count++;
+    *out = calloc(count ? count : 1, sizeof(**out));
+    if (!*out) {
+        pthread_mutex_unlock(&b->lock);
+        return -ENOMEM;
+    }
+    /* oldest first */
+    for (struct res_node *rn = b->res; rn; rn = rn->next)
+        (*out)[count - 1 - i++] = rn->r;
+    *n = count;
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+int stk_get_reservation(struct stk_broker *b, uint64_t id, struct stk_reservation *out)
+{
+    struct res_node *rn;
+
+    pthread_mutex_lock(&b->lock);
+    rn = res_find(b, id);
+    if (rn)
+        *out = rn->r;
+    pthread_mutex_unlock(&b->lock);
+    return rn ? 0 : -ENOENT;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* Whether lwIP could ever reach `dst` through the TAP (loopback never crosses a wire). */
+static bool toe_can_reach(const struct sockaddr_in *dst)
+{
+    uint32_t a = ntohl(dst->sin_addr.s_addr);
+
+    return (a >> 24) != 127 && (a >> 24) != 0 && (a >> 28) != 0xe;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_desc **out,
+                char *err, size_t errlen)
+{
+    struct desc_node *dn;
+    struct res_node *rn = NULL;
+    struct stk_conn *conn = NULL;
+    enum stk_placement placement;
+    enum stk_policy policy = req->policy;
+    uint64_t t0 = now_ns();
+    uint16_t port = 0;
+    bool pool_port = false;
+    char dst[32];
+    int ret;
+
+    stk_addr_str(&req->dst, dst, sizeof(dst));
+    if (!req->owner || !*req->owner || strlen(req->owner) >= STK_NAME_MAX) {
+        snprintf(err, errlen, "a connection request needs an owner name");
+        return -EINVAL;
+    }
+    dn = calloc(1, sizeof(*dn));
+    if (!dn)
+        return -ENOMEM;
+    pthread_mutex_lock(&b->lock);
+    b->stats.requests++;
+
+    /* the local port: the owner's reservation, or one from the pool */
+    if (req->reservation) {
+        rn = res_find(b, req->reservation);
+        if (!rn) {
+            snprintf(err, errlen, "reservation %llu does not exist",
+                     (unsigned long long)req->reservation);
+            ret = -ENOENT;
+            goto fail;
+        }
+        if (strcmp(rn->r.holder, req->owner) != 0) {
+            snprintf(err, errlen, "reservation %llu is held by \"%s\", not \"%s\"",
+                     (unsigned long long)req->reservation, rn->r.holder, req->owner);
+            ret = -EPERM;
+            goto fail;
+        }
+        if (rn->r.in_use) {
+            snprintf(err, errlen, "reservation %llu (port %u) is already in use",
+                     (unsigned long long)req->reservation, rn->r.port);
+            ret = -EBUSY;
+            goto fail;
+        }
+        port = rn->r.port;
+        if (policy == STK_POLICY_AUTO)
+            policy = rn->r.stack;
+    }
+
+    /* placement (claim 8): the TOE first, the host stack as the fallback */
+    if (policy == STK_POLICY_HOST)
+        placement = STK_PLACED_HOST_ASKED;
+    else if (!b->toe)
+        placement = STK_PLACED_HOST_NO_TOE;
+    else if (!toe_link_up(b->toe))
+        placement = STK_PLACED_HOST_LINK_DOWN;
+    else if (!toe_can_reach(&req->dst))
+        placement = STK_PLACED_HOST_UNREACHABLE;
+    else
+        placement = STK_PLACED_TOE;
+
+    for (int attempt = 0;; attempt++) {
+        if (!port) {
+            ret = port_take_any(b, PORT_CONN, &port);
+            if (ret < 0) {
+                snprintf(err, errlen, "no free local port in %u-%u: %s", b->lo, b->hi,
+                         ret == -ENOSPC ? "all in use" : strerror(-ret));
+                goto fail;
+            }
+            pool_port = true;
+        }
+        if (placement == STK_PLACED_TOE) {
+            ret = toe_connect(b->toe, &req->dst, port, &conn);
+            if (ret == -EADDRINUSE && pool_port && attempt < 8) {
+                /* lwIP still has this port (TIME_WAIT to that peer): take another */
+                port_drop(b, port);
+                port = 0;
+                continue;
+            }
+            if (ret == -EMFILE)
+                placement = STK_PLACED_HOST_TOE_FULL;
+            else if (ret == -ENETDOWN)
+                placement = STK_PLACED_HOST_LINK_DOWN;
+            else if (ret == -ENETUNREACH)
+                placement = STK_PLACED_HOST_UNREACHABLE;
+            else if (ret < 0) {
+                snprintf(err, errlen, "toe connect to %s from port %u failed: %s", dst, port,
+                         toe_strerror()[0] ? toe_strerror() : strerror(-ret));
+                goto fail_port;
+            }
+        }
+        break;
+    }
+    if (placement != STK_PLACED_TOE) {
+        if (policy == STK_POLICY_TOE) {
+            ret = placement == STK_PLACED_HOST_NO_TOE ? -ENODEV
+                  : placement == STK_PLACED_HOST_LINK_DOWN ? -ENETDOWN
+                  : placement == STK_PLACED_HOST_TOE_FULL ? -EMFILE : -ENETUNREACH;
+            snprintf(err, errlen, "the toe cannot take a connection to %s: %s", dst,
+                     placement == STK_PLACED_HOST_NO_TOE ? "no toe device (--no-toe)"
+                     : placement == STK_PLACED_HOST_LINK_DOWN ? "its link is down"
+                     : placement == STK_PLACED_HOST_TOE_FULL
+                         ? "it is at its connection limit (--toe-max-conns)"
+                         : "the destination is not reachable through it");
+            goto fail_port;
+        }
+        ret = stk_host_connect(&req->dst, port, &conn);
+        if (ret < 0) {
+            snprintf(err, errlen, "host connect to %s from port %u failed: %s", dst, port,
+                     strerror(-ret));
+            goto fail_port;
+        }
+    }
+
+    if (rn)
+        rn->r.in_use = true;
+    dn->d.id = b->next_desc_id++;
+    snprintf(dn->d.owner, sizeof(dn->d.owner), "%s", req->owner);
+    dn->d.stack = conn->stack;
+    dn->d.placement = placement;
+    dn->d.port = port;
+    dn->d.reservation = rn ? rn->r.id : 0;
+    dn->d.remote = req->dst;
+    dn->d.conn = conn;
+    dn->d.created = time(NULL);
+    dn->next = b->descs;
+    b->descs = dn;
+    int si = conn->stack == STK_STACK_TOE;
+    if (si)
+        b->stats.granted_toe++;
+    else
+        b->stats.granted_host++;
+    b->stats.latency_ns[si] += now_ns() - t0;
+    b->stats.latency_count[si]++;
+    pthread_mutex_unlock(&b->lock);
+    log_info("broker", "connection %llu for \"%s\" to %s on the %s stack, port %u (%s)",
+             (unsigned long long)dn->d.id, dn->d.owner, dst, stk_stack_name(dn->d.stack),
+             port, stk_placement_name(placement));
+    *out = &dn->d;
+    return 0;
+
+fail_port:
+    if (pool_port && port)
+        port_drop(b, port);
+fail:
+    b->stats.refused++;
+    pthread_mutex_unlock(&b->lock);
+    free(dn);
+    return ret;
+}
+
+int stk_release(struct stk_broker *b, struct stk_desc *d, const char *owner, bool abort)
+{
+    struct desc_node **pp;
+
+    pthread_mutex_lock(&b->lock);
+    for (pp = &b->descs; *pp && &(*pp)->d != d; pp = &(*pp)->next)
+        ;
+    if (!*pp) {
+        pthread_mutex_unlock(&b->lock);
+        return -ENOENT;
+    }
+    if (!owner || strcmp(owner, d->owner) != 0) {
+        pthread_mutex_unlock(&b->lock);
+        return -EPERM;
+    }
+    struct desc_node *dn = *pp;
+    *pp = dn->next;
+    if (dn->d.conn)
+        stk_conn_close(dn->d.conn, abort);
+    if (dn->d.reservation) {
+        struct res_node *rn = res_find(b, dn->d.reservation);
+        if (rn)
+            rn->r.in_use = false;
+    } else {
+        port_drop(b, dn->d.port);
+    }
+    b->stats.released++;
+    pthread_mutex_unlock(&b->lock);
+    log_debug("broker", "connection %llu of \"%s\" released, port %u %s",
+              (unsigned long long)dn->d.id, dn->d.owner, dn->d.port,
+              dn->d.reservation ? "back to its reservation" : "back to the pool");
+    free(dn);
+    return 0;
+}
+
+struct stk_conn *stk_desc_conn(struct stk_desc *d, const char *owner)
+{
+    if (!owner || strcmp(owner, d->owner) != 0) {
+        errno = EPERM;
+        return NULL;
+    }
+    return d->conn;
+}
+
+void stk_broker_stats(struct stk_broker *b, struct stk_broker_stats *out)
+{
+    pthread_mutex_lock(&b->lock);
+    *out = b->stats;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Broker connections, for the unified table: fills owner/placement of matching rows. */
+void stk_broker_annotate(struct stk_broker *b, struct stk_conn_row *rows, size_t n)
+{
+    pthread_mutex_lock(&b->lock);
+    for (struct desc_node *dn = b->descs; dn; dn = dn->next) {
+        for (size_t i = 0; i < n; i++) {
+            if (rows[i].stack != dn->d.stack || ntohs(rows[i].local.sin_port) != dn->d.port ||
+                rows[i].remote.sin_addr.s_addr != dn->d.remote.sin_addr.s_addr ||
+                rows[i].remote.sin_port != dn->d.remote.sin_port)
+                continue;
+            snprintf(rows[i].owner, sizeof(rows[i].owner), "%s", dn->d.owner);
+            snprintf(rows[i].placement, sizeof(rows[i].placement), "%s",
+                     stk_placement_name(dn->d.placement));
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+struct toe_dev *stk_broker_toe(struct stk_broker *b)
+{
+    return b->toe;
+}

@@ -1,0 +1,315 @@
+/*
+ * table.c - one connection table and one set of TCP counters for both stacks.
+ *
+ * The host's side comes from the kernel: every IPv4 TCP socket of the machine through
+ * netlink sock_diag (with tcp_info for byte counts), the owning process from /proc, and
+ * the TCP MIB from /proc/net/snmp. The TOE's side comes from the adapter's own table and
+ * lwIP's MIB counters. Host tools cannot see the TOE's connections; this table can.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "stacks/stacks_int.h"
+
+static const char *const tcp_states[] = {
+    "UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+    "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+};
+
+struct row_vec {
+    struct stk_conn_row *v;
+    size_t n, cap;
+};
+
+static struct stk_conn_row *row_add(struct row_vec *rv)
+{
+    if (rv->n == rv->cap) {
+        size_t cap = rv->cap ? rv->cap * 2 : 64;
+        struct stk_conn_row *v = realloc(rv->v, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        rv->v = v;
+        rv->cap = cap;
+    }
+    memset(&rv->v[rv->n], 0, sizeof(rv->v[0]));
+    return &rv->v[rv->n++];
+}
+
+/* inode → "pid/comm" for the sockets of every process we can see. */
+struct owner_map {
+    unsigned long *inode;
+    char (*name)[STK_NAME_MAX];
+    size_t n, cap;
+};
+
+static void owner_map_build(struct owner_map *m)
+{
+    DIR *proc = opendir("/proc");
+    struct dirent *de;
+
+    if (!proc)
+        return;
+    while ((de = readdir(proc))) {
+        char path[300], comm[32] = "?";
+        DIR *fds;
+        struct dirent *fe;
+        FILE *f;
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+
+        if (*end || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+        f = fopen(path, "r");
+        if (f) {
+            if (fgets(comm, sizeof(comm), f))
+                comm[strcspn(comm, "\n")] = '\0';
+            fclose(f);
+        }
+        snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+        fds = opendir(path);
+        if (!fds)
+            continue;
+        while ((fe = readdir(fds))) {
+            char link[64], fdpath[600];
+            ssize_t l;
+            unsigned long ino;
+            snprintf(fdpath, sizeof(fdpath), "%s/%s", path, fe->d_name);
+            l = readlink(fdpath, link, sizeof(link) - 1);
+            if (l <= 0)
+                continue;
+            link[l] = '\0';
+            if (sscanf(link, "socket:[%lu]", &ino) != 1)
+                continue;
+            if (m->n == m->cap) {
+                size_t cap = m->cap ? m->cap * 2 : 256;
+                unsigned long *iv = realloc(m->inode, cap * sizeof(*iv));
+                if (!iv)
+                    break;
+                m->inode = iv;
+                char (*nv)[STK_NAME_MAX] = realloc(m->name, cap * sizeof(*nv));
+                if (!nv)
+                    break;
+                m->name = nv;
+                m->cap = cap;
+            }
+            m->inode[m->n] = ino;
+            snprintf(m->name[m->n], STK_NAME_MAX, "%ld/%s", pid, comm);
+            m->n++;
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+}
+
+static const char *owner_lookup(const struct owner_map *m, unsigned long ino)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->inode[i] == ino)
+            return m->name[i];
+    return NULL;
+}
+
+/* Dump the kernel's IPv4 TCP sockets through sock_diag. */
+static int host_rows(struct row_vec *rv)
+{
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } msg = {
+        .nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+        .req = { .sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP,
+                 .idiag_states = ~0u, .idiag_ext = 1 << (INET_DIAG_INFO - 1) },
+    };
+    struct owner_map owners = { 0 };
+    static char buf[65536];
+    int fd, ret = 0;
+    bool done = false;
+
+    fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return -errno;
+    if (send(fd, &msg, sizeof(msg), 0) < 0) {
+        ret = -errno;
+        goto out;
+    }
+    owner_map_build(&owners);
+    while (!done) {
+        ssize_t len = recv(fd, buf, sizeof(buf), 0);
+        if (len < 0) {
+            ret = -errno;
+            break;
+        }
+        if (len == 0)
+            break;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len);
+             h = NLMSG_NEXT(h, len)) {
+            if (h->nlmsg_type == NLMSG_DONE) {
+                done = true;
+                break;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *e = NLMSG_DATA(h);
+                ret = e->error ? e->error : -EIO;
+                done = true;
+                break;
+            }
+            if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+                continue;
+            struct inet_diag_msg *d = NLMSG_DATA(h);
+            struct stk_conn_row *r = row_add(rv);
+            if (!r) {
+                ret = -ENOMEM;
+                done = true;
+                break;
+            }
+            r->stack = STK_STACK_HOST;
+            snprintf(r->id, sizeof(r->id), "host-%u", d->idiag_inode);
+            r->local.sin_family = r->remote.sin_family = AF_INET;
+            memcpy(&r->local.sin_addr, d->id.idiag_src, 4);
+            memcpy(&r->remote.sin_addr, d->id.idiag_dst, 4);
+            r->local.sin_port = d->id.idiag_sport;
+            r->remote.sin_port = d->id.idiag_dport;
+            snprintf(r->state, sizeof(r->state), "%s",
+                     d->idiag_state < sizeof(tcp_states) / sizeof(tcp_states[0])
+                         ? tcp_states[d->idiag_state] : "UNKNOWN");
+            const char *own = d->idiag_inode ? owner_lookup(&owners, d->idiag_inode) : NULL;
+            snprintf(r->owner, sizeof(r->owner), "%s", own ? own : "");
+            /* attributes: tcp_info carries the byte counters */
+            int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*d)));
+            for (struct rtattr *a = (struct rtattr *)(d + 1); RTA_OK(a, alen);
+                 a = RTA_NEXT(a, alen)) {
+                if (a->rta_type != INET_DIAG_INFO)
+                    continue;
+                struct tcp_info ti;
+                size_t tl = RTA_PAYLOAD(a) < sizeof(ti) ? RTA_PAYLOAD(a) : sizeof(ti);
+                memset(&ti, 0, sizeof(ti));
+                memcpy(&ti, RTA_DATA(a), tl);
+                r->bytes_in = ti.tcpi_bytes_received;
+                r->bytes_out = ti.tcpi_bytes_acked;
+            }
+        }
+    }
+out:
+    free(owners.inode);
+    free(owners.name);
+    close(fd);
+    return ret;
+}
+
+static int toe_rows(struct toe_dev *toe, struct row_vec *rv)
+{
+    struct toe_conn_info *ci;
+    size_t n;
+    int ret = toe_list_conns(toe, &ci, &n);
+
+    if (ret < 0)
+        return ret;
+    for (size_t i = 0; i < n; i++) {
+        struct stk_conn_row *r = row_add(rv);
+        if (!r) {
+            free(ci);
+            return -ENOMEM;
+        }
+        r->stack = STK_STACK_TOE;
+        snprintf(r->id, sizeof(r->id), "toe-%zu-%u", i, ntohs(ci[i].local.sin_port));
+        r->local = ci[i].local;
+        r->remote = ci[i].remote;
+        snprintf(r->state, sizeof(r->state), "%s", ci[i].state);
+        r->bytes_in = ci[i].bytes_in;
+        r->bytes_out = ci[i].bytes_out;
+    }
+    free(ci);
+    return 0;
+}
+
+int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
+{
+    struct row_vec rv = { 0 };
+    struct toe_dev *toe = b ? stk_broker_toe(b) : NULL;
+    int ret;
+
+    ret = host_rows(&rv);
+    if (ret == 0 && toe)
+        ret = toe_rows(toe, &rv);
+    if (ret < 0) {
+        free(rv.v);
+        return ret;
+    }
+    if (b)
+        stk_broker_annotate(b, rv.v, rv.n);
+    *out = rv.v;
+    *n = rv.n;
+    return 0;
+}
+
+/* Parse the "Tcp:" lines of /proc/net/snmp (a header line, then a value line). */
+static int host_mib(struct stk_tcp_counters *out)
+{
+    char hdr[1024], val[1024];
+    FILE *f = fopen("/proc/net/snmp", "r");
+    bool found = false;
+
+    if (!f)
+        return -errno;
+    while (fgets(hdr, sizeof(hdr), f)) {
+        if (strncmp(hdr, "Tcp:", 4) != 0 || !fgets(val, sizeof(val), f))
+            continue;
+        char *hs, *vs, *h = strtok_r(hdr + 4, " \n", &hs), *v = strtok_r(val + 4, " \n", &vs);
+        for (; h && v; h = strtok_r(NULL, " \n", &hs), v = strtok_r(NULL, " \n", &vs)) {
+            uint64_t x = strtoull(v, NULL, 10);
+            if (!strcmp(h, "ActiveOpens")) out->active_opens = x;
+            else if (!strcmp(h, "PassiveOpens")) out->passive_opens = x;
+            else if (!strcmp(h, "AttemptFails")) out->attempt_fails = x;
+            else if (!strcmp(h, "EstabResets")) out->estab_resets = x;
+            else if (!strcmp(h, "CurrEstab")) out->curr_estab = x;
+            else if (!strcmp(h, "InSegs")) out->in_segs = x;
+            else if (!strcmp(h, "OutSegs")) out->out_segs = x;
+            else if (!strcmp(h, "RetransSegs")) out->retrans_segs = x;
+            else if (!strcmp(h, "InErrs")) out->in_errs = x;
+            else if (!strcmp(h, "OutRsts")) out->out_rsts = x;
+        }
+        found = true;
+        break;
+    }
+    fclose(f);
+    return found ? 0 : -ENOENT;
+}
+
+int stk_tcp_counters(struct stk_broker *b, enum stk_stack stack, struct stk_tcp_counters *out)
+{
+    struct toe_dev *toe = b ? stk_broker_toe(b) : NULL;
+    struct toe_counters tc;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (stack == STK_STACK_HOST)
+        return host_mib(out);
+    if (!toe)
+        return -ENODEV;
+    ret = toe_get_counters(toe, &tc);
+    if (ret < 0)
+        return ret;
+    out->active_opens = tc.tcp_active_opens;
+    out->attempt_fails = tc.tcp_attempt_fails;
+    out->estab_resets = tc.tcp_estab_resets;
+    out->curr_estab = tc.conns_current;
+    out->in_segs = tc.tcp_in_segs;
+    out->out_segs = tc.tcp_out_segs;
+    out->retrans_segs = tc.tcp_retrans_segs;
+    out->in_errs = tc.tcp_in_errs;
+    out->out_rsts = tc.tcp_out_rsts;
+    return 0;
+}
