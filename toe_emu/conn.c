@@ -564,12 +564,20 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     struct toe_conn *c = arg;
 
-    (void)pcb;
     (void)err;
     if (!c)
         return ERR_OK;
     c->was_established = true;
     c->dev->cnt.conns_established++;
+    /*
+     * Seed the RTT estimator from the handshake, as Linux does: lwIP starts every connection
+     * at its 3 s initial RTO and takes no RTT sample during its first timer tick, so a frame
+     * lost early on a sub-millisecond wire would stall the connection for seconds. Two slow
+     * ticks (200 ms, Linux's minimum RTO) is what the handshake says here.
+     */
+    pcb->sa = 0;
+    pcb->sv = (s16_t)(200 / TCP_SLOW_INTERVAL);
+    pcb->rto = pcb->sv;
     atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
     conn_signal(c);
     tx_pump(c);

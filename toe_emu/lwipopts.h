@@ -85,6 +85,13 @@
 #define TCP_WND_UPDATE_THRESHOLD    (TCP_WND / 8)
 #define TCP_LISTEN_BACKLOG          0
 #define LWIP_TCP_KEEPALIVE          0
+/*
+ * lwIP's TCP timers tick at TCP_TMR_INTERVAL (fast: delayed ACKs) and twice that (slow:
+ * retransmission timeouts, counted in ticks). The stock 250/500 ms makes every RTO at least
+ * half a second; on a wire with a sub-millisecond RTT that turns each lost frame into a long
+ * stall. 50/100 ms keeps the minimum RTO near Linux's 200 ms.
+ */
+#define TCP_TMR_INTERVAL            50
 #define TCP_MAXRTX                  12
 #define TCP_SYNMAXRTX               6
 /*

@@ -733,6 +733,8 @@ static int cmd_pcap(const struct opts *o)
 
     if (!o->out)
         die("pcap needs --out FILE");
+    if (toe_set_faults(dev, &o->faults) < 0)
+        die("%s", toe_strerror());
     if (toe_capture_start(dev, o->ring ? NULL : o->out, 0) < 0)
         die("%s", toe_strerror());
     toe_get_counters(dev, &k0);
