@@ -530,6 +530,37 @@ int stk_release(struct stk_broker *b, struct stk_desc *d, const char *owner, boo
     return 0;
 }
 
+int stk_release_conn(struct stk_broker *b, struct stk_conn *c, const char *owner, bool abort)
+{
+    struct stk_desc *d = NULL;
+
+    pthread_mutex_lock(&b->lock);
+    for (struct desc_node *dn = b->descs; dn; dn = dn->next)
+        if (dn->d.conn == c)
+            d = &dn->d;
+    pthread_mutex_unlock(&b->lock);
+    return d ? stk_release(b, d, owner, abort) : -ENOENT;
+}
+
+int stk_restore_reservation(struct stk_broker *b, const struct stk_reservation *r)
+{
+    struct stk_reservation got;
+    int ret = stk_reserve(b, r->holder, r->port, r->stack, &got);
+
+    if (ret < 0)
+        return ret;
+    pthread_mutex_lock(&b->lock);
+    struct res_node *rn = res_find(b, got.id);
+    if (rn && !res_find(b, r->id)) {
+        rn->r.id = r->id;
+        rn->r.created = r->created;
+        if (b->next_res_id <= r->id)
+            b->next_res_id = r->id + 1;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
 struct stk_conn *stk_desc_conn(struct stk_desc *d, const char *owner)
 {
     if (!owner || strcmp(owner, d->owner) != 0) {

@@ -119,6 +119,10 @@ int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_
  * stays with that reservation). -EPERM when `owner` is not the descriptor's owner.
  */
 int stk_release(struct stk_broker *b, struct stk_desc *d, const char *owner, bool abort);
+/* Release the descriptor whose connection is `c` (as stk_release). -ENOENT when none. */
+int stk_release_conn(struct stk_broker *b, struct stk_conn *c, const char *owner, bool abort);
+/* Recreate a saved reservation with its id and creation time (state restore). */
+int stk_restore_reservation(struct stk_broker *b, const struct stk_reservation *r);
 /* The descriptor's connection, for its owner only (NULL and EPERM otherwise). */
 struct stk_conn *stk_desc_conn(struct stk_desc *d, const char *owner);
 
