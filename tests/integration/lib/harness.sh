@@ -37,8 +37,10 @@
 #   h_end
 #
 # Environment: TOEGW_BIN (binary under test, default $REPO/toegw), H_KEEP=1 (keep $H_TMP),
-# H_CMD_TIMEOUT (seconds per command run by h_run, default 60), H_VERBOSE=1 (show the
-# stderr of failed commands).
+# H_CMD_TIMEOUT (seconds per command run by h_run, default 60), H_TGTD_PORTAL (default
+# 127.0.0.1:3260), H_CAPTURE_DRAIN (seconds a capture keeps running after the traffic,
+# default 1.5). Run one test alone with `bash tests/integration/test_io.sh`; the runner
+# (tests/integration/run) prints only the result lines unless H_VERBOSE=1.
 
 set -u
 
