@@ -15,6 +15,7 @@ int app_cmd_luns(int argc, char **argv);
 int app_cmd_read(int argc, char **argv);
 int app_cmd_write(int argc, char **argv);
 int app_cmd_perf(int argc, char **argv);
+int app_cmd_netstat(int argc, char **argv);
 
 /* Print "toegw: <msg>" on stderr, one line. */
 void app_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

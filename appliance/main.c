@@ -44,7 +44,7 @@ static const struct {
     { "read", app_cmd_read, "URL: read a LUN range to stdout" },
     { "write", app_cmd_write, "URL: write stdin to the LUN" },
     { "perf", app_cmd_perf, "URL: load generator (iscsi-perf options)" },
-    { "netstat", cmd_not_yet, "the unified connection table of a running appliance" },
+    { "netstat", app_cmd_netstat, "the unified connection table of a running appliance" },
     { "version", cmd_version, "versions of toegw and its libraries" },
 };
 

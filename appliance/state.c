@@ -1,0 +1,263 @@
+/*
+ * state.c - state file and API token, written atomically.
+ */
+#include "appliance/state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/chap.h"
+
+#define STATE_FILE "state.json"
+#define STATE_VERSION 1
+
+static const char *policy_str(enum stk_policy p) { return stk_policy_name(p); }
+
+static int write_atomic(const char *path, const char *data, size_t len, char *err,
+                        size_t errlen)
+{
+    char tmp[4200], dir[4096];
+    int fd, dfd, ret = 0;
+    size_t off = 0;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "cannot create \"%s\": %s", tmp, strerror(-ret));
+        return ret;
+    }
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            ret = -errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (!ret && fsync(fd) < 0)
+        ret = -errno;
+    if (close(fd) < 0 && !ret)
+        ret = -errno;
+    if (!ret && rename(tmp, path) < 0)
+        ret = -errno;
+    if (ret) {
+        snprintf(err, errlen, "cannot write \"%s\": %s", path, strerror(-ret));
+        unlink(tmp);
+        return ret;
+    }
+    /* the rename is durable only once the directory is */
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+int app_state_write(const char *dir, const char *text, char *err, size_t errlen)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+    return write_atomic(path, text, strlen(text), err, errlen);
+}
+
+char *app_state_text(const struct app_state *st)
+{
+    json_t *root = json_object(), *ss = json_array(), *rs = json_array();
+    char *text;
+
+    json_object_set_new(root, "version", json_integer(STATE_VERSION));
+    for (size_t i = 0; i < st->nsessions; i++) {
+        const struct sto_session_req *r = &st->sessions[i];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:b,s:b}", "id", r->id, "portal",
+                              r->portal, "target", r->target, "stack", policy_str(r->stack),
+                              "reservation", (json_int_t)r->reservation, "header_digest",
+                              r->header_digest, "data_digest", r->data_digest);
+        if (r->chap.user[0]) {
+            json_t *c = json_pack("{s:s,s:s}", "user", r->chap.user, "secret",
+                                  r->chap.secret);
+            if (r->chap.target_user[0]) {
+                json_object_set_new(c, "target_user", json_string(r->chap.target_user));
+                json_object_set_new(c, "target_secret", json_string(r->chap.target_secret));
+            }
+            json_object_set_new(o, "chap", c);
+        }
+        json_array_append_new(ss, o);
+    }
+    for (size_t i = 0; i < st->nreservations; i++) {
+        const struct stk_reservation *r = &st->reservations[i];
+        json_array_append_new(rs, json_pack("{s:I,s:s,s:i,s:s,s:I}", "id", (json_int_t)r->id,
+                                            "holder", r->holder, "port", r->port, "stack",
+                                            policy_str(r->stack), "created",
+                                            (json_int_t)r->created));
+    }
+    json_object_set_new(root, "sessions", ss);
+    json_object_set_new(root, "reservations", rs);
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    return text;
+}
+
+void app_state_text_free(char *text)
+{
+    if (text) {
+        explicit_bzero(text, strlen(text));
+        free(text);
+    }
+}
+
+void app_state_clear(struct app_state *st)
+{
+    if (st->sessions)
+        explicit_bzero(st->sessions, st->nsessions * sizeof(*st->sessions));
+    free(st->sessions);
+    free(st->reservations);
+    memset(st, 0, sizeof(*st));
+}
+
+static int copy_str(char *dst, size_t cap, json_t *o, const char *key, bool required)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!v)
+        return required ? -EINVAL : 0;
+    if (!json_is_string(v) || json_string_length(v) >= cap)
+        return -EINVAL;
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+int app_state_load(const char *dir, struct app_state *st, char *err, size_t errlen)
+{
+    char path[4096];
+    json_error_t je;
+    json_t *root, *ss, *rs, *o;
+    size_t i;
+
+    memset(st, 0, sizeof(*st));
+    snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+    if (access(path, F_OK) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "state file \"%s\" is not valid json (line %d: %s)", path,
+                 je.line, je.text);
+        return -EINVAL;
+    }
+    ss = json_object_get(root, "sessions");
+    rs = json_object_get(root, "reservations");
+    if ((ss && !json_is_array(ss)) || (rs && !json_is_array(rs))) {
+        snprintf(err, errlen, "state file \"%s\": sessions and reservations must be arrays",
+                 path);
+        goto bad;
+    }
+    st->sessions = calloc(json_array_size(ss) + 1, sizeof(*st->sessions));
+    st->reservations = calloc(json_array_size(rs) + 1, sizeof(*st->reservations));
+    if (!st->sessions || !st->reservations) {
+        snprintf(err, errlen, "out of memory");
+        goto bad;
+    }
+    json_array_foreach(ss, i, o) {
+        struct sto_session_req *r = &st->sessions[st->nsessions];
+        json_t *c = json_object_get(o, "chap");
+        const char *stack = json_string_value(json_object_get(o, "stack"));
+        if (!json_is_object(o) || copy_str(r->id, sizeof(r->id), o, "id", true) ||
+            copy_str(r->portal, sizeof(r->portal), o, "portal", true) ||
+            copy_str(r->target, sizeof(r->target), o, "target", true) ||
+            (stack && stk_parse_policy(stack, &r->stack) < 0) ||
+            (c && (!json_is_object(c) ||
+                   copy_str(r->chap.user, sizeof(r->chap.user), c, "user", true) ||
+                   copy_str(r->chap.secret, sizeof(r->chap.secret), c, "secret", true) ||
+                   copy_str(r->chap.target_user, sizeof(r->chap.target_user), c,
+                            "target_user", false) ||
+                   copy_str(r->chap.target_secret, sizeof(r->chap.target_secret), c,
+                            "target_secret", false)))) {
+            snprintf(err, errlen, "state file \"%s\": session %zu is malformed", path, i);
+            goto bad;
+        }
+        r->reservation = (uint64_t)json_integer_value(json_object_get(o, "reservation"));
+        r->header_digest = json_is_true(json_object_get(o, "header_digest"));
+        r->data_digest = json_is_true(json_object_get(o, "data_digest"));
+        st->nsessions++;
+    }
+    json_array_foreach(rs, i, o) {
+        struct stk_reservation *r = &st->reservations[st->nreservations];
+        const char *stack = json_string_value(json_object_get(o, "stack"));
+        json_int_t port = json_integer_value(json_object_get(o, "port"));
+        json_int_t id = json_integer_value(json_object_get(o, "id"));
+        if (!json_is_object(o) || copy_str(r->holder, sizeof(r->holder), o, "holder", true) ||
+            port <= 0 || port > 65535 || id <= 0 ||
+            (stack && stk_parse_policy(stack, &r->stack) < 0)) {
+            snprintf(err, errlen, "state file \"%s\": reservation %zu is malformed", path, i);
+            goto bad;
+        }
+        r->id = (uint64_t)id;
+        r->port = (uint16_t)port;
+        r->created = (time_t)json_integer_value(json_object_get(o, "created"));
+        st->nreservations++;
+    }
+    json_decref(root);
+    return 0;
+bad:
+    json_decref(root);
+    app_state_clear(st);
+    return -EINVAL;
+}
+
+int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t errlen)
+{
+    uint8_t raw[32];
+    char hex[2 * sizeof(raw) + 4];
+    FILE *f = fopen(path, "r");
+
+    if (f) {
+        char buf[256] = "";
+        if (!fgets(buf, sizeof(buf), f))
+            buf[0] = '\0';
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (strlen(buf) < 16 || strlen(buf) >= toklen) {
+            snprintf(err, errlen, "api token file \"%s\" holds no usable token (16 to %zu "
+                                  "characters on the first line)", path, toklen - 1);
+            explicit_bzero(buf, sizeof(buf));
+            return -EINVAL;
+        }
+        snprintf(tok, toklen, "%s", buf);
+        explicit_bzero(buf, sizeof(buf));
+        return 0;
+    }
+    if (errno != ENOENT) {
+        int ret = -errno;
+        snprintf(err, errlen, "cannot read api token file \"%s\": %s", path, strerror(-ret));
+        return ret;
+    }
+    if (isc_chap_random(raw, sizeof(raw)) < 0) {
+        snprintf(err, errlen, "cannot generate an api token: no randomness");
+        return -EIO;
+    }
+    isc_chap_encode_hex(raw, sizeof(raw), hex, sizeof(hex));
+    explicit_bzero(raw, sizeof(raw));
+    /* drop the "0x" prefix: a plain hex token */
+    snprintf(tok, toklen, "%s", hex + 2);
+    snprintf(hex, sizeof(hex), "%s\n", tok);
+    int ret = write_atomic(path, hex, strlen(hex), err, errlen);
+    explicit_bzero(hex, sizeof(hex));
+    return ret;
+}

@@ -1,0 +1,42 @@
+/*
+ * state.h - the appliance's persistent state: sessions to restore (with their secrets)
+ * and reservations, one JSON file in --state-dir, mode 0600, written atomically (temp
+ * file, fsync, rename, fsync of the directory).
+ */
+#ifndef TOEGW_APPLIANCE_STATE_H
+#define TOEGW_APPLIANCE_STATE_H
+
+#include <stddef.h>
+
+#include "stacks/stacks.h"
+#include "storage/manager.h"
+
+struct app_state {
+    struct sto_session_req *sessions;  /* owned; wiped on free */
+    size_t nsessions;
+    struct stk_reservation *reservations;
+    size_t nreservations;
+};
+
+/*
+ * Load DIR/state.json into *st. A missing file is an empty state (0). A malformed one is
+ * -EINVAL with the reason in err (the file is left alone for an operator to inspect).
+ */
+int app_state_load(const char *dir, struct app_state *st, char *err, size_t errlen);
+/*
+ * Serialise into a malloc'd string (caller frees with app_state_text_free, which wipes it:
+ * it holds secrets).
+ */
+char *app_state_text(const struct app_state *st);
+void app_state_text_free(char *text);
+/* Write text to DIR/state.json atomically, mode 0600. 0 or -errno. */
+int app_state_write(const char *dir, const char *text, char *err, size_t errlen);
+void app_state_clear(struct app_state *st);
+
+/*
+ * Read or create the API token at `path` (0600, 32 random bytes as hex). The token is
+ * written into tok (at least 65 bytes). 0 or -errno with err.
+ */
+int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t errlen);
+
+#endif
