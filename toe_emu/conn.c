@@ -45,6 +45,8 @@ static void conn_kick(struct toe_conn *c)
 {
     struct toe_dev *dev = c->dev;
 
+    if (!dev)
+        return;                    /* orphaned: the adapter is gone */
     if (atomic_exchange(&c->kicked, 1))
         return;
     struct toe_conn *head = atomic_load(&dev->kick_head);
@@ -763,26 +765,32 @@ fail_slot:
     return rc;
 }
 
-/* Firmware, at toe_dev_free: every conn still open loses its adapter. */
+/*
+ * At toe_dev_free, after the firmware thread ended (every pcb is already aborted): serve the
+ * last kicks, then hand each conn its consumer still holds over to that consumer alone.
+ */
 void toe_conn_orphan_all(struct toe_dev *dev)
 {
-    struct toe_conn *c = dev->conns, *next;
+    struct toe_conn *c = atomic_exchange(&dev->kick_head, NULL), *next;
 
     for (; c; c = next) {
+        next = c->kick_next;
+        atomic_store(&c->kicked, 0);
+        toe_conn_service(c);
+    }
+    for (c = dev->conns; c; c = next) {
         next = c->next;
-        abort_pcb(c);
         if (c->close_seen) {
             toe_conn_free(c);
             continue;
         }
-        if (atomic_load(&c->state) != TOE_CS_FAILED)
-            conn_fail(c, -ENETDOWN, false);
         pthread_mutex_lock(&c->sig_lock);
         bool closed = c->user_closed;
         c->dev = NULL;
         pthread_mutex_unlock(&c->sig_lock);
         if (closed)
-            conn_release_memory(c);   /* its close kick is still queued: dropped with dev */
+            conn_release_memory(c);   /* closed while we stopped: its kick came too late */
+        atomic_fetch_sub(&dev->nconns, 1);
     }
     dev->conns = NULL;
 }

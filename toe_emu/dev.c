@@ -259,7 +259,7 @@ static int cmd_stop(struct toe_dev *dev, void *arg)
 {
     (void)arg;
     atomic_store(&dev->link_up, false);
-    toe_conn_orphan_all(dev);
+    toe_conn_fail_all(dev, -ENETDOWN);
     dev->stop = true;
     return 0;
 }
@@ -275,6 +275,7 @@ void toe_dev_free(struct toe_dev *dev)
         pthread_mutex_unlock(&dev->cmd_lock);
         pthread_join(dev->thread, NULL);
     }
+    toe_conn_orphan_all(dev);
     lwip_stop(dev);
     toe_cap_close(dev->cap);
     toe_tap_close(dev);
