@@ -5,8 +5,10 @@
 # toe_emu/lwipopts.h, and builds the TOE's test and benchmark driver ($(BUILD)/toe-tool).
 # Only toe_emu/ sees lwIP's headers; no other module needs them.
 
-# The first rule here keeps `all` the default goal of the top Makefile.
+# The first rule here keeps `all` the default goal of the top Makefile. `unit` (and so
+# `make test` and `make asan`) also builds the driver the TOE's integration tests run.
 all: $(BUILD)/toe-tool
+unit: $(BUILD)/toe-tool
 
 LWIP_SRC   ?= build/lwip-src
 LWIP_STAMP := $(LWIP_SRC)/.fetched
