@@ -323,6 +323,20 @@ struct sto_volume *sto_volume_find(struct sto_mgr *m, const char *id)
     return NULL;
 }
 
+size_t sto_mgr_volume_ids(struct sto_mgr *m, char (*ids)[STO_ID_MAX], size_t max)
+{
+    size_t n = 0;
+
+    for (struct sto_volume *v = m->volumes; v; v = v->next) {
+        if (!v->ses)
+            continue;
+        if (n < max)
+            snprintf(ids[n], STO_ID_MAX, "%s", v->id);
+        n++;
+    }
+    return n;
+}
+
 const struct sto_lun_info *sto_volume_info(const struct sto_volume *v) { return &v->li; }
 void sto_volume_ref(struct sto_volume *v) { v->refs++; }
 bool sto_volume_alive(const struct sto_volume *v) { return v->ses != NULL; }

@@ -186,6 +186,9 @@ bool sto_volume_alive(const struct sto_volume *v);
 int sto_volume_submit(struct sto_volume *v, enum sto_io_op op, uint64_t offset, uint32_t len,
                       void *buf, bool fua, sto_io_cb cb, void *arg);
 
+/* Loop thread: the ids of the live volumes, at most max of them. Returns how many exist. */
+size_t sto_mgr_volume_ids(struct sto_mgr *m, char (*ids)[STO_ID_MAX], size_t max);
+
 /* A stable volume id for target + lun. */
 void sto_volume_id(const char *target, uint32_t lun, char out[STO_ID_MAX]);
 
