@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The command line of the client commands: bad usage exits 2 with a one-line message,
-# `--stack toe` fails cleanly and says why (the TOE is not there yet), `--stack auto` falls
-# back to the host stack, and `toegw version` works.
+# `--stack toe` fails cleanly and says why when the TOE cannot take the connection (without a
+# TOE in the build, or - as here - a portal on the host's loopback, which is not on the TOE's
+# wire), `--stack auto` falls back to the host stack, and `toegw version` works.
 # shellcheck source=lib/harness.sh
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
@@ -32,7 +33,7 @@ h_expect_error cli.bad_stack_value 2
 h_run "$TOEGW" read "$URL" --no-such-option
 h_expect_error cli.unknown_option 2
 
-# --stack toe: no TOE yet - non-zero, one line, and the message names the TOE.
+# --stack toe to 127.0.0.1: non-zero, one line, and the message names the TOE.
 names_toe() {
     grep -qiE 'toe|offload' "$H_ERR"
 }
