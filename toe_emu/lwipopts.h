@@ -28,6 +28,7 @@
 #define MEM_ALIGNMENT               8
 #define LWIP_SUPPORT_CUSTOM_PBUF    1   /* received frames are wrapped, not copied */
 #define PBUF_POOL_SIZE              64  /* unused by our netif; lwIP itself wants a pool */
+#define PBUF_POOL_BUFSIZE           1536 /* the default derives from TCP_MSS and overflows */
 #define MEMP_OVERFLOW_CHECK         0
 #define MEMP_SANITY_CHECK           0
 
