@@ -148,6 +148,7 @@ struct nbds_server {
 };
 
 static void client_cb(struct sto_watch *w, uint32_t revents);
+static void expect(struct nbds_client *c, enum cstate st);
 static void client_close(struct nbds_client *c, const char *why);
 static void client_flush(struct nbds_client *c);
 
@@ -254,7 +255,7 @@ static void attach(struct nbds_client *c, struct sto_volume *v)
 {
     sto_volume_ref(v);
     c->vol = v;
-    c->st = C_REQ_HDR;
+    expect(c, C_REQ_HDR);
     log_debug("nbd", "%s attached to lun %u", c->peer, sto_volume_info(v)->lun);
 }
 
