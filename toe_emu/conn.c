@@ -225,8 +225,8 @@ uint32_t toe_conn_events(const struct stk_conn *sc)
     bool eof = atomic_load_explicit(&c->eof, memory_order_acquire);
     size_t used = toe_ring_used(&c->rx);
 
-    if (st == TOE_CS_ESTABLISHED || atomic_load(&c->reset))
-        ev |= TOE_EV_CONNECTED;
+    if (st == TOE_CS_ESTABLISHED || atomic_load(&c->err) == -ECONNRESET)
+        ev |= TOE_EV_CONNECTED;    /* reset after it was established */
     if (used)
         ev |= TOE_EV_READABLE;
     if (st == TOE_CS_ESTABLISHED && toe_ring_space(&c->tx) > 0)
