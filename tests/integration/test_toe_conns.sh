@@ -44,7 +44,8 @@ if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -q '^established=256 of 256' &&
     printf '%s' "$out" | grep -q '^echoed=256 of 256'; then
     pass toe_conns_up_to_limit
 else
-    fail toe_conns_up_to_limit "exit $rc: $(printf '%s' "$out" | grep -E 'established|echoed|toe-tool' | tr '\n' ' ')"
+    fail toe_conns_up_to_limit \
+        "exit $rc: $(printf '%s' "$out" | grep -E 'established|echoed|toe-tool' | tr '\n' ' ')"
 fi
 if [ "$(value past_limit_rc "$out")" = -24 ] && printf '%s' "$out" | grep -q 'adapter is full'; then
     pass toe_conns_limit_error
@@ -75,7 +76,8 @@ fi
 if [ "$rc" -eq 0 ] && [ "$(value after_up_ok "$out")" = 1 ]; then
     pass toe_link_up_works_again
 else
-    fail toe_link_up_works_again "exit $rc: $(printf '%s' "$out" | grep -E 'after_up|toe-tool' | tr '\n' ' ')"
+    fail toe_link_up_works_again \
+        "exit $rc: $(printf '%s' "$out" | grep -E 'after_up|toe-tool' | tr '\n' ' ')"
 fi
 
 finish
