@@ -69,7 +69,7 @@ static void drain_fd(int fd)
 static void rx_consumed(struct toe_conn *c)
 {
     uint64_t tail = toe_ring_tail(&c->rx);
-    uint64_t rep = c->rx_reported;
+    uint64_t rep = atomic_load_explicit(&c->rx_reported, memory_order_relaxed);
 
     if (tail - rep >= RX_REPORT_BYTES || (tail != rep && toe_ring_used(&c->rx) == 0))
         conn_kick(c);
@@ -399,15 +399,17 @@ static void tx_pump(struct toe_conn *c)
 static void rx_report(struct toe_conn *c)
 {
     uint64_t tail = toe_ring_tail(&c->rx);
+    uint64_t rep = atomic_load_explicit(&c->rx_reported, memory_order_relaxed);
 
-    while (c->pcb && c->rx_reported < tail) {
-        uint64_t n = tail - c->rx_reported;
+    while (c->pcb && rep < tail) {
+        uint64_t n = tail - rep;
 
         if (n > 0xffff)
             n = 0xffff;
         tcp_recved(c->pcb, (u16_t)n);
-        c->rx_reported += n;
+        rep += n;
     }
+    atomic_store_explicit(&c->rx_reported, rep, memory_order_relaxed);
 }
 
 /*

@@ -58,6 +58,8 @@ struct toe_conn {
     _Atomic bool reset;             /* the failure was the peer's reset */
     _Atomic int rx_armed;           /* consumer saw rx empty: signal on new data */
     _Atomic int tx_armed;           /* consumer saw tx full: signal on freed space */
+    _Atomic uint64_t rx_reported;   /* rx tail already given back with tcp_recved (the
+                                       firmware writes it, the consumer reads it) */
     pthread_mutex_t sig_lock;       /* orders signals against the consumer's close */
     bool user_closed;               /* under sig_lock: fd closed, never signal again */
 
@@ -65,7 +67,6 @@ struct toe_conn {
     struct tcp_pcb *pcb;            /* NULL once lwIP let go of it */
     struct toe_conn *prev, *next;   /* dev->conns */
     uint64_t tx_queued;             /* tx ring index handed to tcp_write so far */
-    uint64_t rx_reported;           /* rx ring tail already given back with tcp_recved */
     bool close_seen;                /* TOE_REQ_CLOSE observed: the consumer is gone */
     bool free_pending;              /* free when the kick list reaches it */
     bool pump_err;                  /* tcp_write failed: abort outside the callbacks */
