@@ -116,7 +116,7 @@ static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iov
 
         if (err)
             return err;
-        if (atomic_load(&c->req) & (TOE_REQ_SHUTDOWN | TOE_REQ_CLOSE))
+        if (atomic_load(&c->req) & TOE_REQ_SHUTDOWN)
             return -EPIPE;
         if (total == 0)
             return 0;
@@ -182,24 +182,34 @@ static void conn_release_memory(struct toe_conn *c)
     free(c);
 }
 
+/*
+ * The close request travels on its own list, pushed exactly once: from the moment the
+ * firmware can see it, it may free `c`, so the push is the consumer's last access to `c`.
+ */
 static void conn_close(struct stk_conn *sc, bool abort)
 {
     struct toe_conn *c = impl(sc);
-    bool orphan;
+    struct toe_dev *dev;
 
     pthread_mutex_lock(&c->sig_lock);
     c->user_closed = true;
-    orphan = c->dev == NULL;
+    dev = c->dev;
     pthread_mutex_unlock(&c->sig_lock);
     close(sc->fd);
     sc->fd = -1;
-    if (orphan) {
+    if (!dev) {
         /* The adapter is gone (toe_dev_free); nobody else references `c`. */
         conn_release_memory(c);
         return;
     }
-    atomic_fetch_or(&c->req, TOE_REQ_CLOSE | (abort ? TOE_REQ_ABORT : 0));
-    conn_kick(c);
+    if (abort)
+        atomic_fetch_or(&c->req, TOE_REQ_ABORT);
+
+    struct toe_conn *head = atomic_load(&dev->close_head);
+    do {
+        c->close_next = head;
+    } while (!atomic_compare_exchange_weak(&dev->close_head, &head, c));
+    toe_dev_wake(dev);
 }
 
 static const struct stk_conn_ops toe_conn_ops = {
@@ -420,8 +430,6 @@ static void conn_progress(struct toe_conn *c)
 {
     unsigned req = atomic_load(&c->req);
 
-    if (req & TOE_REQ_CLOSE)
-        c->close_seen = true;
     if (!c->pcb) {
         if (c->close_seen || c->free_pending)
             toe_conn_free(c);
@@ -450,7 +458,7 @@ static void conn_progress(struct toe_conn *c)
     tx_pump(c);
     if (!c->pcb || atomic_load(&c->state) != TOE_CS_ESTABLISHED)
         return;
-    if ((req & (TOE_REQ_SHUTDOWN | TOE_REQ_CLOSE)) && c->tx_queued == toe_ring_head(&c->tx)) {
+    if (((req & TOE_REQ_SHUTDOWN) || c->close_seen) && c->tx_queued == toe_ring_head(&c->tx)) {
         if (!c->fin_queued) {
             if (tcp_shutdown(c->pcb, 0, 1) != ERR_OK)
                 return;            /* out of memory: the poll callback retries */
@@ -479,6 +487,12 @@ static void conn_defer(struct toe_conn *c)
 
 void toe_conn_service(struct toe_conn *c)
 {
+    conn_progress(c);
+}
+
+void toe_conn_closed(struct toe_conn *c)
+{
+    c->close_seen = true;
     conn_progress(c);
 }
 
@@ -525,7 +539,7 @@ static err_t sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
     c->bytes_out += len;
     tx_reclaim(c);
     tx_pump(c);
-    if (atomic_load(&c->req) & (TOE_REQ_SHUTDOWN | TOE_REQ_CLOSE))
+    if ((atomic_load(&c->req) & TOE_REQ_SHUTDOWN) || c->close_seen)
         conn_defer(c);
     return ERR_OK;
 }
@@ -585,7 +599,7 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
     atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
     conn_signal(c);
     tx_pump(c);
-    if (atomic_load(&c->req))
+    if (atomic_load(&c->req) || c->close_seen)
         conn_defer(c);
     return ERR_OK;
 }
@@ -779,6 +793,10 @@ void toe_conn_orphan_all(struct toe_dev *dev)
         next = c->kick_next;
         atomic_store(&c->kicked, 0);
         toe_conn_service(c);
+    }
+    for (c = atomic_exchange(&dev->close_head, NULL); c; c = next) {
+        next = c->close_next;
+        toe_conn_closed(c);
     }
     for (c = dev->conns; c; c = next) {
         next = c->next;

@@ -123,13 +123,20 @@ static void run_kicks(struct toe_dev *dev)
         toe_conn_service(c);
         c = next;
     }
+    /* Closes after kicks: a conn closed here may be freed, and no kick may follow it. */
+    for (c = atomic_exchange(&dev->close_head, NULL); c;) {
+        struct toe_conn *next = c->close_next;
+
+        toe_conn_closed(c);
+        c = next;
+    }
 }
 
 static bool work_queued(struct toe_dev *dev)
 {
     bool cmds;
 
-    if (atomic_load(&dev->kick_head))
+    if (atomic_load(&dev->kick_head) || atomic_load(&dev->close_head))
         return true;
     pthread_mutex_lock(&dev->cmd_lock);
     cmds = dev->cmd_head != NULL;

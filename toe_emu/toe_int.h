@@ -30,8 +30,7 @@
 /* Consumer requests (struct toe_conn.req bits), acted on by the firmware. */
 enum {
     TOE_REQ_SHUTDOWN = 1u << 0,
-    TOE_REQ_CLOSE = 1u << 1,
-    TOE_REQ_ABORT = 1u << 2,
+    TOE_REQ_ABORT = 1u << 1,      /* with the close: reset rather than finish */
 };
 
 enum toe_conn_state {
@@ -50,6 +49,7 @@ struct toe_conn {
     _Atomic unsigned req;           /* TOE_REQ_* */
     _Atomic int kicked;             /* on the device's kick list */
     struct toe_conn *kick_next;
+    struct toe_conn *close_next;    /* on the device's close list (pushed once, by close) */
 
     /* firmware -> consumer */
     _Atomic int state;              /* enum toe_conn_state */
@@ -67,7 +67,7 @@ struct toe_conn {
     struct tcp_pcb *pcb;            /* NULL once lwIP let go of it */
     struct toe_conn *prev, *next;   /* dev->conns */
     uint64_t tx_queued;             /* tx ring index handed to tcp_write so far */
-    bool close_seen;                /* TOE_REQ_CLOSE observed: the consumer is gone */
+    bool close_seen;                /* taken off the close list: the consumer is gone */
     bool free_pending;              /* free when the kick list reaches it */
     bool pump_err;                  /* tcp_write failed: abort outside the callbacks */
     bool fin_queued;                /* shutdown/close sent to lwIP */
@@ -112,6 +112,7 @@ struct toe_dev {
     _Atomic bool link_up;
     _Atomic unsigned nconns;               /* driver-interface conns holding a slot */
     _Atomic(struct toe_conn *) kick_head;  /* conns whose consumer asked for service */
+    _Atomic(struct toe_conn *) close_head; /* conns their consumer closed */
     _Atomic int sleeping;                  /* firmware is (about to be) in poll() */
     _Atomic uint64_t refused_full;         /* toe_connect past max_conns */
     int wake_fd;                           /* eventfd that wakes the firmware */
@@ -164,6 +165,7 @@ bool toe_netif_slow_path(const struct toe_dev *dev);
 
 /* conn.c */
 void toe_conn_service(struct toe_conn *c);       /* firmware: act on a kick */
+void toe_conn_closed(struct toe_conn *c);        /* firmware: its consumer closed it */
 void toe_conn_fail_all(struct toe_dev *dev, int err);
 int toe_conn_start(struct toe_dev *dev, void *arg);  /* firmware half of toe_connect */
 void toe_conn_free(struct toe_conn *c);
