@@ -529,6 +529,27 @@ h_capture_stop() {
     H_CAP_PID=
 }
 
+# h_capture_complete FILE - the capture lost nothing: dumpcap counted no drops and tshark
+# sees no TCP segment missing. A busy machine can overflow the capture ring even on lo; a
+# test should then repeat the traffic rather than judge it from a partial capture.
+h_capture_complete() {
+    local stats lost
+    # "Packets received/dropped on interface 'Loopback: lo': 1479/0 (pcap:0/dumpcap:0/...)"
+    stats=$(sed -n 's/.*received\/dropped on interface.*: \([0-9]*\)\/\([0-9]*\) (.*/\2/p' \
+        "$1.log" 2>/dev/null | head -n 1)
+    if [ "${stats:-x}" != 0 ]; then
+        h_log "capture $1: dumpcap dropped '${stats:-?}' packets"
+        return 1
+    fi
+    lost=$(tshark -r "$1" -Y 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment' \
+        -T fields -e frame.number 2>/dev/null | head -n 1)
+    if [ -n "$lost" ]; then
+        h_log "capture $1: TCP segments missing before frame $lost"
+        return 1
+    fi
+    return 0
+}
+
 # h_pdus FILE - one line per iSCSI PDU in a capture, "-" for an absent field:
 #   iport dir opcode dsl bufferoffset desired edtl itt ttt
 # iport = the initiator's TCP port (one per connection), dir = i (initiator to target) or
