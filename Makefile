@@ -7,6 +7,7 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread
 LDLIBS  += -lcrypto -lisal -ljansson -lmicrohttpd -pthread
 BUILD   ?= build
+BIN     ?= toegw
 
 # Module sources (main.c is the only file not linked into the unit tests).
 LIB_SRCS := $(wildcard common/*.c) $(wildcard stacks/*.c) $(wildcard storage/*.c) \
@@ -24,9 +25,9 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all test unit integration asan demo bench clean distclean
-all: toegw
+all: $(BIN)
 
-toegw: $(MAIN_OBJ) $(LIB_OBJS) $(TOE_LIBS)
+$(BIN): $(MAIN_OBJ) $(LIB_OBJS) $(TOE_LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
@@ -39,19 +40,23 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(TOE_LIBS)
 
 unit: $(UNIT_BINS)
 
-test: toegw unit
+test: $(BIN) unit
 	@scripts/run-tests $(BUILD)
 
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-	    -fno-sanitize-recover=undefined" toegw unit
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TOEGW_BIN=$(CURDIR)/toegw \
-	    scripts/run-tests build-asan
+	$(MAKE) BUILD=build-asan BIN=build-asan/toegw \
+	    OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	    -fno-sanitize-recover=undefined" build-asan/toegw unit
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    TOEGW_BIN=$(CURDIR)/build-asan/toegw scripts/run-tests build-asan
 
-demo: toegw
+demo: $(BIN)
 	@scripts/demo
 
 clean:
 	rm -rf build build-asan toegw
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+
+# Benchmark helpers (bench/): built on demand (make bench-tools), never part of toegw.
+-include bench/bench.mk
