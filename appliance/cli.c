@@ -765,9 +765,14 @@ int app_cmd_write(int argc, char **argv)
         io_close(&j);
         return APP_EXIT_FAILED;
     }
-    if (o.offset > j.li.size_bytes ||
-        (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
-         (uint64_t)st.st_size > j.li.size_bytes - o.offset)) {
+    if (o.offset >= j.li.size_bytes) {
+        app_errorf("offset %" PRIu64 " is past the end of lun %u (%" PRIu64 " bytes)",
+                   o.offset, j.li.lun, j.li.size_bytes);
+        io_close(&j);
+        return APP_EXIT_FAILED;
+    }
+    if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size > j.li.size_bytes - o.offset) {
         app_errorf("write of %" PRIu64 " bytes at offset %" PRIu64 " is past the end of "
                    "lun %u (%" PRIu64 " bytes)", (uint64_t)st.st_size, o.offset, j.li.lun,
                    j.li.size_bytes);
