@@ -70,6 +70,35 @@ int toe_frame_parse(const uint8_t *f, size_t len, struct toe_frame_info *fi)
     return 0;
 }
 
+bool toe_frame_is_sack_ack(const uint8_t *f, const struct toe_frame_info *fi)
+{
+    if (!fi->tcp || fi->payload != fi->ip_end || !(fi->tcp_flags & TOE_TCP_ACK) ||
+        (fi->tcp_flags & (TOE_TCP_SYN | TOE_TCP_FIN | TOE_TCP_RST)))
+        return false;
+    for (size_t o = fi->l4 + 20; o < fi->payload;) {
+        uint8_t kind = f[o];
+
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            o++;
+            continue;
+        }
+        if (o + 1 >= fi->payload || f[o + 1] < 2 || o + f[o + 1] > fi->payload)
+            break;
+        if (kind == 5) {
+            uint32_t ack = toe_get32(f + fi->l4 + 8);
+
+            for (size_t b = o + 2; b + 8 <= o + f[o + 1]; b += 8)
+                if ((int32_t)(toe_get32(f + b) - ack) > 0)
+                    return true;
+            return false;
+        }
+        o += f[o + 1];
+    }
+    return false;
+}
+
 uint64_t toe_csum_add(uint64_t acc, const void *data, size_t len)
 {
     const uint8_t *p = data;

@@ -66,6 +66,10 @@ struct toe_frame_info {
  */
 int toe_frame_parse(const uint8_t *f, size_t len, struct toe_frame_info *fi);
 
+/* A TCP segment without payload or SYN/FIN/RST whose SACK option reports data above its
+   acknowledgment number (a hole at the receiver; a D-SACK alone does not count). */
+bool toe_frame_is_sack_ack(const uint8_t *f, const struct toe_frame_info *fi);
+
 /* Internet checksum: accumulate bytes (any length, any alignment), then fold. */
 uint64_t toe_csum_add(uint64_t acc, const void *p, size_t len);
 uint16_t toe_csum_fold(uint64_t acc);      /* folded, not complemented */

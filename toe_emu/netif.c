@@ -111,6 +111,20 @@ static void tap_write_frame(struct toe_dev *dev, const uint8_t *f, size_t len)
         tap_writev(dev, iov + 1, 1);
 }
 
+/* Hand a frame to lwIP (which takes `p`); `f` and `fi` describe it. */
+static void input_frame(struct toe_dev *dev, struct pbuf *p, const uint8_t *f,
+                        const struct toe_frame_info *fi)
+{
+    bool hint = toe_frame_is_sack_ack(f, fi);
+    uint16_t lport = hint ? toe_get16(f + fi->l4 + 2) : 0;
+    uint32_t ack = hint ? toe_get32(f + fi->l4 + 8) : 0;
+
+    if (dev->netif.input(p, &dev->netif) != ERR_OK)
+        pbuf_free(p);
+    if (hint)
+        toe_conn_sack_hint(dev, lport, ack);
+}
+
 /* Host-to-adapter frame off the wire: the adapter's checksum check, then lwIP (copied). */
 static void rx_input_copy(struct toe_dev *dev, const uint8_t *f, size_t len)
 {
@@ -129,8 +143,7 @@ static void rx_input_copy(struct toe_dev *dev, const uint8_t *f, size_t len)
         return;
     }
     memcpy(p->payload, f, len);
-    if (dev->netif.input(p, &dev->netif) != ERR_OK)
-        pbuf_free(p);
+    input_frame(dev, p, f, &fi);
 }
 
 /* A frame arrives at the far end of the wire: count it, capture it, hand it over. */
@@ -265,8 +278,7 @@ static void rx_frame(struct toe_dev *dev, struct toe_rxbuf *b, size_t n)
                                          (u16_t)len);
     if (!p)
         goto bad;
-    if (dev->netif.input(p, &dev->netif) != ERR_OK)
-        pbuf_free(p);
+    input_frame(dev, p, f, &fi);
     return;
 
 bad:

@@ -73,6 +73,10 @@ struct toe_conn {
     bool fin_queued;                /* shutdown/close sent to lwIP */
     bool was_established;
     uint64_t bytes_in, bytes_out;   /* delivered to rx / acknowledged by the peer */
+    uint32_t sack_ack;              /* duplicate ACKs with SACK blocks seen for this ... */
+    unsigned sack_dups;             /* ... acknowledgment number, and how many */
+    bool in_recovery;               /* a loss recovery we started runs until ... */
+    uint32_t recover;               /* ... this sequence number is acknowledged */
 };
 
 struct toe_cmd {
@@ -166,6 +170,7 @@ bool toe_netif_slow_path(const struct toe_dev *dev);
 /* conn.c */
 void toe_conn_service(struct toe_conn *c);       /* firmware: act on a kick */
 void toe_conn_closed(struct toe_conn *c);        /* firmware: its consumer closed it */
+void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno);
 void toe_conn_fail_all(struct toe_dev *dev, int err);
 int toe_conn_start(struct toe_dev *dev, void *arg);  /* firmware half of toe_connect */
 void toe_conn_free(struct toe_conn *c);

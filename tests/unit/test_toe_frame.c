@@ -221,3 +221,40 @@ Test(toe_frame, vnet_header_round_trip)
     toe_vnet_get(raw, &b);
     cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
 }
+
+/* A pure ACK (ack 1000) whose options are NOP NOP SACK(left, right), 12 option bytes. */
+static size_t build_sack_ack(uint32_t left, uint32_t right, uint8_t sack_len)
+{
+    size_t len = build_tcp(0, 1, TOE_TCP_ACK);
+    uint8_t *th = f + 34;
+
+    memmove(th + 32, th + 20, len - 54);
+    th[12] = 8 << 4;
+    toe_put32(th + 8, 1000);
+    th[20] = 1;
+    th[21] = 1;
+    th[22] = 5;
+    th[23] = sack_len;
+    toe_put32(th + 24, left);
+    toe_put32(th + 28, right);
+    toe_put16(f + 16, 20 + 32);
+    return 14 + 20 + 32;
+}
+
+Test(toe_frame, sack_ack_reports_a_hole)
+{
+    struct toe_frame_info fi;
+    size_t len = build_sack_ack(2000, 3000, 10);
+
+    cr_assert_eq(toe_frame_parse(f, len, &fi), 0);
+    cr_assert(toe_frame_is_sack_ack(f, &fi), "data above the acknowledgment");
+    len = build_sack_ack(500, 1000, 10);
+    cr_assert_eq(toe_frame_parse(f, len, &fi), 0);
+    cr_assert_not(toe_frame_is_sack_ack(f, &fi), "a D-SACK below the acknowledgment");
+    len = build_sack_ack(2000, 3000, 40);
+    cr_assert_eq(toe_frame_parse(f, len, &fi), 0);
+    cr_assert_not(toe_frame_is_sack_ack(f, &fi), "an option longer than the header");
+    len = build_tcp(10, 1, TOE_TCP_ACK);
+    cr_assert_eq(toe_frame_parse(f, len, &fi), 0);
+    cr_assert_not(toe_frame_is_sack_ack(f, &fi), "data segments are not ACK-only");
+}
