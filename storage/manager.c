@@ -75,6 +75,7 @@ struct sto_volume {
     char id[STO_ID_MAX];
     struct sto_lun_info li;
     uint32_t chunk;                /* bytes per SCSI command */
+    bool no_write_same;            /* the LUN refused WRITE SAME: zero with plain writes */
     struct sto_volume_view stats;  /* counters part only */
     struct sto_volume *next;
 };
@@ -1357,6 +1358,7 @@ struct vchunk {
     uint64_t off;                  /* byte offset on the LUN */
     uint32_t len;
     enum sto_io_op op;
+    bool same;                     /* sent as WRITE SAME */
     struct vchunk *next;
 };
 
@@ -1429,6 +1431,31 @@ static void chunk_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
              : ch->op == STO_IO_FLUSH ? "synchronize cache" : ch->op == STO_IO_TRIM ? "unmap"
              : "write same", ch->len, (unsigned long long)ch->off);
     ret = sto_scsi_check(r, what, err, sizeof(err));
+    if ((ret == -EOPNOTSUPP || ret == -EINVAL) && ch->same) {
+        /* the LUN has no WRITE SAME (or not for this length): zero it by writing */
+        v->no_write_same = true;
+        struct vio *io = ch->io;
+        uint64_t end = ch->off + ch->len;
+        uint32_t step = (uint32_t)sizeof(zero_block) - sizeof(zero_block) % v->li.cap.block_size;
+        io->outstanding--;
+        for (uint64_t off = ch->off; off < end; off += step) {
+            struct vchunk *z = calloc(1, sizeof(*z));
+            if (!z) {
+                io->err = -ENOMEM;
+                break;
+            }
+            z->io = io;
+            z->op = STO_IO_ZERO;
+            z->off = off;
+            z->len = (uint32_t)(end - off < step ? end - off : step);
+            io->outstanding++;
+            chunk_start(z);
+        }
+        free(ch);
+        if (io->outstanding == 0)
+            vio_complete(io);
+        return;
+    }
     if (ret == -EOPNOTSUPP && ch->op == STO_IO_FLUSH)
         ret = 0; /* no cache to flush: the data is already durable */
     if (ret == 0 && ch->op == STO_IO_READ && r->data_in_len < ch->len) {
@@ -1481,11 +1508,18 @@ static void chunk_start(struct vchunk *ch)
         req.cdb_len = (uint8_t)scsi_cdb_unmap(req.cdb, io->unmap_param, lba, blocks);
         break;
     case STO_IO_ZERO:
-        /* zeroes written from a shared zero buffer: works on every target */
         req.dir = ISC_DIR_WRITE;
         req.buf = zero_block;
-        req.len = ch->len;
-        req.cdb_len = (uint8_t)scsi_cdb_write(req.cdb, lba, blocks, io->fua);
+        if (!v->no_write_same && ch->len > sizeof(zero_block) / 2) {
+            /* one block of zeroes, repeated by the target over the whole range */
+            req.len = bs;
+            req.cdb_len = (uint8_t)scsi_cdb_write_same16(req.cdb, lba, blocks, false);
+            ch->same = true;
+        } else {
+            /* zeroes written from a shared zero buffer: works on every target */
+            req.len = ch->len;
+            req.cdb_len = (uint8_t)scsi_cdb_write(req.cdb, lba, blocks, io->fua);
+        }
         break;
     }
     ret = isc_session_submit(ms->s, &req);
@@ -1546,8 +1580,13 @@ int sto_volume_submit(struct sto_volume *v, enum sto_io_op op, uint64_t offset, 
     io->len = len;
     sto_volume_ref(v);
     /* UNMAP uses the request's one parameter list: a single command */
-    step = op == STO_IO_ZERO ? (uint32_t)sizeof(zero_block) - sizeof(zero_block) % bs
+    step = op == STO_IO_ZERO ? (v->no_write_same ? (uint32_t)sizeof(zero_block) -
+                                                       sizeof(zero_block) % bs
+                                                 : 0xffff * bs)
            : op == STO_IO_TRIM ? len : v->chunk;
+    if (op == STO_IO_ZERO && !v->no_write_same && v->li.limits.max_write_same_blocks &&
+        v->li.limits.max_write_same_blocks * bs < step)
+        step = (uint32_t)(v->li.limits.max_write_same_blocks * bs);
     io->outstanding = 1; /* guard while issuing */
     if (op == STO_IO_FLUSH) {
         struct vchunk *ch = calloc(1, sizeof(*ch));
