@@ -34,4 +34,17 @@ void api_server_set_ready(struct api_server *s, int ready);
 /* Stop accepting, finish in-flight requests, free. */
 void api_server_stop(struct api_server *s);
 
+/*
+ * Stop accepting connections and answer /readyz 503, while requests in flight go on
+ * (api_server_stop does this first anyway). Lets a shutdown quiesce the API, then make the
+ * manager fail its pending calls, then stop: api_server_stop waits for every handler, and
+ * a handler may be blocked in a sto_mgr_* call for up to its call timeout.
+ */
+void api_server_quiesce(struct api_server *s);
+/*
+ * Where the server listens: "127.0.0.1:8080" (with the real port when port 0 was asked
+ * for) or "unix:/path". Borrowed, valid until api_server_stop.
+ */
+const char *api_server_address(const struct api_server *s);
+
 #endif

@@ -1,0 +1,323 @@
+/*
+ * api_int.h - the REST API's internals, shared by the api/ sources and the unit tests.
+ *
+ * The pure parts live apart from the HTTP plumbing so they can be tested without a
+ * daemon: routing of raw request paths (routes.c), request bodies and query strings
+ * (validate.c), problem+json and status mapping (problem.c), JSON views of the appliance's
+ * objects (render.c) and the Prometheus exposition (metrics.c). server.c binds them to
+ * libmicrohttpd; handlers.c runs the endpoints against the manager, broker and TOE.
+ */
+#ifndef TOEGW_API_API_INT_H
+#define TOEGW_API_API_INT_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "stacks/stacks.h"
+#include "storage/manager.h"
+#include "toe_emu/toe.h"
+
+#define API_JSON_BODY_MAX (64 * 1024)     /* JSON request bodies */
+#define API_DATA_MAX (1024 * 1024)        /* volume data per request, either way */
+#define API_NAME_MAX 223                  /* portals, IQNs, CHAP user names */
+#define API_SECRET_MAX 255                /* CHAP secrets */
+#define API_HOLDER_MAX (STK_NAME_MAX - 1) /* reservation holders */
+#define API_ID_MAX 32                     /* longest id accepted in a path */
+#define API_DETAIL_MAX 512
+#define API_CAPTURE_RING_MIN (64 * 1024)
+#define API_CAPTURE_RING_MAX (1024ull * 1024 * 1024)
+
+/* ---------------------------------------------------------------- growable buffer */
+
+/* A byte buffer that grows; after an allocation failure `oom` is set and writes stop. */
+struct api_buf {
+    char *data;    /* NUL-terminated while not oom; caller frees with api_buf_free */
+    size_t len;
+    size_t cap;
+    bool oom;
+};
+
+void api_buf_init(struct api_buf *b);
+void api_buf_free(struct api_buf *b);
+void api_buf_put(struct api_buf *b, const void *p, size_t n);
+void api_buf_puts(struct api_buf *b, const char *s);
+void api_buf_printf(struct api_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Hand the contents over (caller frees with free()); the buffer is empty afterwards. */
+char *api_buf_steal(struct api_buf *b, size_t *len);
+
+/* ---------------------------------------------------------------- errors (problem.c) */
+
+/*
+ * An error on its way to the client as RFC 9457 problem+json. `title` and `type` are
+ * static strings chosen by status (or by the error class); `detail` is one lowercase line
+ * that says what failed and why, and never quotes a secret or the request body.
+ */
+struct api_err {
+    int status;
+    const char *title;
+    const char *type;
+    char detail[API_DETAIL_MAX];
+};
+
+/* Set status, its default title and type, and the detail. */
+void api_err_set(struct api_err *e, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void api_err_vset(struct api_err *e, int status, const char *fmt, va_list ap);
+/* Like api_err_set, with an explicit title and type slug (a static string). */
+void api_err_set_kind(struct api_err *e, int status, const char *title, const char *slug,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The manager's error class as HTTP status (INVALID 422, LOGIN 502, RANGE 416, ...). */
+int api_status_of_class(enum sto_err_class cls);
+/* A failed sto_mgr_* call: ret (-errno) and its result into e. */
+void api_err_from_sto(struct api_err *e, int ret, const struct sto_result *res);
+/* The default title of a status ("not found"). */
+const char *api_status_title(int status);
+/* Render e as problem+json. Caller frees with free(); NULL when out of memory. */
+char *api_problem_render(const struct api_err *e, size_t *len);
+
+/* Constant-time check of `Authorization` header value against the token. */
+bool api_auth_ok(const char *header, const char *token, size_t token_len);
+
+/* ---------------------------------------------------------------- routing (routes.c) */
+
+enum api_method {
+    API_M_OTHER = 0,
+    API_M_GET = 1u << 0,
+    API_M_HEAD = 1u << 1,
+    API_M_POST = 1u << 2,
+    API_M_PUT = 1u << 3,
+    API_M_PATCH = 1u << 4,
+    API_M_DELETE = 1u << 5,
+};
+
+enum api_route_id {
+    API_R_NONE = 0,
+    API_R_PAGE,            /* GET / */
+    API_R_LIVEZ,
+    API_R_READYZ,
+    API_R_METRICS,
+    API_R_STACKS,          /* /api/v1/stacks */
+    API_R_STACK,           /* /api/v1/stacks/{host|toe} */
+    API_R_RESERVATIONS,
+    API_R_RESERVATION,     /* /api/v1/reservations/{id} */
+    API_R_CONNECTIONS,
+    API_R_DISCOVERY,
+    API_R_SESSIONS,
+    API_R_SESSION,         /* /api/v1/sessions/{id} */
+    API_R_VOLUMES,
+    API_R_VOLUME,          /* /api/v1/volumes/{id} */
+    API_R_VOLUME_DATA,     /* /api/v1/volumes/{id}/data */
+    API_R_CAPTURE,         /* /api/v1/capture */
+    API_R_CAPTURE_PCAP,    /* /api/v1/capture.pcap */
+};
+
+/* What the body of a request to a route must be. */
+enum api_body_kind {
+    API_BODY_NONE = 0,     /* ignored (GET, DELETE) */
+    API_BODY_JSON,         /* a JSON object, at most API_JSON_BODY_MAX */
+    API_BODY_JSON_OPT,     /* a JSON object or nothing */
+    API_BODY_RAW,          /* raw bytes, at most API_DATA_MAX */
+};
+
+struct api_route {
+    enum api_route_id id;
+    char arg[API_ID_MAX + 1];   /* the {id} or {name} of the path; "" when none */
+    unsigned methods;           /* allowed enum api_method bits */
+    bool auth;                  /* needs the bearer token */
+    const char *query;          /* the raw query string after '?' (borrowed), or NULL */
+};
+
+/*
+ * Match a raw request target (as the client sent it, before percent-decoding) to a route.
+ * 0 with *out filled; -EINVAL for a malformed path (400: percent-encoding, dot segments,
+ * backslashes, control bytes, not origin-form); -ENOENT for no such resource (404,
+ * including ids that cannot exist). `out->query` points into `raw`.
+ */
+int api_route_match(const char *raw, struct api_route *out);
+enum api_method api_method_parse(const char *m);
+const char *api_method_name(enum api_method m);
+/* "GET, HEAD, POST" for an Allow header. */
+void api_allow_str(unsigned methods, char *buf, size_t len);
+/* What a request with method m to route r carries as body. */
+enum api_body_kind api_route_body(const struct api_route *r, enum api_method m);
+/* Whether a Content-Type fits a body kind (NULL or "" always fits). */
+bool api_content_type_ok(enum api_body_kind kind, const char *ctype);
+
+/* Session ids "s-" + hex, volume ids "v-" + hex, reservation ids decimal. */
+bool api_id_valid(const char *s, size_t n);
+
+/* ---------------------------------------------------------------- inputs (validate.c) */
+
+/* Parse decimal digits only (no sign, space or prefix) without overflow. 0 or -EINVAL. */
+int api_parse_u64(const char *s, size_t n, uint64_t *out);
+
+struct api_data_query {
+    bool have_offset, have_length;
+    uint64_t offset, length;
+};
+/*
+ * The query of /volumes/{id}/data: offset (GET and PUT) and length (GET only). Rejects
+ * unknown or repeated keys, percent-encoding, empty and non-decimal values (422 in e).
+ */
+int api_parse_data_query(const char *query, bool allow_length, struct api_data_query *out,
+                         struct api_err *e);
+
+/* Parse a body into a JSON object: 400 when it is not JSON or not an object. */
+int api_parse_object(const char *body, size_t len, json_t **out, struct api_err *e);
+
+/* POST /sessions. Secrets land in out->chap: wipe it (explicit_bzero) when done. */
+int api_parse_session_req(const char *body, size_t len, struct sto_session_req *out,
+                          struct api_err *e);
+
+struct api_reserve_req {
+    char holder[STK_NAME_MAX];
+    uint16_t port;               /* 0: any free port of the range */
+    enum stk_policy stack;
+};
+int api_parse_reserve_req(const char *body, size_t len, struct api_reserve_req *out,
+                          struct api_err *e);
+
+struct api_discovery_req {
+    char portal[STO_NAME_MAX];
+    enum stk_policy stack;
+    struct sto_chap chap;        /* wipe when done */
+};
+int api_parse_discovery_req(const char *body, size_t len, struct api_discovery_req *out,
+                            struct api_err *e);
+
+/* PATCH /stacks/toe: which parts were given, and their values. */
+enum {
+    API_FAULT_DROP = 1u << 0,
+    API_FAULT_DUP = 1u << 1,
+    API_FAULT_REORDER = 1u << 2,
+    API_FAULT_CORRUPT = 1u << 3,
+    API_FAULT_SEED = 1u << 4,
+};
+struct api_toe_patch {
+    bool set_link;
+    bool link_up;
+    unsigned fault_mask;         /* API_FAULT_* given in "faults" (0: no "faults") */
+    bool set_faults;
+    struct toe_faults faults;    /* values of the given keys */
+};
+int api_parse_toe_patch(const char *body, size_t len, struct api_toe_patch *out,
+                        struct api_err *e);
+/* Merge the given fault keys into cur (PATCH semantics: absent keys stay as they are). */
+void api_toe_patch_merge(const struct api_toe_patch *p, struct toe_faults *cur);
+
+struct api_capture_req {
+    size_t ring_bytes;           /* 0: the TOE's default (64 MiB) */
+};
+/* POST /capture: an empty body or {"ring_bytes":N}. */
+int api_parse_capture_req(const char *body, size_t len, struct api_capture_req *out,
+                          struct api_err *e);
+
+/* ---------------------------------------------------------------- JSON views (render.c) */
+
+/* RFC 3339 UTC ("2026-11-24T19:27:17Z") into buf (at least 32 bytes). */
+const char *api_rfc3339(time_t t, char *buf, size_t len);
+/* An unsigned counter as a JSON integer (clamped to INT64_MAX). New reference. */
+json_t *api_json_u64(uint64_t v);
+
+/* Each returns a new reference (NULL when out of memory). None contains a secret. */
+json_t *api_json_tcp_counters(const struct stk_tcp_counters *c);
+json_t *api_json_host_stack(const struct stk_tcp_counters *c);
+/* The TOE's entry; info NULL: {"name":"toe","state":"absent"} (--no-toe). */
+json_t *api_json_toe_stack(const struct toe_info *info, const struct stk_tcp_counters *c,
+                           const struct toe_counters *tc, const struct toe_faults *f);
+json_t *api_json_reservation(const struct stk_reservation *r);
+json_t *api_json_conn_row(const struct stk_conn_row *r);
+json_t *api_json_targets(const struct isc_target_list *l);
+/* `vols` (may be NULL): volumes of every session; those of s are listed under "luns". */
+json_t *api_json_session(const struct sto_session_view *s, const struct sto_volume_view *vols,
+                         size_t nvols);
+json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
+                        uint16_t nbd_port);
+/* Dump a JSON value compactly with a trailing newline. Caller frees with free(). */
+char *api_json_dump(const json_t *j, size_t *len);
+
+/* ---------------------------------------------------------------- metrics (metrics.c) */
+
+struct api_metrics_in {
+    bool ready;
+    bool have_tcp[2];                 /* indexed by enum stk_stack */
+    struct stk_tcp_counters tcp[2];
+    bool have_toe;
+    struct toe_info toe_info;
+    struct toe_counters toe;
+    bool have_broker;
+    struct stk_broker_stats broker;
+    size_t nreservations;
+    const struct sto_session_view *sessions;
+    size_t nsessions;
+    const struct sto_volume_view *volumes;
+    size_t nvolumes;
+    uint64_t api_requests[6];         /* answered requests by status class: [1..5]xx */
+};
+
+/* Prometheus text exposition format 0.0.4, every family with # HELP and # TYPE. */
+void api_metrics_render(const struct api_metrics_in *in, struct api_buf *out);
+/* Escape a label value (\\, \", \n) into out. */
+void api_metrics_label(struct api_buf *out, const char *v);
+
+/* ---------------------------------------------------------------- the page (web.c) */
+
+/* The dashboard page, compiled into the binary. Borrowed, static. */
+const char *api_web_page(size_t *len);
+
+/* ---------------------------------------------------------------- endpoints (handlers.c) */
+
+struct api_server;
+
+/* What a handler answers; server.c turns it into an HTTP response. */
+struct api_resp {
+    int status;
+    const char *ctype;           /* static */
+    char *body;                  /* malloc'd, handed over to the server; may be NULL */
+    size_t len;
+    bool body_static;            /* body is static (the page): do not free */
+    int fd;                      /* >= 0: send this file (handed over), len bytes */
+    char location[128];          /* Location header ("" none) */
+    char allow[64];              /* Allow header ("" none) */
+    char content_range[64];      /* Content-Range header ("" none) */
+    const char *disposition;     /* Content-Disposition (static, or NULL) */
+};
+
+void api_resp_init(struct api_resp *r);
+/* Answer with the error as problem+json. */
+void api_resp_problem(struct api_resp *r, const struct api_err *e);
+/* Answer with JSON (takes the reference of j). */
+void api_resp_json(struct api_resp *r, int status, json_t *j);
+
+struct api_call {
+    enum api_method method;
+    const struct api_route *route;
+    const char *body;            /* the request body (borrowed) */
+    size_t body_len;
+};
+
+/* Run one endpoint; fills resp (always). */
+void api_handle(struct api_server *s, const struct api_call *c, struct api_resp *resp);
+
+/* server.c internals the handlers use. */
+const struct api_config *api_server_cfg(const struct api_server *s);
+bool api_server_ready(const struct api_server *s);
+void api_server_counts(const struct api_server *s, uint64_t out[6]);
+/* Capture state (guarded in the server). */
+struct api_capture_state {
+    bool running;
+    size_t ring_bytes;
+    time_t started;
+};
+void api_capture_get(struct api_server *s, struct api_capture_state *out);
+void api_capture_set(struct api_server *s, const struct api_capture_state *st);
+void api_capture_lock(struct api_server *s);
+void api_capture_unlock(struct api_server *s);
+
+#endif

@@ -1,0 +1,729 @@
+/*
+ * server.c - the REST API's HTTP server on libmicrohttpd.
+ *
+ * One thread per connection (MHD_USE_THREAD_PER_CONNECTION): handlers block in the
+ * manager's calls (a login may take seconds), and a thread pool would let a few slow
+ * logins stall every other request, /livez included. The connection limit bounds threads.
+ *
+ * A request goes through: the URI log callback (keeps the target exactly as sent, before
+ * percent-decoding, and allocates the request's state), a first call of the access
+ * handler (route, auth, method, media type, declared length: refused here, before any
+ * body is read), body chunks (kept up to the route's limit; past it the rest is discarded
+ * and the answer is 413), and a last call that runs the endpoint. The completion callback
+ * logs one line per request (method, path without query, status, duration: never a body)
+ * and wipes the body, which may hold CHAP secrets.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api_int.h"
+#include "common/log.h"
+
+/* See handlers.c: a build without toe_emu/ links none of the toe_ functions. */
+#pragma weak toe_capture_stop
+
+#define API_CONN_LIMIT 128          /* concurrent connections (threads) */
+#define API_CONN_TIMEOUT_S 60       /* idle connections are closed after this */
+#define API_DISCARD_MAX (64u << 20) /* past this much unwanted body, drop the connection */
+
+struct api_server {
+    struct api_config cfg;          /* its strings point to the copies below */
+    char *listen;
+    char *token;
+    size_t token_len;
+    char *nbd_host;
+    char *state_dir;
+    struct MHD_Daemon *mhd;
+    int listen_fd;                  /* ours, except while MHD runs unquiesced (-1 when MHD
+                                       keeps it to close itself) */
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char addr[160];                 /* where we listen, for logs and tests */
+    atomic_int ready;
+    atomic_bool quiesced;
+    pthread_mutex_t capture_lock;
+    struct api_capture_state capture;
+    atomic_uint_least64_t counts[6];
+};
+
+struct api_req {
+    char *raw;                      /* request target as sent (owned) */
+    struct timespec t0;
+    bool started;
+    enum api_method method;
+    char method_name[16];
+    int route_rc;
+    struct api_route route;
+    enum api_body_kind body_kind;
+    size_t body_max;
+    char *body;                     /* owned; wiped before free */
+    size_t body_len, body_cap;
+    bool too_big;
+    uint64_t discarded;
+    int status;
+};
+
+/* ---------------------------------------------------------------- accessors */
+
+const struct api_config *api_server_cfg(const struct api_server *s)
+{
+    return &s->cfg;
+}
+
+bool api_server_ready(const struct api_server *s)
+{
+    return atomic_load(&s->ready) != 0;
+}
+
+void api_server_set_ready(struct api_server *s, int ready)
+{
+    if (s)
+        atomic_store(&s->ready, ready ? 1 : 0);
+}
+
+void api_server_counts(const struct api_server *s, uint64_t out[6])
+{
+    for (int i = 0; i < 6; i++)
+        out[i] = atomic_load(&((struct api_server *)s)->counts[i]);
+}
+
+const char *api_server_address(const struct api_server *s)
+{
+    return s ? s->addr : "";
+}
+
+void api_capture_lock(struct api_server *s)
+{
+    pthread_mutex_lock(&s->capture_lock);
+}
+
+void api_capture_unlock(struct api_server *s)
+{
+    pthread_mutex_unlock(&s->capture_lock);
+}
+
+/* Callers hold capture_lock (api_capture_lock) around these. */
+void api_capture_get(struct api_server *s, struct api_capture_state *out)
+{
+    *out = s->capture;
+}
+
+void api_capture_set(struct api_server *s, const struct api_capture_state *st)
+{
+    s->capture = *st;
+}
+
+/* ---------------------------------------------------------------- secrets in jansson */
+
+/*
+ * jansson holds request bodies' strings (CHAP secrets) in its own allocations: free them
+ * wiped. Set once for the process; compatible with anything jansson allocated before.
+ */
+static void *json_alloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void json_wipe_free(void *p)
+{
+    if (p) {
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+/* ---------------------------------------------------------------- responses */
+
+static void req_free(struct api_req *rq)
+{
+    if (!rq)
+        return;
+    if (rq->body) {
+        explicit_bzero(rq->body, rq->body_cap);
+        free(rq->body);
+    }
+    free(rq->raw);
+    free(rq);
+}
+
+static enum MHD_Result queue(struct api_server *s, struct MHD_Connection *conn,
+                             struct api_req *rq, struct api_resp *rp)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (rp->fd >= 0) {
+        resp = MHD_create_response_from_fd64(rp->len, rp->fd);
+        if (!resp)
+            close(rp->fd);
+    } else if (rp->body_static || !rp->body) {
+        resp = MHD_create_response_from_buffer(rp->body ? rp->len : 0, rp->body,
+                                               MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(rp->body);
+    }
+    rp->body = NULL;
+    rp->fd = -1;
+    if (!resp)
+        return MHD_NO;
+
+    if (rp->ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rp->ctype);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (rq && rq->route_rc == 0 && rq->route.id == API_R_PAGE) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; script-src 'unsafe-inline'; "
+                                "style-src 'unsafe-inline'; connect-src 'self'; "
+                                "base-uri 'none'; form-action 'none'; "
+                                "frame-ancestors 'none'");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    } else {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    if (rp->location[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rp->location);
+    if (rp->allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rp->allow);
+    if (rp->content_range[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, rp->content_range);
+    if (rp->disposition)
+        MHD_add_response_header(resp, "Content-Disposition", rp->disposition);
+    if (rp->status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"toegw\"");
+
+    ret = MHD_queue_response(conn, (unsigned)rp->status, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        if (rq)
+            rq->status = rp->status;
+        if (rp->status >= 100 && rp->status < 600)
+            atomic_fetch_add(&s->counts[rp->status / 100], 1);
+    }
+    return ret;
+}
+
+static enum MHD_Result queue_err(struct api_server *s, struct MHD_Connection *conn,
+                                 struct api_req *rq, const struct api_err *e)
+{
+    struct api_resp rp;
+
+    api_resp_init(&rp);
+    api_resp_problem(&rp, e);
+    return queue(s, conn, rq, &rp);
+}
+
+static enum MHD_Result fail(struct api_server *s, struct MHD_Connection *conn,
+                            struct api_req *rq, int status, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result fail(struct api_server *s, struct MHD_Connection *conn,
+                            struct api_req *rq, int status, const char *fmt, ...)
+{
+    struct api_err e;
+    va_list ap;
+
+    va_start(ap, fmt);
+    api_err_vset(&e, status, fmt, ap);
+    va_end(ap);
+    return queue_err(s, conn, rq, &e);
+}
+
+/* ---------------------------------------------------------------- request flow */
+
+static enum MHD_Result run(struct api_server *s, struct MHD_Connection *conn,
+                           struct api_req *rq)
+{
+    struct api_call call = {
+        .method = rq->method,
+        .route = &rq->route,
+        .body = rq->body,
+        .body_len = rq->body_len,
+    };
+    struct api_resp rp;
+    enum MHD_Result ret;
+
+    api_handle(s, &call, &rp);
+    ret = queue(s, conn, rq, &rp);
+    if (rq->body)
+        explicit_bzero(rq->body, rq->body_cap);
+    return ret;
+}
+
+/* The first call: everything that can be refused before reading a body is refused here. */
+static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn,
+                             struct api_req *rq, const char *method)
+{
+    const char *auth, *ctype, *clen;
+    struct api_err e;
+    uint64_t declared;
+    char allow[64];
+
+    rq->method = api_method_parse(method);
+    for (size_t i = 0; method && method[i] && i + 1 < sizeof(rq->method_name); i++) {
+        unsigned char ch = (unsigned char)method[i];
+
+        rq->method_name[i] = ch > 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    rq->route_rc = api_route_match(rq->raw, &rq->route);
+
+    if ((rq->route_rc == 0 && rq->route.auth) ||
+        (rq->route_rc != 0 && strncmp(rq->raw, "/api/", 5) == 0)) {
+        auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!api_auth_ok(auth, s->token, s->token_len))
+            return fail(s, conn, rq, 401, auth ? "the bearer token is not valid"
+                        : "an \"Authorization: Bearer TOKEN\" header is required");
+    }
+    if (rq->route_rc == -EINVAL)
+        return fail(s, conn, rq, 400, "malformed request path");
+    if (rq->route_rc < 0)
+        return fail(s, conn, rq, 404, "no such resource");
+    if (!(rq->route.methods & rq->method)) {
+        struct api_resp rp;
+
+        api_allow_str(rq->route.methods, allow, sizeof(allow));
+        api_err_set(&e, 405, "method %s is not allowed here (allowed: %s)",
+                    rq->method_name, allow);
+        api_resp_init(&rp);
+        api_resp_problem(&rp, &e);
+        snprintf(rp.allow, sizeof(rp.allow), "%s", allow);
+        return queue(s, conn, rq, &rp);
+    }
+
+    rq->body_kind = api_route_body(&rq->route, rq->method);
+    if (rq->body_kind == API_BODY_NONE) {
+        /* run on the next call, once MHD has the whole request: keeps the connection alive */
+        rq->body_max = 0;
+        return MHD_YES;
+    }
+
+    ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!api_content_type_ok(rq->body_kind, ctype))
+        return fail(s, conn, rq, 415, "the body must be application/json");
+    rq->body_max = rq->body_kind == API_BODY_RAW ? API_DATA_MAX : API_JSON_BODY_MAX;
+    clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen && api_parse_u64(clen, strlen(clen), &declared) == 0) {
+        if (declared > rq->body_max)
+            return fail(s, conn, rq, 413, "the body is too large (at most %zu bytes)",
+                        rq->body_max);
+        if (declared > 0) {
+            rq->body = malloc(declared + 1);
+            if (!rq->body)
+                return fail(s, conn, rq, 500, "out of memory");
+            rq->body_cap = declared + 1;
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result absorb(struct api_req *rq, const char *data, size_t n)
+{
+    if (rq->too_big) {
+        rq->discarded += n;
+        return rq->discarded > API_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (n > rq->body_max - rq->body_len) {
+        /* keep reading (to answer 413) but not keeping */
+        rq->too_big = true;
+        rq->discarded = rq->body_len + n;
+        if (rq->body)
+            explicit_bzero(rq->body, rq->body_cap);
+        free(rq->body);
+        rq->body = NULL;
+        rq->body_len = rq->body_cap = 0;
+        return MHD_YES;
+    }
+    if (rq->body_len + n + 1 > rq->body_cap) {
+        size_t cap = rq->body_cap ? rq->body_cap : 4096;
+        char *p;
+
+        while (cap < rq->body_len + n + 1)
+            cap *= 2;
+        if (cap > rq->body_max + 1)
+            cap = rq->body_max + 1;
+        /* grow by hand so that the old copy can be wiped */
+        p = malloc(cap);
+        if (!p)
+            return MHD_NO;
+        if (rq->body) {
+            memcpy(p, rq->body, rq->body_len);
+            explicit_bzero(rq->body, rq->body_cap);
+            free(rq->body);
+        }
+        rq->body = p;
+        rq->body_cap = cap;
+    }
+    memcpy(rq->body + rq->body_len, data, n);
+    rq->body_len += n;
+    rq->body[rq->body_len] = '\0';
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct api_server *s = cls;
+    struct api_req *rq = *con_cls;
+    enum MHD_Result ret;
+
+    (void)url;
+    (void)version;
+    if (!rq) {
+        /* the URI log callback could not allocate: answer without state */
+        return fail(s, conn, NULL, 500, "out of memory");
+    }
+    if (!rq->started) {
+        rq->started = true;
+        return begin(s, conn, rq, method);
+    }
+    if (*upload_data_size) {
+        if (rq->body_kind == API_BODY_NONE) {
+            /* a body nobody asked for (GET with a body): read and drop it */
+            rq->discarded += *upload_data_size;
+            *upload_data_size = 0;
+            return rq->discarded > API_DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
+        ret = absorb(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return ret;
+    }
+    if (rq->status)
+        return MHD_YES; /* answered already */
+    if (rq->too_big)
+        return fail(s, conn, rq, 413, "the body is too large (at most %zu bytes)",
+                    rq->body_max);
+    return run(s, conn, rq);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct api_req *rq = calloc(1, sizeof(*rq));
+
+    (void)cls;
+    (void)conn;
+    if (!rq)
+        return NULL;
+    rq->raw = strdup(uri ? uri : "");
+    if (!rq->raw) {
+        free(rq);
+        return NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &rq->t0);
+    return rq;
+}
+
+/* The path for the log: no query (it is not needed, and keeps the line short). */
+static void log_path(const char *raw, char *buf, size_t len)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; raw[i] && raw[i] != '?' && j + 1 < len && i < 200; i++) {
+        unsigned char c = (unsigned char)raw[i];
+
+        buf[j++] = c > 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    buf[j] = '\0';
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct api_req *rq = *con_cls;
+    struct timespec t1;
+    char path[224];
+    double ms;
+
+    (void)cls;
+    (void)conn;
+    if (!rq)
+        return;
+    *con_cls = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (double)(t1.tv_sec - rq->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - rq->t0.tv_nsec) / 1e6;
+    log_path(rq->raw, path, sizeof(path));
+    if (rq->status == 0) {
+        log_info("api", "%s %s aborted (%s) %.1fms", rq->method_name[0] ? rq->method_name
+                 : "-", path, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                 : "connection closed", ms);
+    } else if (rq->route_rc == 0 && (rq->route.id == API_R_LIVEZ ||
+                                     rq->route.id == API_R_READYZ ||
+                                     rq->route.id == API_R_METRICS)) {
+        log_debug("api", "%s %s %d %.1fms", rq->method_name, path, rq->status, ms);
+    } else {
+        log_info("api", "%s %s %d %.1fms", rq->method_name, path, rq->status, ms);
+    }
+    req_free(rq);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    log_warn("api", "http: %s", buf);
+}
+
+/* ---------------------------------------------------------------- listening */
+
+static int listen_unix(struct api_server *s, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd, ret;
+
+    if (!path[0] || strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "api address \"unix:%s\": path empty or too long", path);
+        return -EINVAL;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path));
+    /* a socket left by a previous run is replaced; any other file is not ours to remove */
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "api address \"unix:%s\": exists and is not a socket",
+                     path);
+            return -EEXIST;
+        }
+        unlink(path);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "api socket: %s", strerror(-ret));
+        return ret;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
+        listen(fd, 128) < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "cannot listen on \"unix:%s\": %s", path, strerror(-ret));
+        close(fd);
+        unlink(path);
+        return ret;
+    }
+    snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
+    snprintf(s->addr, sizeof(s->addr), "unix:%s", path);
+    s->listen_fd = fd;
+    return 0;
+}
+
+static int listen_tcp(struct api_server *s, const char *addr, char *err, size_t errlen)
+{
+    const char *colon = strrchr(addr, ':');
+    struct sockaddr_in sa;
+    socklen_t salen = sizeof(sa);
+    char host[256], ip[INET_ADDRSTRLEN];
+    uint64_t port;
+    int fd, ret, one = 1;
+
+    if (!colon || (size_t)(colon - addr) >= sizeof(host) ||
+        api_parse_u64(colon + 1, strlen(colon + 1), &port) < 0 || port > 65535) {
+        snprintf(err, errlen, "api address \"%s\": expected host:port or unix:/path", addr);
+        return -EINVAL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (host[0] == '\0' || strcmp(host, "*") == 0) {
+        sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    } else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
+        struct addrinfo *ai = NULL;
+        int gai = getaddrinfo(host, NULL, &hints, &ai);
+
+        if (gai != 0 || !ai) {
+            snprintf(err, errlen, "api address \"%s\": cannot resolve \"%s\": %s", addr, host,
+                     gai_strerror(gai));
+            return -EINVAL;
+        }
+        sa.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        freeaddrinfo(ai);
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "api socket: %s", strerror(-ret));
+        return ret;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "cannot listen on \"%s\": %s", addr, strerror(-ret));
+        close(fd);
+        return ret;
+    }
+    if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
+        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip)))
+        snprintf(s->addr, sizeof(s->addr), "%s:%u", ip, ntohs(sa.sin_port));
+    else
+        snprintf(s->addr, sizeof(s->addr), "%s", addr);
+    s->listen_fd = fd;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- start, stop */
+
+static char *dup_opt(const char *s, bool *ok)
+{
+    char *d;
+
+    if (!s)
+        return NULL;
+    d = strdup(s);
+    if (!d)
+        *ok = false;
+    return d;
+}
+
+static void server_free(struct api_server *s)
+{
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->unix_path[0])
+        unlink(s->unix_path);
+    if (s->token) {
+        explicit_bzero(s->token, s->token_len);
+        free(s->token);
+    }
+    free(s->listen);
+    free(s->nbd_host);
+    free(s->state_dir);
+    pthread_mutex_destroy(&s->capture_lock);
+    free(s);
+}
+
+struct api_server *api_server_start(const struct api_config *cfg, char *err, size_t errlen)
+{
+    struct api_server *s;
+    bool ok = true;
+    int ret;
+
+    if (!cfg || !cfg->listen || !cfg->listen[0]) {
+        snprintf(err, errlen, "no api listen address");
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!cfg->token || !cfg->token[0]) {
+        snprintf(err, errlen, "no api token: refusing to serve the api without one");
+        errno = EINVAL;
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->listen_fd = -1;
+    pthread_mutex_init(&s->capture_lock, NULL);
+    s->cfg = *cfg;
+    s->listen = dup_opt(cfg->listen, &ok);
+    s->token = dup_opt(cfg->token, &ok);
+    s->nbd_host = dup_opt(cfg->nbd_host, &ok);
+    s->state_dir = dup_opt(cfg->state_dir, &ok);
+    if (!ok) {
+        snprintf(err, errlen, "out of memory");
+        ret = -ENOMEM;
+        goto out_free;
+    }
+    s->token_len = strlen(s->token);
+    s->cfg.listen = s->listen;
+    s->cfg.token = NULL; /* only the server's copy, compared in api_auth_ok */
+    s->cfg.nbd_host = s->nbd_host;
+    s->cfg.state_dir = s->state_dir;
+
+    json_set_alloc_funcs(json_alloc, json_wipe_free);
+
+    if (strncmp(cfg->listen, "unix:", 5) == 0)
+        ret = listen_unix(s, cfg->listen + 5, err, errlen);
+    else
+        ret = listen_tcp(s, cfg->listen, err, errlen);
+    if (ret < 0)
+        goto out_free;
+
+    s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                              MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                              0, NULL, NULL, on_request, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+                              MHD_OPTION_END);
+    if (!s->mhd) {
+        snprintf(err, errlen, "cannot start the http server on \"%s\"", cfg->listen);
+        ret = -EIO;
+        goto out_free;
+    }
+    log_info("api", "listening on %s", s->addr);
+    return s;
+
+out_free:
+    server_free(s);
+    errno = -ret;
+    return NULL;
+}
+
+/*
+ * MHD hands the listening socket back when it quiesces: from then on it is ours to close.
+ * If it cannot, MHD keeps it and closes it in MHD_stop_daemon.
+ */
+void api_server_quiesce(struct api_server *s)
+{
+    MHD_socket fd;
+
+    if (!s || !s->mhd || atomic_exchange(&s->quiesced, true))
+        return;
+    atomic_store(&s->ready, 0);
+    fd = MHD_quiesce_daemon(s->mhd);
+    if (fd == MHD_INVALID_SOCKET)
+        s->listen_fd = -1;
+    else
+        s->listen_fd = fd;
+}
+
+void api_server_stop(struct api_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->ready, 0);
+    if (s->mhd) {
+        api_server_quiesce(s);
+        MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
+    }
+    pthread_mutex_lock(&s->capture_lock);
+    if (s->capture.running && s->cfg.toe && toe_capture_stop)
+        toe_capture_stop(s->cfg.toe);
+    s->capture.running = false;
+    pthread_mutex_unlock(&s->capture_lock);
+    server_free(s);
+}
