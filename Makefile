@@ -11,6 +11,7 @@ BIN     ?= toegw
 
 # Module sources (main.c is the only file not linked into the unit tests).
 LIB_SRCS := $(wildcard common/*.c) $(wildcard stacks/*.c) $(wildcard storage/*.c) \
+            $(wildcard api/*.c) \
             $(filter-out appliance/main.c,$(wildcard appliance/*.c))
 MAIN_SRC := appliance/main.c
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "appliance/cli.h"
+#include "appliance/serve.h"
 
 #ifndef TOEGW_VERSION
 #define TOEGW_VERSION "0.1.0"
@@ -26,19 +27,12 @@ static int cmd_version(int argc, char **argv)
     return APP_EXIT_OK;
 }
 
-static int cmd_not_yet(int argc, char **argv)
-{
-    (void)argc;
-    app_errorf("'%s' is not available in this build yet", argv[0]);
-    return APP_EXIT_FAILED;
-}
-
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    { "serve", cmd_not_yet, "run the appliance (TOE, broker, initiator, NBD, REST API)" },
+    { "serve", app_cmd_serve, "run the appliance (TOE, broker, initiator, NBD, REST API)" },
     { "discover", app_cmd_discover, "PORTAL: iSCSI SendTargets discovery" },
     { "luns", app_cmd_luns, "URL: log in and list the target's LUNs" },
     { "read", app_cmd_read, "URL: read a LUN range to stdout" },

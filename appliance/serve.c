@@ -1,0 +1,513 @@
+/*
+ * serve.c - `toegw serve`: the appliance in one process.
+ *
+ * Threads: the main thread (signals, state saving), the storage loop (sessions, volumes,
+ * NBD), the TOE's firmware thread, libmicrohttpd's threads (REST API), and a restore
+ * thread that logs saved sessions in again at start (and retries those whose target is
+ * not back yet). Start: flags and TOEGW_* variables, state dir, API token, TOE + broker,
+ * storage loop + manager, API, restore. SIGTERM/SIGINT: not ready, save state, log every
+ * session out, stop the API, exit 0 — within 10 s.
+ */
+#include "appliance/serve.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "appliance/cli.h"
+#include "appliance/net.h"
+#include "appliance/state.h"
+#include "common/log.h"
+#include "storage/manager.h"
+#include "storage/nbd.h"
+
+#define SHUTDOWN_LOGOUT_MS 6000
+#define RESTORE_RETRY_S 10
+
+struct serve_opts {
+    char api[300];
+    char token_file[4200];
+    char nbd[300];
+    char state_dir[4096];
+    struct app_net_opts net;
+    enum log_level level;
+    enum log_format format;
+};
+
+struct serve {
+    struct serve_opts o;
+    struct app_net net;
+    struct sto_loop *loop;
+    pthread_t loop_thread;
+    struct sto_mgr *mgr;
+    struct nbds_server *nbd;
+    struct api_server *api;
+    char token[128];
+    /* sessions from the state file not logged in yet (guarded by lock) */
+    pthread_mutex_t lock;
+    struct sto_session_req *pending;
+    size_t npending;
+    volatile bool stopping;
+    pthread_t restore_thread;
+    bool restore_running;
+    char *last_state;            /* what was last written, to write only on change */
+};
+
+static const struct option serve_long[] = {
+    { "api", required_argument, NULL, 0 },
+    { "api-token-file", required_argument, NULL, 0 },
+    { "nbd", required_argument, NULL, 0 },
+    { "state-dir", required_argument, NULL, 0 },
+    { "toe-ifname", required_argument, NULL, 0 },
+    { "toe-addr", required_argument, NULL, 0 },
+    { "toe-host-addr", required_argument, NULL, 0 },
+    { "toe-mtu", required_argument, NULL, 0 },
+    { "toe-max-conns", required_argument, NULL, 0 },
+    { "port-range", required_argument, NULL, 0 },
+    { "no-toe", no_argument, NULL, 0 },
+    { "log-format", required_argument, NULL, 0 },
+    { "log-level", required_argument, NULL, 0 },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
+               "[--state-dir DIR]\n"
+               "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
+               "[--toe-mtu N]\n"
+               "                   [--toe-max-conns N] [--port-range LO-HI] [--no-toe]\n"
+               "                   [--log-format text|json] [--log-level error|warn|info|debug]\n"
+               "every flag can also be set as TOEGW_<NAME> (e.g. TOEGW_API, TOEGW_NO_TOE=1)\n");
+}
+
+/* "host:port" with a port, or "unix:/path". */
+static bool listen_addr_ok(const char *s)
+{
+    const char *colon;
+    char *end;
+    long port;
+
+    if (!strncmp(s, "unix:", 5))
+        return s[5] == '/' && strlen(s) < 5 + 108;
+    colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return false;
+    port = strtol(colon + 1, &end, 10);
+    return !*end && port > 0 && port <= 65535;
+}
+
+/* Apply one flag by name. 0, or -EINVAL after printing why (source: "--x" or "TOEGW_X"). */
+static int serve_opt(struct serve_opts *o, const char *name, const char *value,
+                     const char *source)
+{
+    char err[256];
+    int ret;
+
+    ret = app_net_opt(&o->net, name, value ? value : "", err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s (from %s)", err, source);
+        return -EINVAL;
+    }
+    if (ret > 0)
+        return 0;
+    if (!strcmp(name, "api") || !strcmp(name, "nbd")) {
+        if (!listen_addr_ok(value)) {
+            app_errorf("%s must be host:port or unix:/path, not \"%.64s\"", source, value);
+            return -EINVAL;
+        }
+        snprintf(name[0] == 'a' ? o->api : o->nbd, sizeof(o->api), "%s", value);
+    } else if (!strcmp(name, "api-token-file")) {
+        if (!*value || strlen(value) >= sizeof(o->token_file)) {
+            app_errorf("%s must be a file path", source);
+            return -EINVAL;
+        }
+        snprintf(o->token_file, sizeof(o->token_file), "%s", value);
+    } else if (!strcmp(name, "state-dir")) {
+        if (!*value || strlen(value) >= sizeof(o->state_dir) - 64) {
+            app_errorf("%s must be a directory path", source);
+            return -EINVAL;
+        }
+        snprintf(o->state_dir, sizeof(o->state_dir), "%s", value);
+    } else if (!strcmp(name, "log-format")) {
+        if (log_parse_format(value, &o->format) < 0) {
+            app_errorf("%s must be text or json", source);
+            return -EINVAL;
+        }
+    } else if (!strcmp(name, "log-level")) {
+        if (log_parse_level(value, &o->level) < 0) {
+            app_errorf("%s must be error, warn, info or debug", source);
+            return -EINVAL;
+        }
+    } else {
+        app_errorf("unknown option %s", source);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int serve_parse(int argc, char **argv, struct serve_opts *o)
+{
+    int c, idx;
+
+    memset(o, 0, sizeof(*o));
+    snprintf(o->api, sizeof(o->api), "127.0.0.1:8080");
+    snprintf(o->nbd, sizeof(o->nbd), "127.0.0.1:10809");
+    snprintf(o->state_dir, sizeof(o->state_dir), "/var/lib/toegw");
+    app_net_opts_defaults(&o->net);
+    o->level = LOG_LVL_INFO;
+    o->format = LOG_FMT_TEXT;
+
+    /* the environment first; flags override it */
+    for (const struct option *op = serve_long; op->name; op++) {
+        char var[64] = "TOEGW_";
+        size_t n = strlen(var);
+        const char *val;
+        if (op->val == 'h')
+            continue;
+        for (const char *p = op->name; *p && n < sizeof(var) - 1; p++)
+            var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        var[n] = '\0';
+        val = getenv(var);
+        if (!val)
+            continue;
+        if (op->has_arg == no_argument) {
+            if (!strcmp(val, "0") || !strcasecmp(val, "false") || !*val)
+                continue;
+            if (strcmp(val, "1") && strcasecmp(val, "true")) {
+                app_errorf("%s must be 1/true or 0/false", var);
+                return APP_EXIT_USAGE;
+            }
+        }
+        if (serve_opt(o, op->name, val, var) < 0)
+            return APP_EXIT_USAGE;
+    }
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", serve_long, &idx)) != -1) {
+        char source[64];
+        if (c == 'h') {
+            serve_usage(stdout);
+            exit(APP_EXIT_OK);
+        }
+        if (c != 0) {
+            app_errorf("unknown or incomplete option \"%s\" (see toegw serve --help)",
+                       argv[optind - 1]);
+            return APP_EXIT_USAGE;
+        }
+        snprintf(source, sizeof(source), "--%s", serve_long[idx].name);
+        if (serve_opt(o, serve_long[idx].name, optarg, source) < 0)
+            return APP_EXIT_USAGE;
+    }
+    if (optind < argc) {
+        app_errorf("unexpected argument \"%.64s\" (see toegw serve --help)", argv[optind]);
+        return APP_EXIT_USAGE;
+    }
+    if (!o->token_file[0])
+        snprintf(o->token_file, sizeof(o->token_file), "%s/api-token", o->state_dir);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- broker glue */
+
+static int serve_connect(void *arg, const char *owner, enum stk_policy policy,
+                         uint64_t reservation, const struct sockaddr_in *dst,
+                         struct stk_conn **out, char *err, size_t errlen)
+{
+    struct serve *sv = arg;
+    struct stk_request req = { .owner = owner, .dst = *dst, .policy = policy,
+                               .reservation = reservation };
+    struct stk_desc *d;
+    int ret = stk_request(sv->net.broker, &req, &d, err, errlen);
+
+    if (ret == 0)
+        *out = stk_desc_conn(d, owner);
+    return ret;
+}
+
+static void serve_release(void *arg, const char *owner, struct stk_conn *c, bool abort)
+{
+    struct serve *sv = arg;
+
+    if (stk_release_conn(sv->net.broker, c, owner, abort) < 0)
+        stk_conn_close(c, abort); /* not the broker's: close it all the same */
+}
+
+/* ---------------------------------------------------------------- state */
+
+/* Current state: the manager's sessions, those not restored yet, the reservations. */
+static char *state_snapshot(struct serve *sv)
+{
+    struct app_state st = { 0 };
+    struct sto_session_req *live = NULL;
+    size_t nlive = 0;
+    char *text = NULL;
+
+    if (sto_mgr_export_sessions(sv->mgr, &live, &nlive) < 0)
+        return NULL;
+    pthread_mutex_lock(&sv->lock);
+    st.sessions = calloc(nlive + sv->npending + 1, sizeof(*st.sessions));
+    if (st.sessions) {
+        memcpy(st.sessions, live, nlive * sizeof(*live));
+        memcpy(st.sessions + nlive, sv->pending, sv->npending * sizeof(*live));
+        st.nsessions = nlive + sv->npending;
+    }
+    pthread_mutex_unlock(&sv->lock);
+    explicit_bzero(live, nlive * sizeof(*live));
+    free(live);
+    if (st.sessions && stk_list_reservations(sv->net.broker, &st.reservations,
+                                             &st.nreservations) == 0)
+        text = app_state_text(&st);
+    app_state_clear(&st);
+    return text;
+}
+
+static void state_save(struct serve *sv)
+{
+    char err[300];
+    char *text = state_snapshot(sv);
+
+    if (!text)
+        return;
+    if (sv->last_state && !strcmp(text, sv->last_state)) {
+        app_state_text_free(text);
+        return;
+    }
+    if (app_state_write(sv->o.state_dir, text, err, sizeof(err)) < 0) {
+        log_error("state", "%s", err);
+        app_state_text_free(text);
+        return;
+    }
+    app_state_text_free(sv->last_state);
+    sv->last_state = text;
+}
+
+/* Log the saved sessions in again; retry those that fail until shutdown. */
+static void *restore_main(void *arg)
+{
+    struct serve *sv = arg;
+
+    for (int pass = 0; !sv->stopping; pass++) {
+        pthread_mutex_lock(&sv->lock);
+        size_t n = sv->npending;
+        pthread_mutex_unlock(&sv->lock);
+        for (size_t i = 0; i < n && !sv->stopping;) {
+            struct sto_session_req req;
+            struct sto_result res;
+            char id[STO_ID_MAX];
+            pthread_mutex_lock(&sv->lock);
+            req = sv->pending[i];
+            pthread_mutex_unlock(&sv->lock);
+            int ret = sto_mgr_session_create(sv->mgr, &req, id, &res);
+            if (ret == 0 || res.cls == STO_ERR_CONFLICT || res.cls == STO_ERR_INVALID) {
+                if (ret == 0)
+                    log_info("state", "restored session %s to %s", req.id, req.target);
+                else
+                    log_warn("state", "dropping saved session %s: %s", req.id, res.msg);
+                pthread_mutex_lock(&sv->lock);
+                explicit_bzero(&sv->pending[i], sizeof(sv->pending[i]));
+                memmove(&sv->pending[i], &sv->pending[i + 1],
+                        (sv->npending - i - 1) * sizeof(sv->pending[0]));
+                sv->npending--;
+                pthread_mutex_unlock(&sv->lock);
+                n--;
+            } else {
+                if (pass == 0)
+                    log_warn("state", "cannot restore session %s to %s yet (%s); retrying "
+                             "every %d s", req.id, req.target, res.msg, RESTORE_RETRY_S);
+                i++;
+            }
+            explicit_bzero(&req, sizeof(req));
+        }
+        if (pass == 0 && sv->api)
+            api_server_set_ready(sv->api, 1);
+        if (!n)
+            break;
+        for (int s = 0; s < RESTORE_RETRY_S * 10 && !sv->stopping; s++)
+            usleep(100000);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void *loop_main(void *arg)
+{
+    struct serve *sv = arg;
+
+    sto_loop_run(sv->loop);
+    return NULL;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int app_cmd_serve(int argc, char **argv)
+{
+    struct serve *sv = calloc(1, sizeof(*sv));
+    struct app_state st = { 0 };
+    sigset_t sigs;
+    char err[400];
+    int ret, status = APP_EXIT_FAILED;
+
+    if (!sv)
+        return APP_EXIT_FAILED;
+    ret = serve_parse(argc, argv, &sv->o);
+    if (ret) {
+        free(sv);
+        return ret;
+    }
+    log_set_level(sv->o.level);
+    log_set_format(sv->o.format);
+    pthread_mutex_init(&sv->lock, NULL);
+
+    /* every thread inherits this mask: only the main thread takes the signals */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    ret = mkdir_p(sv->o.state_dir);
+    if (ret < 0) {
+        app_errorf("cannot create state dir \"%s\": %s", sv->o.state_dir, strerror(-ret));
+        goto out;
+    }
+    ret = app_token_load(sv->o.token_file, sv->token, sizeof(sv->token), err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        goto out;
+    }
+    ret = app_state_load(sv->o.state_dir, &st, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        goto out;
+    }
+    ret = app_net_start(&sv->o.net, !sv->o.net.no_toe, &sv->net, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s (the toe needs CAP_NET_ADMIN and /dev/net/tun; --no-toe runs on "
+                   "the host stack only)", err);
+        goto out;
+    }
+    for (size_t i = 0; i < st.nreservations; i++) {
+        ret = stk_restore_reservation(sv->net.broker, &st.reservations[i]);
+        if (ret < 0)
+            log_warn("state", "cannot restore reservation %llu of \"%s\" (port %u): %s",
+                     (unsigned long long)st.reservations[i].id, st.reservations[i].holder,
+                     st.reservations[i].port, strerror(-ret));
+    }
+    sv->pending = st.sessions;
+    sv->npending = st.nsessions;
+    st.sessions = NULL;
+    st.nsessions = 0;
+
+    sv->loop = sto_loop_new();
+    if (!sv->loop) {
+        app_errorf("cannot create the storage loop: %s", strerror(errno));
+        goto out_net;
+    }
+    struct sto_mgr_config mc = {
+        .net = { serve_connect, serve_release, sv },
+    };
+    sv->mgr = sto_mgr_new(sv->loop, &mc);
+    if (sv->mgr) {
+        /* before the loop thread starts: nothing else touches the loop yet */
+        sv->nbd = nbds_server_new(sv->loop, sv->mgr, sv->o.nbd, err, sizeof(err));
+        if (!sv->nbd) {
+            app_errorf("%s", err);
+            goto out_loop;
+        }
+    }
+    if (!sv->mgr || pthread_create(&sv->loop_thread, NULL, loop_main, sv) != 0) {
+        app_errorf("cannot start the storage loop");
+        goto out_loop;
+    }
+
+    char nbd_host[300];
+    snprintf(nbd_host, sizeof(nbd_host), "%s", sv->o.nbd);
+    char *colon = strrchr(nbd_host, ':');
+    uint16_t nbd_port = 10809;
+    if (colon && strncmp(nbd_host, "unix:", 5)) {
+        *colon = '\0';
+        nbd_port = (uint16_t)atoi(colon + 1);
+    }
+    struct api_config ac = {
+        .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
+        .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
+        .state_dir = sv->o.state_dir,
+    };
+    sv->api = api_server_start(&ac, err, sizeof(err));
+    if (!sv->api) {
+        app_errorf("cannot start the api on %s: %s", sv->o.api, err);
+        goto out_thread;
+    }
+    log_info("serve", "toegw serving: api %s, nbd %s, state %s, toe %s", sv->o.api, sv->o.nbd,
+             sv->o.state_dir, sv->net.toe ? sv->o.net.toe.ifname : "off");
+    if (pthread_create(&sv->restore_thread, NULL, restore_main, sv) == 0)
+        sv->restore_running = true;
+    else
+        api_server_set_ready(sv->api, 1);
+
+    /* main thread: signals, and the state file whenever something changed */
+    for (;;) {
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 500000000L };
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("serve", "%s: shutting down", sig == SIGTERM ? "sigterm" : "sigint");
+            break;
+        }
+        state_save(sv);
+    }
+    status = APP_EXIT_OK;
+    api_server_set_ready(sv->api, 0);
+    sv->stopping = true;
+    if (sv->restore_running)
+        pthread_join(sv->restore_thread, NULL);
+    state_save(sv); /* the sessions as they are: restored at the next start */
+    sto_mgr_shutdown(sv->mgr, SHUTDOWN_LOGOUT_MS);
+    api_server_stop(sv->api);
+out_thread:
+    sto_loop_stop(sv->loop);
+    pthread_join(sv->loop_thread, NULL);
+out_loop:
+    nbds_server_free(sv->nbd);
+    sto_mgr_free(sv->mgr);
+    sto_loop_free(sv->loop);
+out_net:
+    app_net_stop(&sv->net);
+out:
+    app_state_clear(&st);
+    if (sv->pending)
+        explicit_bzero(sv->pending, sv->npending * sizeof(*sv->pending));
+    free(sv->pending);
+    app_state_text_free(sv->last_state);
+    explicit_bzero(sv->token, sizeof(sv->token));
+    pthread_mutex_destroy(&sv->lock);
+    free(sv);
+    if (status == APP_EXIT_OK)
+        log_info("serve", "stopped");
+    return status;
+}
