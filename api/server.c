@@ -52,6 +52,8 @@ struct api_server {
                                        keeps it to close itself) */
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char addr[160];                 /* where we listen, for logs and tests */
+    dev_t listen_dev;               /* the listening socket's identity (see fd_still_ours) */
+    ino_t listen_ino;
     atomic_int ready;
     atomic_bool quiesced;
     pthread_mutex_t capture_lock;
@@ -490,6 +492,30 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---------------------------------------------------------------- listening */
 
+static void remember_fd(struct api_server *s)
+{
+    struct stat st;
+
+    if (fstat(s->listen_fd, &st) == 0) {
+        s->listen_dev = st.st_dev;
+        s->listen_ino = st.st_ino;
+    }
+}
+
+/*
+ * After MHD_start_daemon fails, the listening socket given to it may be closed already or
+ * not, depending on where it failed (measured: a TLS setup failure closes it, an option
+ * conflict does not). Close it only when the descriptor is still that same socket: by
+ * then another thread may own the number.
+ */
+static bool fd_still_ours(const struct api_server *s)
+{
+    struct stat st;
+
+    return s->listen_fd >= 0 && fstat(s->listen_fd, &st) == 0 &&
+           st.st_dev == s->listen_dev && st.st_ino == s->listen_ino;
+}
+
 static int listen_unix(struct api_server *s, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
@@ -529,6 +555,7 @@ static int listen_unix(struct api_server *s, const char *path, char *err, size_t
     snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
     snprintf(s->addr, sizeof(s->addr), "unix:%s", path);
     s->listen_fd = fd;
+    remember_fd(s);
     return 0;
 }
 
@@ -585,6 +612,7 @@ static int listen_tcp(struct api_server *s, const char *addr, char *err, size_t 
     else
         snprintf(s->addr, sizeof(s->addr), "%s", addr);
     s->listen_fd = fd;
+    remember_fd(s);
     return 0;
 }
 
@@ -679,6 +707,8 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
                               MHD_OPTION_END);
     if (!s->mhd) {
+        if (!fd_still_ours(s))
+            s->listen_fd = -1;
         snprintf(err, errlen, "cannot start the http server on \"%s\"", cfg->listen);
         ret = -EIO;
         goto out_free;
