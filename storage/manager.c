@@ -1359,6 +1359,7 @@ struct vchunk {
     uint32_t len;
     enum sto_io_op op;
     bool same;                     /* sent as WRITE SAME */
+    uint8_t retries;               /* unit attentions absorbed so far */
     struct vchunk *next;
 };
 
@@ -1431,6 +1432,16 @@ static void chunk_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
              : ch->op == STO_IO_FLUSH ? "synchronize cache" : ch->op == STO_IO_TRIM ? "unmap"
              : "write same", ch->len, (unsigned long long)ch->off);
     ret = sto_scsi_check(r, what, err, sizeof(err));
+    if (r->status == SCSI_STATUS_CHECK_CONDITION && ch->retries < 5) {
+        struct scsi_sense sense;
+        scsi_sense_decode(r->sense, r->sense_len, &sense);
+        if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+            /* a past event (a new I_T nexus after recovery, a reset): run it again */
+            ch->retries++;
+            chunk_start(ch);
+            return;
+        }
+    }
     if ((ret == -EOPNOTSUPP || ret == -EINVAL) && ch->same) {
         /* the LUN has no WRITE SAME (or not for this length): zero it by writing */
         v->no_write_same = true;
