@@ -408,10 +408,14 @@ json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
 {
     json_t *o = json_object(), *c;
     bool ok = o != NULL;
-    char uri[160];
+    char uri[256];
 
-    snprintf(uri, sizeof(uri), "nbd://%s:%u/%s", nbd_host && nbd_host[0] ? nbd_host
-             : "127.0.0.1", nbd_port ? nbd_port : 10809, v->id);
+    if (nbd_host && strncmp(nbd_host, "unix:", 5) == 0)
+        /* the NBD URI form for a Unix socket (as nbdinfo and qemu take it) */
+        snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", v->id, nbd_host + 5);
+    else
+        snprintf(uri, sizeof(uri), "nbd://%s:%u/%s", nbd_host && nbd_host[0] ? nbd_host
+                 : "127.0.0.1", nbd_port ? nbd_port : 10809, v->id);
     ok = ok && set_str(o, "id", v->id);
     ok = ok && set_str(o, "session", v->session[0] ? v->session : NULL);
     ok = ok && set_u64(o, "lun", v->lun);

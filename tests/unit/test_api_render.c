@@ -252,6 +252,10 @@ Test(render, volume)
     j = api_json_volume(&v, NULL, 0);
     cr_assert_str_eq(str(j, "export"), "nbd://127.0.0.1:10809/v-0123456789abcdef");
     json_decref(j);
+
+    j = api_json_volume(&v, "unix:/run/toegw/nbd.sock", 10809);
+    cr_assert_str_eq(str(j, "export"), "nbd+unix:///v-0123456789abcdef?socket=/run/toegw/nbd.sock");
+    json_decref(j);
 }
 
 Test(render, dump_adds_newline)
