@@ -39,6 +39,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(TOE_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
+# the dashboard page is assembled into web.o (.incbin), which -MMD does not see
+$(BUILD)/api/web.o: web/index.html
+
 unit: $(UNIT_BINS)
 
 test: $(BIN) unit

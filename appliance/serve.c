@@ -487,6 +487,7 @@ int app_cmd_serve(int argc, char **argv)
     if (sv->restore_running)
         pthread_join(sv->restore_thread, NULL);
     state_save(sv); /* the sessions as they are: restored at the next start */
+    api_server_quiesce(sv->api); /* no new requests; handlers in flight finish */
     sto_mgr_shutdown(sv->mgr, SHUTDOWN_LOGOUT_MS);
     api_server_stop(sv->api);
 out_thread:
