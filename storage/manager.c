@@ -261,6 +261,47 @@ static void call_release(struct mgr_call *c)
     call_unref(c);
 }
 
+/*
+ * Run `run` (with `id` as its argument, when given) and take over what it left in c->out:
+ * *out (caller frees) and, when n is given, the count in c->nout.
+ */
+static int call_take(struct sto_mgr *m, void (*run)(struct sto_mgr *, struct mgr_call *),
+                     const char *id, void **out, size_t *n)
+{
+    struct mgr_call *c = call_new(m, run);
+    int ret;
+
+    if (!c)
+        return -ENOMEM;
+    if (id)
+        snprintf(c->id, sizeof(c->id), "%s", id);
+    ret = call_wait(m, c, NULL);
+    if (ret == -ETIMEDOUT && !c->done)
+        return ret;
+    if (ret == 0) {
+        *out = c->out;
+        if (n)
+            *n = c->nout;
+        c->out = NULL;
+    }
+    call_release(c);
+    return ret;
+}
+
+/* call_take for one view copied into *out. */
+static int call_take_one(struct sto_mgr *m, void (*run)(struct sto_mgr *, struct mgr_call *),
+                         const char *id, void *out, size_t size)
+{
+    void *v = NULL;
+    int ret = call_take(m, run, id, &v, NULL);
+
+    if (ret == 0) {
+        memcpy(out, v, size);
+        free(v);
+    }
+    return ret;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 struct sto_mgr *sto_mgr_new(struct sto_loop *loop, const struct sto_mgr_config *cfg)
@@ -1168,21 +1209,7 @@ static void run_list_sessions(struct sto_mgr *m, struct mgr_call *c)
 
 int sto_mgr_list_sessions(struct sto_mgr *m, struct sto_session_view **out, size_t *n)
 {
-    struct mgr_call *c = call_new(m, run_list_sessions);
-    int ret;
-
-    if (!c)
-        return -ENOMEM;
-    ret = call_wait(m, c, NULL);
-    if (ret == -ETIMEDOUT && !c->done)
-        return ret;
-    if (ret == 0) {
-        *out = c->out;
-        *n = c->nout;
-        c->out = NULL;
-    }
-    call_release(c);
-    return ret;
+    return call_take(m, run_list_sessions, NULL, (void **)out, n);
 }
 
 static void run_get_session(struct sto_mgr *m, struct mgr_call *c)
@@ -1206,19 +1233,7 @@ static void run_get_session(struct sto_mgr *m, struct mgr_call *c)
 
 int sto_mgr_get_session(struct sto_mgr *m, const char *id, struct sto_session_view *out)
 {
-    struct mgr_call *c = call_new(m, run_get_session);
-    int ret;
-
-    if (!c)
-        return -ENOMEM;
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    ret = call_wait(m, c, NULL);
-    if (ret == -ETIMEDOUT && !c->done)
-        return ret;
-    if (ret == 0)
-        *out = *(struct sto_session_view *)c->out;
-    call_release(c);
-    return ret;
+    return call_take_one(m, run_get_session, id, out, sizeof(*out));
 }
 
 static void run_list_volumes(struct sto_mgr *m, struct mgr_call *c)
@@ -1243,21 +1258,7 @@ static void run_list_volumes(struct sto_mgr *m, struct mgr_call *c)
 
 int sto_mgr_list_volumes(struct sto_mgr *m, struct sto_volume_view **out, size_t *n)
 {
-    struct mgr_call *c = call_new(m, run_list_volumes);
-    int ret;
-
-    if (!c)
-        return -ENOMEM;
-    ret = call_wait(m, c, NULL);
-    if (ret == -ETIMEDOUT && !c->done)
-        return ret;
-    if (ret == 0) {
-        *out = c->out;
-        *n = c->nout;
-        c->out = NULL;
-    }
-    call_release(c);
-    return ret;
+    return call_take(m, run_list_volumes, NULL, (void **)out, n);
 }
 
 static void run_get_volume(struct sto_mgr *m, struct mgr_call *c)
@@ -1281,19 +1282,7 @@ static void run_get_volume(struct sto_mgr *m, struct mgr_call *c)
 
 int sto_mgr_get_volume(struct sto_mgr *m, const char *id, struct sto_volume_view *out)
 {
-    struct mgr_call *c = call_new(m, run_get_volume);
-    int ret;
-
-    if (!c)
-        return -ENOMEM;
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    ret = call_wait(m, c, NULL);
-    if (ret == -ETIMEDOUT && !c->done)
-        return ret;
-    if (ret == 0)
-        *out = *(struct sto_volume_view *)c->out;
-    call_release(c);
-    return ret;
+    return call_take_one(m, run_get_volume, id, out, sizeof(*out));
 }
 
 static void run_export(struct sto_mgr *m, struct mgr_call *c)
@@ -1318,21 +1307,7 @@ static void run_export(struct sto_mgr *m, struct mgr_call *c)
 
 int sto_mgr_export_sessions(struct sto_mgr *m, struct sto_session_req **out, size_t *n)
 {
-    struct mgr_call *c = call_new(m, run_export);
-    int ret;
-
-    if (!c)
-        return -ENOMEM;
-    ret = call_wait(m, c, NULL);
-    if (ret == -ETIMEDOUT && !c->done)
-        return ret;
-    if (ret == 0) {
-        *out = c->out;
-        *n = c->nout;
-        c->out = NULL;
-    }
-    call_release(c);
-    return ret;
+    return call_take(m, run_export, NULL, (void **)out, n);
 }
 
 /* ---------------------------------------------------------------- volume I/O */
