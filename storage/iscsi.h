@@ -55,6 +55,11 @@ struct isc_session_config {
     uint32_t first_burst;
     uint32_t login_timeout_ms;
     uint32_t nop_interval_ms;
+    /*
+     * Commands sent and not yet answered, at most (0: only the target's CmdSN window
+     * limits). Targets slow down with deep queues; more wait in the session meanwhile.
+     */
+    uint32_t max_outstanding;
 };
 
 enum isc_session_state {

@@ -74,6 +74,7 @@ struct task {
     uint32_t itt;
     uint32_t exp_datasn;
     bool in_use;
+    bool sent;
     struct task *next_wait;
 };
 
@@ -130,7 +131,8 @@ struct isc_session {
     unsigned nfree;
     uint16_t gen;
     struct task *wait_head, *wait_tail;
-    unsigned inflight;
+    unsigned inflight;              /* queued + sent */
+    unsigned outstanding;           /* sent, not answered */
 
     /* transmit */
     struct tx_pdu *tx_head, *tx_tail, *tx_free;
@@ -388,6 +390,8 @@ static void task_complete(struct isc_session *s, struct task *t)
     void *arg = t->req.arg;
 
     t->in_use = false;
+    if (t->sent)
+        s->outstanding--;
     s->free_idx[s->nfree++] = (uint16_t)(t - s->tasks);
     s->inflight--;
     if (res.err || res.status)
@@ -398,6 +402,7 @@ static void task_complete(struct isc_session *s, struct task *t)
 static void fail_all_tasks(struct isc_session *s, int err)
 {
     s->wait_head = s->wait_tail = NULL;
+    /* completions below count themselves out of `outstanding` */
     for (unsigned i = 0; i < TASKS_MAX; i++) {
         struct task *t = &s->tasks[i];
         if (!t->in_use)
@@ -1293,11 +1298,14 @@ static void send_waiting(struct isc_session *s)
     bool sent = false;
 
     while (s->wait_head && s->state == ISC_STATE_LOGGED_IN &&
-           isc_sn_le(s->cmdsn, s->max_cmdsn)) {
+           isc_sn_le(s->cmdsn, s->max_cmdsn) &&
+           (!s->cfg.max_outstanding || s->outstanding < s->cfg.max_outstanding)) {
         struct task *t = s->wait_head;
         s->wait_head = t->next_wait;
         if (!s->wait_head)
             s->wait_tail = NULL;
+        t->sent = true;
+        s->outstanding++;
         task_send(s, t);
         sent = true;
     }
