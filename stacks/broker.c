@@ -3,12 +3,12 @@
  * connection descriptors.
  *
  * Port space: every port the broker hands out (to a reservation or a connection) is held
- * on the host stack by a placeholder socket bound to 0.0.0.0:PORT with SO_REUSEADDR and
+ * on the host stack by a placeholder socket bound to 0.0.0.0:PORT, without SO_REUSEADDR and
  * never listening. The kernel's bind() is the arbiter: if it fails, a host application
- * holds the port and neither stack may use it; while it is held, a host application's
- * plain bind() to it fails with EADDRINUSE. A host-stack connection binds its own socket
- * to the same port (both sockets have SO_REUSEADDR and neither listens, which Linux
- * allows); a TOE connection binds lwIP to it.
+ * holds the port and neither stack may use it; while it is held, no host application can
+ * bind() it, with or without SO_REUSEADDR. A host-stack connection is made from the
+ * placeholder socket itself (so the port is never let go); a TOE connection binds lwIP to
+ * the port while the placeholder keeps it on the host.
  */
 #include "stacks/stacks.h"
 
@@ -153,34 +153,76 @@ void stk_broker_set_toe(struct stk_broker *b, struct toe_dev *toe)
 /* ---------------------------------------------------------------- port space */
 
 /* Bind the placeholder for `port`. 0, -EADDRINUSE when a host socket holds it, -errno. */
-static int port_hold(struct stk_broker *b, uint16_t port)
+static int bind_placeholder(uint16_t port, bool reuse)
 {
-    struct port_slot *ps = &b->ports[port - b->lo];
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
     int one = 1, fd;
 
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuse)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         int err = -errno;
         close(fd);
         return err;
     }
-    ps->fd = fd;
+    return fd;
+}
+
+static int port_hold(struct stk_broker *b, uint16_t port)
+{
+    int fd = bind_placeholder(port, false);
+
+    if (fd < 0)
+        return fd;
+    b->ports[port - b->lo].fd = fd;
     b->stats.ports_held++;
     return 0;
+}
+
+/*
+ * Hold a reservation's port again after its host connection closed. That connection's
+ * TIME_WAIT keeps a plain bind() out for a while; SO_REUSEADDR gets past it (a weaker
+ * guard: only other SO_REUSEADDR sockets could then share the port until it passes).
+ */
+static void port_rehold(struct stk_broker *b, uint16_t port)
+{
+    struct port_slot *ps = &b->ports[port - b->lo];
+    int fd = bind_placeholder(port, false);
+
+    if (fd == -EADDRINUSE)
+        fd = bind_placeholder(port, true);
+    if (fd < 0) {
+        log_warn("broker", "cannot hold reserved port %u again: %s", port, strerror(-fd));
+        return;
+    }
+    ps->fd = fd;
+}
+
+/* Hand the placeholder socket of `port` over (to become a host connection). */
+static int port_take_socket(struct stk_broker *b, uint16_t port)
+{
+    struct port_slot *ps = &b->ports[port - b->lo];
+    int fd = ps->fd;
+
+    if (fd >= 0) {
+        ps->fd = -1; /* still held: by the connection now */
+        return fd;
+    }
+    /* not held (a reservation that could not be held again): bind afresh */
+    return bind_placeholder(port, false);
 }
 
 static void port_drop(struct stk_broker *b, uint16_t port)
 {
     struct port_slot *ps = &b->ports[port - b->lo];
 
-    if (ps->fd >= 0) {
+    if (ps->fd >= 0)
         close(ps->fd);
+    if (ps->use != PORT_FREE || ps->fd >= 0)
         b->stats.ports_held--;
-    }
     ps->fd = -1;
     ps->use = PORT_FREE;
 }
@@ -450,7 +492,8 @@ int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_
                          : "the destination is not reachable through it");
             goto fail_port;
         }
-        ret = stk_host_connect(&req->dst, port, &conn);
+        int fd = port_take_socket(b, port);
+        ret = fd < 0 ? fd : stk_host_connect_fd(fd, &req->dst, &conn);
         if (ret < 0) {
             snprintf(err, errlen, "host connect to %s from port %u failed: %s", dst, port,
                      strerror(-ret));
@@ -488,6 +531,8 @@ int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_
 fail_port:
     if (pool_port && port)
         port_drop(b, port);
+    else if (rn && b->ports[port - b->lo].fd < 0)
+        port_rehold(b, port); /* a failed host connect consumed the placeholder */
 fail:
     b->stats.refused++;
     pthread_mutex_unlock(&b->lock);
@@ -518,6 +563,8 @@ int stk_release(struct stk_broker *b, struct stk_desc *d, const char *owner, boo
         struct res_node *rn = res_find(b, dn->d.reservation);
         if (rn)
             rn->r.in_use = false;
+        if (dn->d.stack == STK_STACK_HOST)
+            port_rehold(b, dn->d.port); /* its placeholder became the connection */
     } else {
         port_drop(b, dn->d.port);
     }

@@ -100,23 +100,17 @@ static const struct stk_conn_ops host_ops = {
     .close = host_close,
 };
 
-int stk_host_connect(const struct sockaddr_in *dst, uint16_t local_port, struct stk_conn **out)
+int stk_host_connect_fd(int fd, const struct sockaddr_in *dst, struct stk_conn **out)
 {
     struct stk_conn *c;
-    int fd, one = 1, ret;
+    int one = 1, flags, ret;
 
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (local_port) {
-        struct sockaddr_in la = { .sin_family = AF_INET, .sin_port = htons(local_port) };
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, (struct sockaddr *)&la, sizeof(la)) < 0) {
-            ret = -errno;
-            goto err_close;
-        }
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        ret = -errno;
+        goto err_close;
     }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (const struct sockaddr *)dst, sizeof(*dst)) < 0 && errno != EINPROGRESS) {
         ret = -errno;
         goto err_close;
@@ -136,6 +130,25 @@ int stk_host_connect(const struct sockaddr_in *dst, uint16_t local_port, struct 
 err_close:
     close(fd);
     return ret;
+}
+
+int stk_host_connect(const struct sockaddr_in *dst, uint16_t local_port, struct stk_conn **out)
+{
+    int fd, one = 1;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (local_port) {
+        struct sockaddr_in la = { .sin_family = AF_INET, .sin_port = htons(local_port) };
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&la, sizeof(la)) < 0) {
+            int ret = -errno;
+            close(fd);
+            return ret;
+        }
+    }
+    return stk_host_connect_fd(fd, dst, out);
 }
 
 int stk_parse_hostport(const char *s, uint16_t def_port, struct sockaddr_in *out)

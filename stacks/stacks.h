@@ -149,7 +149,7 @@ int stk_tcp_counters(struct stk_broker *b, enum stk_stack stack, struct stk_tcp_
 
 struct stk_broker_stats {
     uint64_t requests, granted_toe, granted_host, refused, released;
-    uint64_t ports_held;        /* placeholder binds held now */
+    uint64_t ports_held;        /* range ports held now (placeholders, host connections) */
     uint64_t latency_ns[2];     /* summed request→descriptor time per stack (host, toe) */
     uint64_t latency_count[2];
 };

@@ -197,8 +197,16 @@ static int host_rows(struct row_vec *rv)
                 size_t tl = RTA_PAYLOAD(a) < sizeof(ti) ? RTA_PAYLOAD(a) : sizeof(ti);
                 memset(&ti, 0, sizeof(ti));
                 memcpy(&ti, RTA_DATA(a), tl);
+                /*
+                 * tcpi_bytes_acked counts our SYN, and our FIN once it is acked: the
+                 * table shows data bytes only, as the TOE's rows do.
+                 */
+                uint64_t acked = ti.tcpi_bytes_acked;
+                int ctl = acked > 0;
+                if (d->idiag_state == 5 /* FIN_WAIT2 */ || d->idiag_state == 6 /* TIME_WAIT */)
+                    ctl++;
                 r->bytes_in = ti.tcpi_bytes_received;
-                r->bytes_out = ti.tcpi_bytes_acked;
+                r->bytes_out = acked > (uint64_t)ctl ? acked - (uint64_t)ctl : 0;
             }
         }
     }

@@ -94,6 +94,12 @@ static inline void stk_conn_close(struct stk_conn *c, bool abort)
 int stk_host_connect(const struct sockaddr_in *dst, uint16_t local_port,
                      struct stk_conn **out);
 
+/*
+ * The same from a socket already bound to its local port (the broker's placeholder): the
+ * conn takes the socket over, also on failure (it is closed then). Returns 0 or -errno.
+ */
+int stk_host_connect_fd(int fd, const struct sockaddr_in *dst, struct stk_conn **out);
+
 /* Resolve "host[:port]" (IPv4 literal or name) into *out; port defaults to def_port. */
 int stk_parse_hostport(const char *s, uint16_t def_port, struct sockaddr_in *out);
 
