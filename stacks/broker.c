@@ -628,6 +628,21 @@ void stk_broker_stats(struct stk_broker *b, struct stk_broker_stats *out)
 void stk_broker_annotate(struct stk_broker *b, struct stk_conn_row *rows, size_t n)
 {
     pthread_mutex_lock(&b->lock);
+    /* placeholder binds: a bound, unconnected socket shows as CLOSE; say what it is */
+    for (size_t i = 0; i < n; i++) {
+        uint16_t port = ntohs(rows[i].local.sin_port);
+        if (rows[i].stack != STK_STACK_HOST || rows[i].remote.sin_port != 0 ||
+            port < b->lo || port > b->hi || b->ports[port - b->lo].fd < 0 ||
+            strcmp(rows[i].state, "CLOSE") != 0)
+            continue;
+        snprintf(rows[i].state, sizeof(rows[i].state), "RESERVED");
+        snprintf(rows[i].placement, sizeof(rows[i].placement), "placeholder");
+        const char *holder = "broker";
+        for (struct res_node *rn = b->res; rn; rn = rn->next)
+            if (rn->r.port == port)
+                holder = rn->r.holder;
+        snprintf(rows[i].owner, sizeof(rows[i].owner), "%s", holder);
+    }
     for (struct desc_node *dn = b->descs; dn; dn = dn->next) {
         for (size_t i = 0; i < n; i++) {
             if (rows[i].stack != dn->d.stack || ntohs(rows[i].local.sin_port) != dn->d.port ||
