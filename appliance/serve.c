@@ -268,8 +268,10 @@ static char *state_snapshot(struct serve *sv)
     pthread_mutex_lock(&sv->lock);
     st.sessions = calloc(nlive + sv->npending + 1, sizeof(*st.sessions));
     if (st.sessions) {
-        memcpy(st.sessions, live, nlive * sizeof(*live));
-        memcpy(st.sessions + nlive, sv->pending, sv->npending * sizeof(*live));
+        if (nlive)
+            memcpy(st.sessions, live, nlive * sizeof(*live));
+        if (sv->npending)
+            memcpy(st.sessions + nlive, sv->pending, sv->npending * sizeof(*live));
         st.nsessions = nlive + sv->npending;
     }
     pthread_mutex_unlock(&sv->lock);

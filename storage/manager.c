@@ -1329,6 +1329,7 @@ struct vio {
     uint64_t t0;
     uint64_t offset;
     uint32_t len;
+    bool flush_after;              /* FUA on a command without a FUA bit: sync the cache */
     uint8_t unmap_param[SCSI_UNMAP_PARAM_LEN];
 };
 
@@ -1378,6 +1379,20 @@ static void chunk_done(struct vchunk *ch, int err, const char *msg)
     }
     if (--io->outstanding)
         return;
+    if (!io->err && io->flush_after) {
+        /* WRITE SAME and UNMAP have no FUA bit: durable means a SYNCHRONIZE CACHE */
+        struct vchunk *f = calloc(1, sizeof(*f));
+        io->flush_after = false;
+        if (f) {
+            f->io = io;
+            f->op = STO_IO_FLUSH;
+            io->outstanding = 1;
+            chunk_start(f);
+            return;
+        }
+        io->err = -ENOMEM;
+        snprintf(io->msg, sizeof(io->msg), "out of memory");
+    }
     vio_complete(io);
 }
 
@@ -1568,6 +1583,7 @@ int sto_volume_submit(struct sto_volume *v, enum sto_io_op op, uint64_t offset, 
     io->t0 = sto_now_ns();
     io->offset = offset;
     io->len = len;
+    io->flush_after = fua && (op == STO_IO_ZERO || op == STO_IO_TRIM);
     sto_volume_ref(v);
     /* UNMAP uses the request's one parameter list: a single command */
     step = op == STO_IO_ZERO ? (v->no_write_same ? (uint32_t)sizeof(zero_block) -

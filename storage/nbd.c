@@ -72,7 +72,6 @@ enum { NBD_CMD_READ = 0, NBD_CMD_WRITE = 1, NBD_CMD_DISC = 2, NBD_CMD_FLUSH = 3,
 #define NBD_ENOMEM 12
 #define NBD_EINVAL 22
 #define NBD_ENOSPC 28
-#define NBD_EOVERFLOW 75
 #define NBD_ENOTSUP 95
 #define NBD_ESHUTDOWN 108
 
@@ -132,6 +131,8 @@ struct nbds_client {
     struct nreq *cur;            /* write whose payload is arriving */
     unsigned inflight;
     bool dead;                   /* socket gone: free once nothing is in flight */
+    bool defer_next;             /* the next reply waits for a refused write's payload */
+    struct txbuf *deferred;      /* that reply, sent once the payload has been skipped */
     bool free_posted;
     struct txbuf *tx_head, *tx_tail;
     struct nbds_client *next;
@@ -167,6 +168,15 @@ static struct txbuf *tx_new(struct nbds_client *c)
 
 static void tx_push(struct nbds_client *c, struct txbuf *t)
 {
+    /*
+     * A refused write is answered only after its payload has been read: clients (libnbd)
+     * match a reply to a command only once they have sent all of it.
+     */
+    if (c->defer_next) {
+        c->defer_next = false;
+        c->deferred = t;
+        return;
+    }
     if (c->tx_tail)
         c->tx_tail->next = t;
     else
@@ -176,6 +186,12 @@ static void tx_push(struct nbds_client *c, struct txbuf *t)
 
 static void tx_free_all(struct nbds_client *c)
 {
+    if (c->deferred) {
+        free(c->deferred->data);
+        free(c->deferred->tail);
+        free(c->deferred);
+        c->deferred = NULL;
+    }
     while (c->tx_head) {
         struct txbuf *t = c->tx_head;
         c->tx_head = t->next;
@@ -582,8 +598,9 @@ static uint32_t validate(struct nbds_client *c, uint16_t type, uint16_t flags, u
         return NBD_EINVAL;
     }
     if ((type == NBD_CMD_READ || type == NBD_CMD_WRITE) && len > MAX_REQUEST) {
+        /* EOVERFLOW is only for a client that asked for an unfragmented read (DF) */
         *why = "request larger than the maximum block size";
-        return type == NBD_CMD_READ ? NBD_EOVERFLOW : NBD_EINVAL;
+        return NBD_EINVAL;
     }
     if (off > size || len > size - off) {
         *why = "request beyond the end of the export";
@@ -624,17 +641,19 @@ static void handle_request(struct nbds_client *c)
     *r = (struct nreq){ .c = c, .handle = handle, .type = type, .flags = flags,
                         .offset = off, .len = len };
     if (err) {
-        reply(c, r, err, why);
-        req_free(r);
         if (type == NBD_CMD_WRITE) {
             /* its payload follows all the same: skip it, or hang up if absurd */
             if (len > 4 * MAX_REQUEST) {
+                req_free(r);
                 client_close(c, "oversized write payload");
                 return;
             }
             c->discard = len;
             c->st = C_DISCARD;
+            c->defer_next = true;
         }
+        reply(c, r, err, why);
+        req_free(r);
         client_flush(c);
         return;
     }
@@ -646,12 +665,13 @@ static void handle_request(struct nbds_client *c)
     if (type == NBD_CMD_READ || type == NBD_CMD_WRITE) {
         r->buf = malloc(len);
         if (!r->buf) {
-            reply(c, r, NBD_ENOMEM, "out of memory");
-            req_free(r);
             if (type == NBD_CMD_WRITE) {
                 c->discard = len;
                 c->st = C_DISCARD;
+                c->defer_next = true;
             }
+            reply(c, r, NBD_ENOMEM, "out of memory");
+            req_free(r);
             return;
         }
     }
@@ -763,6 +783,12 @@ static void client_read(struct nbds_client *c)
             c->discard -= n;
             if (!c->discard) {
                 expect(c, c->vol ? C_REQ_HDR : C_OPT_HDR);
+                if (c->deferred) {
+                    struct txbuf *t = c->deferred;
+                    c->deferred = NULL;
+                    tx_push(c, t);
+                    client_flush(c);
+                }
                 continue;
             }
         } else if (c->got < c->need) {
