@@ -641,6 +641,9 @@ void stk_broker_annotate(struct stk_broker *b, struct stk_conn_row *rows, size_t
         for (struct res_node *rn = b->res; rn; rn = rn->next)
             if (rn->r.port == port)
                 holder = rn->r.holder;
+        for (struct desc_node *dn = b->descs; dn; dn = dn->next)
+            if (dn->d.port == port)
+                holder = dn->d.owner; /* the host side of a TOE connection's port */
         snprintf(rows[i].owner, sizeof(rows[i].owner), "%s", holder);
     }
     for (struct desc_node *dn = b->descs; dn; dn = dn->next) {

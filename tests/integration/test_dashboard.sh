@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The dashboard in a real browser: Debian's Chromium driven by playwright-core
+# (tests/e2e/dashboard.js) against a `toegw serve` with one session over the TOE to tgtd.
+# shellcheck source=lib/harness.sh
+. "$(dirname "$0")/lib/harness.sh"
+h_begin "$@"
+h_need_toegw
+h_need node curl
+[ -x /usr/bin/chromium ] || h_skip_all "no /usr/bin/chromium (Debian's chromium package)"
+[ -d "$REPO/node_modules/playwright-core" ] ||
+    h_skip_all "playwright-core is not installed (npm ci in $REPO)"
+
+IQN=iqn.2024-01.org.example.toegw:dash
+H_TGTD_PORTAL=0.0.0.0:3260 h_tgtd_start
+h_target_new 1 "$IQN"
+h_lun_file 1 1 8M 512
+
+state=$H_TMP/state
+"$TOEGW" serve --state-dir "$state" --api 127.0.0.1:18080 --nbd 127.0.0.1:20809 \
+    >"$H_TMP/serve.log" 2>&1 &
+h_bg_register $!
+for _ in $(seq 100); do
+    curl -sf http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
+    sleep 0.1
+done
+token=$(cat "$state/api-token")
+sid=$(curl -s -H "Authorization: Bearer $token" -X POST http://127.0.0.1:18080/api/v1/sessions \
+    -d "{\"portal\":\"192.0.2.1\",\"target\":\"$IQN\",\"stack\":\"toe\"}" |
+    sed -n 's/.*"id":"\(s-[0-9a-f]*\)".*/\1/p')
+h_check dashboard.session_created "no session id from POST /api/v1/sessions" test -n "$sid"
+
+h_run node "$REPO/tests/e2e/dashboard.js" http://127.0.0.1:18080/ "$token" \
+    "$H_TMP/dashboard.png" "$sid"
+while read -r verdict name rest; do
+    case $verdict in
+    ok) h_pass "dashboard.$name" ;;
+    not) h_fail "dashboard.${rest%%:*}" "${rest#*: }" ;;
+    esac
+done <"$H_OUT"
+h_check dashboard.browser_exit0 "the browser run failed: $(h_last)" test "$H_RC" -eq 0
+h_check dashboard.screenshot "no screenshot" test -s "$H_TMP/dashboard.png"
+h_end
