@@ -39,6 +39,7 @@ struct serve_opts {
     char state_dir[4096];
     struct app_net_opts net;
     uint32_t max_outstanding;
+    uint32_t max_outstanding_writes;
     enum log_level level;
     enum log_format format;
 };
@@ -75,6 +76,7 @@ static const struct option serve_long[] = {
     { "port-range", required_argument, NULL, 0 },
     { "no-toe", no_argument, NULL, 0 },
     { "max-outstanding", required_argument, NULL, 0 },
+    { "max-outstanding-writes", required_argument, NULL, 0 },
     { "log-format", required_argument, NULL, 0 },
     { "log-level", required_argument, NULL, 0 },
     { "help", no_argument, NULL, 'h' },
@@ -88,7 +90,7 @@ static void serve_usage(FILE *f)
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--port-range LO-HI] [--no-toe]\n"
-               "                   [--max-outstanding N]\n"
+               "                   [--max-outstanding N] [--max-outstanding-writes N]\n"
                "                   [--log-format text|json] [--log-level error|warn|info|debug]\n"
                "every flag can also be set as TOEGW_<NAME> (e.g. TOEGW_API, TOEGW_NO_TOE=1)\n");
 }
@@ -141,14 +143,17 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->state_dir, sizeof(o->state_dir), "%s", value);
-    } else if (!strcmp(name, "max-outstanding")) {
+    } else if (!strcmp(name, "max-outstanding") || !strcmp(name, "max-outstanding-writes")) {
         char *end;
         unsigned long v = strtoul(value, &end, 10);
         if (!*value || *end || v < 1 || v > 1024) {
             app_errorf("%s must be a number from 1 to 1024", source);
             return -EINVAL;
         }
-        o->max_outstanding = (uint32_t)v;
+        if (!strcmp(name, "max-outstanding"))
+            o->max_outstanding = (uint32_t)v;
+        else
+            o->max_outstanding_writes = (uint32_t)v;
     } else if (!strcmp(name, "log-format")) {
         if (log_parse_format(value, &o->format) < 0) {
             app_errorf("%s must be text or json", source);
@@ -445,6 +450,7 @@ int app_cmd_serve(int argc, char **argv)
     struct sto_mgr_config mc = {
         .net = { serve_connect, serve_release, sv },
         .max_outstanding = sv->o.max_outstanding,
+        .max_outstanding_writes = sv->o.max_outstanding_writes,
     };
     sv->mgr = sto_mgr_new(sv->loop, &mc);
     if (sv->mgr) {

@@ -60,6 +60,7 @@ struct isc_session_config {
      * limits). Targets slow down with deep queues; more wait in the session meanwhile.
      */
     uint32_t max_outstanding;
+    uint32_t max_outstanding_writes; /* the same for writes alone (0: no separate limit) */
 };
 
 enum isc_session_state {

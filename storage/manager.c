@@ -30,7 +30,8 @@
 
 #define DEF_CALL_TIMEOUT_MS 30000
 #define DEF_RECOVERY_TIMEOUT_MS 120000
-#define DEF_MAX_OUTSTANDING 32
+#define DEF_MAX_OUTSTANDING 128
+#define DEF_MAX_OUTSTANDING_WRITES 32
 #define IO_CHUNK_MAX (4u * 1024 * 1024)
 #define PROBE_BUF 4096
 #define VOLUMES_MAX 256
@@ -319,6 +320,8 @@ struct sto_mgr *sto_mgr_new(struct sto_loop *loop, const struct sto_mgr_config *
         m->cfg.recovery_timeout_ms = DEF_RECOVERY_TIMEOUT_MS;
     if (!m->cfg.max_outstanding)
         m->cfg.max_outstanding = DEF_MAX_OUTSTANDING;
+    if (!m->cfg.max_outstanding_writes)
+        m->cfg.max_outstanding_writes = DEF_MAX_OUTSTANDING_WRITES;
     snprintf(m->initiator, sizeof(m->initiator), "%s",
              cfg->initiator_name ? cfg->initiator_name : ISC_DEFAULT_INITIATOR);
     m->cfg.initiator_name = m->initiator;
@@ -1045,6 +1048,7 @@ static void run_session_create(struct sto_mgr *m, struct mgr_call *c)
     cfg.connector = (struct isc_connector){ ses_connect, ses_release, ms };
     cfg.login_timeout_ms = 10000;
     cfg.max_outstanding = m->cfg.max_outstanding;
+    cfg.max_outstanding_writes = m->cfg.max_outstanding_writes;
     ms->s = isc_session_new(m->loop, &cfg);
     if (!ms->s) {
         free(ms);

@@ -48,7 +48,8 @@ struct sto_mgr_config {
     const char *initiator_name;      /* NULL: the default IQN */
     uint32_t call_timeout_ms;        /* how long API calls wait (0: 30 s) */
     uint32_t recovery_timeout_ms;    /* how long a dropped session retries (0: 120 s) */
-    uint32_t max_outstanding;        /* SCSI commands in flight per session (0: 32) */
+    uint32_t max_outstanding;        /* SCSI commands in flight per session (0: 128) */
+    uint32_t max_outstanding_writes; /* of which writes (0: 32) */
     /* Called on the loop thread whenever sessions change (for persistence). */
     void (*on_change)(void *arg);
     void *on_change_arg;

@@ -133,6 +133,7 @@ struct isc_session {
     struct task *wait_head, *wait_tail;
     unsigned inflight;              /* queued + sent */
     unsigned outstanding;           /* sent, not answered */
+    unsigned outstanding_writes;
 
     /* transmit */
     struct tx_pdu *tx_head, *tx_tail, *tx_free;
@@ -390,8 +391,11 @@ static void task_complete(struct isc_session *s, struct task *t)
     void *arg = t->req.arg;
 
     t->in_use = false;
-    if (t->sent)
+    if (t->sent) {
         s->outstanding--;
+        if (t->req.dir == ISC_DIR_WRITE)
+            s->outstanding_writes--;
+    }
     s->free_idx[s->nfree++] = (uint16_t)(t - s->tasks);
     s->inflight--;
     if (res.err || res.status)
@@ -1301,11 +1305,17 @@ static void send_waiting(struct isc_session *s)
            isc_sn_le(s->cmdsn, s->max_cmdsn) &&
            (!s->cfg.max_outstanding || s->outstanding < s->cfg.max_outstanding)) {
         struct task *t = s->wait_head;
+        bool write = t->req.dir == ISC_DIR_WRITE;
+        /* commands leave in order: a write at the head waits for room among the writes */
+        if (write && s->cfg.max_outstanding_writes &&
+            s->outstanding_writes >= s->cfg.max_outstanding_writes)
+            break;
         s->wait_head = t->next_wait;
         if (!s->wait_head)
             s->wait_tail = NULL;
         t->sent = true;
         s->outstanding++;
+        s->outstanding_writes += write;
         task_send(s, t);
         sent = true;
     }
