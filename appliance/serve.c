@@ -240,8 +240,9 @@ static int serve_connect(void *arg, const char *owner, enum stk_policy policy,
                          struct stk_conn **out, char *err, size_t errlen)
 {
     struct serve *sv = arg;
+    /* sessions are created over the authenticated API: any reservation may be named */
     struct stk_request req = { .owner = owner, .dst = *dst, .policy = policy,
-                               .reservation = reservation };
+                               .reservation = reservation, .any_holder = true };
     struct stk_desc *d;
     int ret = stk_request(sv->net.broker, &req, &d, err, errlen);
 

@@ -418,7 +418,7 @@ int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_
             ret = -ENOENT;
             goto fail;
         }
-        if (strcmp(rn->r.holder, req->owner) != 0) {
+        if (!req->any_holder && strcmp(rn->r.holder, req->owner) != 0) {
             snprintf(err, errlen, "reservation %llu is held by \"%s\", not \"%s\"",
                      (unsigned long long)req->reservation, rn->r.holder, req->owner);
             ret = -EPERM;

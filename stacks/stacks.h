@@ -102,6 +102,11 @@ struct stk_request {
     struct sockaddr_in dst;
     enum stk_policy policy;     /* auto: TOE first; toe: TOE or fail; host */
     uint64_t reservation;       /* 0, or a reservation of this owner's to take the port of */
+    /*
+     * The reservation may be another holder's: the request comes from an administrator
+     * (the REST API) who hands that holder's port to this owner's connection.
+     */
+    bool any_holder;
 };
 
 /*

@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "stacks/stacks_int.h"
@@ -113,12 +116,74 @@ static void owner_map_build(struct owner_map *m)
     closedir(proc);
 }
 
+static void owner_map_clear(struct owner_map *m)
+{
+    free(m->inode);
+    free(m->name);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Sort by inode (insertion sort over an index is enough for a few thousand sockets). */
+static void owner_map_sort(struct owner_map *m)
+{
+    for (size_t i = 1; i < m->n; i++) {
+        unsigned long ino = m->inode[i];
+        char name[STK_NAME_MAX];
+        size_t j = i;
+        memcpy(name, m->name[i], sizeof(name));
+        while (j > 0 && m->inode[j - 1] > ino) {
+            m->inode[j] = m->inode[j - 1];
+            memcpy(m->name[j], m->name[j - 1], sizeof(name));
+            j--;
+        }
+        m->inode[j] = ino;
+        memcpy(m->name[j], name, sizeof(name));
+    }
+}
+
 static const char *owner_lookup(const struct owner_map *m, unsigned long ino)
 {
-    for (size_t i = 0; i < m->n; i++)
-        if (m->inode[i] == ino)
-            return m->name[i];
-    return NULL;
+    size_t lo = 0, hi = m->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->inode[mid] < ino)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n && m->inode[lo] == ino ? m->name[lo] : NULL;
+}
+
+/*
+ * Walking every /proc/PID/fd costs milliseconds: the map is rebuilt at most once a second
+ * and shared by all callers (API threads list connections concurrently).
+ */
+static pthread_mutex_t owners_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct owner_map owners_cache;
+static uint64_t owners_built_ms;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Returns with owners_lock held; the caller unlocks after its lookups. */
+static const struct owner_map *owners_get(void)
+{
+    uint64_t now = mono_ms();
+
+    pthread_mutex_lock(&owners_lock);
+    if (!owners_built_ms || now - owners_built_ms >= 1000) {
+        owner_map_clear(&owners_cache);
+        owner_map_build(&owners_cache);
+        owner_map_sort(&owners_cache);
+        owners_built_ms = now;
+    }
+    return &owners_cache;
 }
 
 /* Dump the kernel's IPv4 TCP sockets through sock_diag. */
@@ -133,21 +198,31 @@ static int host_rows(struct row_vec *rv)
         .req = { .sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP,
                  .idiag_states = ~0u, .idiag_ext = 1 << (INET_DIAG_INFO - 1) },
     };
-    struct owner_map owners = { 0 };
-    static char buf[65536];
+    const struct owner_map *owners;
+    char *buf;
+    const size_t buflen = 65536;
     int fd, ret = 0;
     bool done = false;
 
     fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0)
         return -errno;
+    struct timeval tv = { .tv_sec = 2 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* never hang an api thread */
+    buf = malloc(buflen);
+    if (!buf) {
+        close(fd);
+        return -ENOMEM;
+    }
     if (send(fd, &msg, sizeof(msg), 0) < 0) {
         ret = -errno;
-        goto out;
+        free(buf);
+        close(fd);
+        return ret;
     }
-    owner_map_build(&owners);
+    owners = owners_get();
     while (!done) {
-        ssize_t len = recv(fd, buf, sizeof(buf), 0);
+        ssize_t len = recv(fd, buf, buflen, 0);
         if (len < 0) {
             ret = -errno;
             break;
@@ -185,7 +260,7 @@ static int host_rows(struct row_vec *rv)
             snprintf(r->state, sizeof(r->state), "%s",
                      d->idiag_state < sizeof(tcp_states) / sizeof(tcp_states[0])
                          ? tcp_states[d->idiag_state] : "UNKNOWN");
-            const char *own = d->idiag_inode ? owner_lookup(&owners, d->idiag_inode) : NULL;
+            const char *own = d->idiag_inode ? owner_lookup(owners, d->idiag_inode) : NULL;
             snprintf(r->owner, sizeof(r->owner), "%s", own ? own : "");
             /* attributes: tcp_info carries the byte counters */
             int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*d)));
@@ -210,9 +285,8 @@ static int host_rows(struct row_vec *rv)
             }
         }
     }
-out:
-    free(owners.inode);
-    free(owners.name);
+    pthread_mutex_unlock(&owners_lock);
+    free(buf);
     close(fd);
     return ret;
 }

@@ -1109,7 +1109,7 @@ static void handle_login_rsp(struct isc_session *s, const uint8_t *h, const uint
     }
     if (cls != 0) {
         char addr[32];
-        session_fail(s, detail == 1 && cls == 2 ? -EACCES : cls == 2 && detail == 3 ? -ENOENT
+        session_fail(s, detail == 1 && cls == 2 ? -EACCES : cls == 2 && detail == 3 ? -ENXIO
                                                                                  : -EPROTO,
                      "login to %s at %s refused: %s (status 0x%02x%02x)",
                      s->cfg.discovery ? "discovery" : s->cfg.target_name,
@@ -1930,7 +1930,8 @@ static void rx_process(struct isc_session *s)
 
     s->in_rx = true;
     s->rx_drained = false;
-    while (s->conn && budget) {
+    /* a redirect or a login retry may have swapped in a conn that is still connecting */
+    while (s->conn && !s->connecting && budget) {
         if (s->rx == RX_HDR) {
             if (s->rgot < ISC_BHS_LEN)
                 s->rneed = ISC_BHS_LEN;
@@ -1997,6 +1998,11 @@ static void rx_process(struct isc_session *s)
     s->in_rx = false;
     if (s->conn && eof) {
         session_fail(s, -ECONNRESET, "target closed the connection");
+        return;
+    }
+    if (s->conn && s->connecting) {
+        /* the new conn's readiness may already be signalled: look at it without sleeping */
+        sto_loop_kick(s->loop, &s->watch);
         return;
     }
     if (s->conn) {
