@@ -379,6 +379,28 @@ static enum MHD_Result absorb(struct api_req *rq, const char *data, size_t n)
     return MHD_YES;
 }
 
+#define API_URI_MAX 8192
+#define API_HEADERS_MAX 100
+#define API_HEADER_BYTES_MAX 16384
+/* room for what the limits above refuse, so that the refusal is ours */
+#define API_CONN_MEMORY (256 * 1024)
+
+struct header_tally {
+    unsigned count;
+    size_t bytes;
+};
+
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct header_tally *ht = cls;
+
+    (void)kind;
+    ht->count++;
+    ht->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -396,6 +418,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!rq->started) {
         rq->started = true;
+        /*
+         * libmicrohttpd's own limits answer in HTML: its memory pool is sized so that long
+         * paths and header floods reach this point, where they get a problem+json.
+         */
+        if (strlen(rq->raw) > API_URI_MAX)
+            return fail(s, conn, rq, 414, "the request target is longer than %d bytes",
+                        API_URI_MAX);
+        struct header_tally ht = { 0 };
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, tally_header, &ht);
+        if (ht.count > API_HEADERS_MAX || ht.bytes > API_HEADER_BYTES_MAX)
+            return fail(s, conn, rq, 431, "request headers too large (at most %d headers "
+                        "and %d bytes)", API_HEADERS_MAX, API_HEADER_BYTES_MAX);
         return begin(s, conn, rq, method);
     }
     if (*upload_data_size) {
@@ -705,6 +739,7 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY,
                               MHD_OPTION_END);
     if (!s->mhd) {
         if (!fd_still_ours(s))
