@@ -7,6 +7,7 @@
  * structures that are wiped before the handler returns.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +432,62 @@ static void h_reservation(struct api_server *s, const struct api_call *c, struct
 
 /* ---------------------------------------------------------------- connections, discovery */
 
+/*
+ * The table's rendered body, reused for CONN_CACHE_MS: a dashboard or a monitoring loop may
+ * ask many times a second, and the I/O path wants that CPU (the rows come from a snapshot
+ * of the same age anyway: stacks/table.c).
+ */
+#define CONN_CACHE_MS 50
+static pthread_mutex_t conn_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *conn_cache_body;
+static size_t conn_cache_len;
+static struct timespec conn_cache_at;
+static const struct api_server *conn_cache_srv;
+
+static bool conn_cache_answer(const struct api_server *s, struct api_resp *r)
+{
+    struct timespec now;
+    bool hit = false;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&conn_cache_lock);
+    long ms = (now.tv_sec - conn_cache_at.tv_sec) * 1000 +
+              (now.tv_nsec - conn_cache_at.tv_nsec) / 1000000;
+    if (conn_cache_body && conn_cache_srv == s && ms >= 0 && ms < CONN_CACHE_MS) {
+        char *copy = malloc(conn_cache_len + 1);
+        if (copy) {
+            memcpy(copy, conn_cache_body, conn_cache_len + 1);
+            r->status = 200;
+            r->ctype = "application/json";
+            r->body = copy;
+            r->len = conn_cache_len;
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&conn_cache_lock);
+    return hit;
+}
+
+static void conn_cache_store(const struct api_server *s, const struct api_resp *r)
+{
+    char *copy;
+
+    if (r->status != 200 || !r->body)
+        return;
+    copy = malloc(r->len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, r->body, r->len);
+    copy[r->len] = '\0';
+    pthread_mutex_lock(&conn_cache_lock);
+    free(conn_cache_body);
+    conn_cache_body = copy;
+    conn_cache_len = r->len;
+    conn_cache_srv = s;
+    clock_gettime(CLOCK_MONOTONIC, &conn_cache_at);
+    pthread_mutex_unlock(&conn_cache_lock);
+}
+
 static void h_connections(struct api_server *s, struct api_resp *r)
 {
     struct stk_broker *b = need_broker(s, r);
@@ -439,7 +496,7 @@ static void h_connections(struct api_server *s, struct api_resp *r)
     json_t *arr;
     int ret;
 
-    if (!b)
+    if (!b || conn_cache_answer(s, r))
         return;
     if ((ret = stk_list_connections(b, &rows, &n)) < 0) {
         resp_err(r, 500, "cannot list connections: %s", strerror(-ret));
@@ -453,6 +510,7 @@ static void h_connections(struct api_server *s, struct api_resp *r)
         }
     free(rows);
     api_resp_json(r, 200, arr);
+    conn_cache_store(s, r);
 }
 
 static void h_discovery(struct api_server *s, const struct api_call *c, struct api_resp *r)

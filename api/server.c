@@ -24,8 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -379,6 +381,7 @@ static enum MHD_Result absorb(struct api_req *rq, const char *data, size_t n)
     return MHD_YES;
 }
 
+#define API_THREAD_NICE 19
 #define API_URI_MAX 8192
 #define API_HEADERS_MAX 100
 #define API_HEADER_BYTES_MAX 16384
@@ -451,10 +454,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return run(s, conn, rq);
 }
 
+/*
+ * API work yields to I/O: each connection thread (libmicrohttpd makes one per connection)
+ * lowers its own scheduling priority once, so the storage loop and the TOE's firmware keep
+ * the CPU when the API is hammered.
+ */
+static void api_thread_yield_to_io(void)
+{
+    static __thread bool niced;
+
+    if (!niced) {
+        niced = true;
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), API_THREAD_NICE) < 0)
+            log_debug("api", "cannot lower the api thread's priority: %s", strerror(errno));
+    }
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct api_req *rq = calloc(1, sizeof(*rq));
 
+    api_thread_yield_to_io();
     (void)cls;
     (void)conn;
     if (!rq)

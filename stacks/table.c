@@ -317,7 +317,53 @@ static int toe_rows(struct toe_dev *toe, struct row_vec *rv)
     return 0;
 }
 
+/*
+ * A table asked for many times a second (a dashboard, a monitoring loop) is served from a
+ * snapshot at most TABLE_CACHE_MS old: each listing walks the kernel's sockets, and that CPU
+ * is better spent on I/O.
+ */
+#define TABLE_CACHE_MS 50
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stk_conn_row *table_cache;
+static size_t table_cache_n;
+static uint64_t table_cache_ms;
+static const struct stk_broker *table_cache_owner;
+
+static int list_connections_now(struct stk_broker *b, struct stk_conn_row **out, size_t *n);
+
 int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
+{
+    uint64_t now = mono_ms();
+    int ret = 0;
+
+    pthread_mutex_lock(&table_lock);
+    if (!table_cache || table_cache_owner != b || now - table_cache_ms >= TABLE_CACHE_MS) {
+        struct stk_conn_row *rows;
+        size_t nrows;
+        ret = list_connections_now(b, &rows, &nrows);
+        if (ret == 0) {
+            free(table_cache);
+            table_cache = rows;
+            table_cache_n = nrows;
+            table_cache_ms = now;
+            table_cache_owner = b;
+        }
+    }
+    if (ret == 0) {
+        *out = malloc((table_cache_n ? table_cache_n : 1) * sizeof(**out));
+        if (*out) {
+            memcpy(*out, table_cache, table_cache_n * sizeof(**out));
+            *n = table_cache_n;
+        } else {
+            ret = -ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&table_lock);
+    return ret;
+}
+
+static int list_connections_now(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
 {
     struct row_vec rv = { 0 };
     struct toe_dev *toe = b ? stk_broker_toe(b) : NULL;
