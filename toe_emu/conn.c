@@ -40,7 +40,7 @@ static struct toe_conn *impl(struct stk_conn *sc)
 
 /* ---- consumer side ------------------------------------------------------------------ */
 
-/* Ask the firmware to look at `c`. The consumer must not touch `c` after a close kick. */
+/* Ask the firmware to look at `c` (never after the consumer closed it). */
 static void conn_kick(struct toe_conn *c)
 {
     struct toe_dev *dev = c->dev;
@@ -185,6 +185,10 @@ static void conn_release_memory(struct toe_conn *c)
 /*
  * The close request travels on its own list, pushed exactly once: from the moment the
  * firmware can see it, it may free `c`, so the push is the consumer's last access to `c`.
+ * Everything the firmware needs to know about the close (close_abort) is written before
+ * the push, so a kick that is still queued never sees half a close. The adapter's slot is
+ * given back here, not when lwIP lets go of the pcb: the rest of the close (sending what is
+ * queued, FIN, TIME_WAIT) is the adapter's business, and the owner may reconnect at once.
  */
 static void conn_close(struct stk_conn *sc, bool abort)
 {
@@ -202,8 +206,8 @@ static void conn_close(struct stk_conn *sc, bool abort)
         conn_release_memory(c);
         return;
     }
-    if (abort)
-        atomic_fetch_or(&c->req, TOE_REQ_ABORT);
+    c->close_abort = abort;
+    atomic_fetch_sub(&dev->nconns, 1);
 
     struct toe_conn *head = atomic_load(&dev->close_head);
     do {
@@ -278,17 +282,18 @@ static void notify(struct toe_conn *c, _Atomic int *armed)
 }
 
 /*
- * Free a conn whose consumer is gone and whose pcb lwIP no longer has. A conn still on the
- * kick list is freed when the list reaches it (freeing it now would leave a dangling entry).
+ * The one place a conn is freed. Three things reference it: its consumer (until the
+ * firmware took it off the close list: close_seen), lwIP (while c->pcb is set, as the
+ * pcb's callback argument) and the kick list (while kicked). Every firmware step that may
+ * drop one of them ends here, and the last one frees; the caller must not touch `c` after.
+ * Nothing else frees a conn, so a conn reached from both lists is freed exactly once.
  */
-void toe_conn_free(struct toe_conn *c)
+static void conn_reap(struct toe_conn *c)
 {
     struct toe_dev *dev = c->dev;
 
-    if (atomic_load(&c->kicked)) {
-        c->free_pending = true;
+    if (!c->close_seen || c->pcb || atomic_load(&c->kicked))
         return;
-    }
     if (c->prev)
         c->prev->next = c->next;
     else if (dev->conns == c)
@@ -296,7 +301,6 @@ void toe_conn_free(struct toe_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     conn_release_memory(c);
-    atomic_fetch_sub(&dev->nconns, 1);
 }
 
 /* The connection failed (pcb already gone or detached): tell the consumer. */
@@ -423,31 +427,25 @@ static void rx_report(struct toe_conn *c)
 }
 
 /*
- * Move the connection forward: window, refused data, sending, FIN, final release. Runs from
- * the kick list only, never inside an lwIP callback (it may abort or close the pcb).
+ * Move the connection forward: window, refused data, sending, FIN, final release of the
+ * pcb. Runs from the kick and close lists only, never inside an lwIP callback (it may abort
+ * or close the pcb). It never frees `c`: conn_progress does that afterwards, if due.
  */
-static void conn_progress(struct toe_conn *c)
+static void conn_step(struct toe_conn *c)
 {
     unsigned req = atomic_load(&c->req);
 
-    if (!c->pcb) {
-        if (c->close_seen || c->free_pending)
-            toe_conn_free(c);
+    if (!c->pcb)
         return;
-    }
     if (c->pump_err) {
         abort_pcb(c);
         conn_fail(c, -EIO, false);
-        if (c->close_seen)
-            toe_conn_free(c);
         return;
     }
-    if ((req & TOE_REQ_ABORT) ||
-        (c->close_seen && atomic_load(&c->state) == TOE_CS_CONNECTING) ||
-        (c->close_seen && (toe_ring_used(&c->rx) > 0 || c->pcb->refused_data))) {
-        /* Abort, or closed with unread data: reset, as a host socket does. */
+    if (c->close_seen && (c->close_abort || atomic_load(&c->state) == TOE_CS_CONNECTING ||
+                          toe_ring_used(&c->rx) > 0 || c->pcb->refused_data)) {
+        /* Closed with a reset, or with unread data: reset, as a host socket does. */
         abort_pcb(c);
-        toe_conn_free(c);
         return;
     }
     rx_report(c);
@@ -474,9 +472,14 @@ static void conn_progress(struct toe_conn *c)
                 return;
             }
             c->pcb = NULL;
-            toe_conn_free(c);
         }
     }
+}
+
+static void conn_progress(struct toe_conn *c)
+{
+    conn_step(c);
+    conn_reap(c);
 }
 
 /* From a callback: have conn_progress run soon, outside lwIP. */
@@ -485,15 +488,26 @@ static void conn_defer(struct toe_conn *c)
     conn_kick(c);
 }
 
+/* Firmware: serve a conn taken off the kick list (its kicked flag already cleared). */
 void toe_conn_service(struct toe_conn *c)
 {
     conn_progress(c);
 }
 
-void toe_conn_closed(struct toe_conn *c)
+/*
+ * Firmware: act on every close pushed so far. Run before each command and each round of
+ * kicks, so that a close is acted on before anything its consumer queued after it: a
+ * toe_connect that follows a close then finds an aborted connection's port free.
+ */
+void toe_conn_run_closes(struct toe_dev *dev)
 {
-    c->close_seen = true;
-    conn_progress(c);
+    struct toe_conn *c = atomic_exchange(&dev->close_head, NULL), *next;
+
+    for (; c; c = next) {
+        next = c->close_next;
+        c->close_seen = true;
+        conn_progress(c);
+    }
 }
 
 static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
@@ -566,8 +580,7 @@ static void err_cb(void *arg, err_t err)
         break;
     }
     conn_fail(c, e, err == ERR_RST);
-    if (c->close_seen)
-        toe_conn_free(c);
+    conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
 }
 
 static err_t poll_cb(void *arg, struct tcp_pcb *pcb)
@@ -614,8 +627,7 @@ void toe_conn_fail_all(struct toe_dev *dev, int err)
             continue;
         abort_pcb(c);
         conn_fail(c, err, false);
-        if (c->close_seen)
-            toe_conn_free(c);
+        conn_reap(c);
     }
 }
 
@@ -667,14 +679,34 @@ void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno)
     }
 }
 
-/* A TIME_WAIT pcb of ours blocking exactly this 4-tuple: the broker owns the port. */
-static bool reap_time_wait(const ip_addr_t *local, u16_t lport, const ip_addr_t *remote,
-                           u16_t rport)
+/*
+ * A pcb of ours blocking exactly this 4-tuple. The broker hands a port out again only after
+ * its previous connection was released, so such a pcb belongs to a connection its consumer
+ * already closed: lwIP's leftover of a finished close (FIN_WAIT, TIME_WAIT; detached) or a
+ * closed conn still sending its last bytes. The port's owner wants it now, so the old one
+ * is reset, as a host stack reuses a TIME_WAIT tuple. A conn still open keeps its pcb
+ * (-EADDRINUSE). True when a pcb was reaped.
+ */
+static bool reap_released(const ip_addr_t *local, u16_t lport, const ip_addr_t *remote,
+                          u16_t rport)
 {
-    for (struct tcp_pcb *p = tcp_tw_pcbs; p; p = p->next) {
-        if (p->local_port == lport && p->remote_port == rport &&
-            ip_addr_cmp(&p->local_ip, local) && ip_addr_cmp(&p->remote_ip, remote)) {
-            tcp_abort(p);
+    struct tcp_pcb *const *lists[] = { &tcp_active_pcbs, &tcp_tw_pcbs };
+
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        for (struct tcp_pcb *p = *lists[i]; p; p = p->next) {
+            struct toe_conn *c = p->callback_arg;
+
+            if (p->local_port != lport || p->remote_port != rport ||
+                !ip_addr_cmp(&p->local_ip, local) || !ip_addr_cmp(&p->remote_ip, remote))
+                continue;
+            if (!c) {
+                tcp_abort(p);
+                return true;
+            }
+            if (!c->close_seen)
+                return false;
+            abort_pcb(c);
+            conn_reap(c);
             return true;
         }
     }
@@ -738,7 +770,7 @@ int toe_conn_start(struct toe_dev *dev, void *arg)
     attach_pcb(pcb, c);
     tcp_nagle_disable(pcb);
     e = tcp_connect(pcb, &remote, ntohs(a->dst.sin_port), connected_cb);
-    if (e == ERR_USE && reap_time_wait(&local, a->local_port, &remote, ntohs(a->dst.sin_port)))
+    if (e == ERR_USE && reap_released(&local, a->local_port, &remote, ntohs(a->dst.sin_port)))
         e = tcp_connect(pcb, &remote, ntohs(a->dst.sin_port), connected_cb);
     if (e != ERR_OK)
         goto fail;
@@ -831,7 +863,8 @@ fail_slot:
 
 /*
  * At toe_dev_free, after the firmware thread ended (every pcb is already aborted): serve the
- * last kicks, then hand each conn its consumer still holds over to that consumer alone.
+ * last kicks and closes, which frees every closed conn, then hand each conn its consumer
+ * still holds over to that consumer alone.
  */
 void toe_conn_orphan_all(struct toe_dev *dev)
 {
@@ -842,16 +875,9 @@ void toe_conn_orphan_all(struct toe_dev *dev)
         atomic_store(&c->kicked, 0);
         toe_conn_service(c);
     }
-    for (c = atomic_exchange(&dev->close_head, NULL); c; c = next) {
-        next = c->close_next;
-        toe_conn_closed(c);
-    }
+    toe_conn_run_closes(dev);
     for (c = dev->conns; c; c = next) {
         next = c->next;
-        if (c->close_seen) {
-            toe_conn_free(c);
-            continue;
-        }
         pthread_mutex_lock(&c->sig_lock);
         bool closed = c->user_closed;
         c->dev = NULL;

@@ -2,10 +2,11 @@
  * fw.c - the adapter's firmware thread: the only thread that runs lwIP.
  *
  * One poll() on the TAP, the wake eventfd and lwIP's next timeout. Each round: read a batch
- * of frames into lwIP, run control commands, serve the connections whose consumers rang the
- * doorbell, run lwIP's timers, and push out the super-frame being merged. Consumers ring
- * the wake eventfd only when this thread announced it is about to sleep, so a busy adapter
- * takes doorbells without a syscall on either side.
+ * of frames into lwIP, run control commands, act on consumers' closes, serve the connections
+ * whose consumers rang the doorbell, run lwIP's timers, and push out the super-frame being
+ * merged (closes also run before each command: no command overtakes a close). Consumers
+ * ring the wake eventfd only when this thread announced it is about to sleep, so a busy
+ * adapter takes doorbells without a syscall on either side.
  */
 #include "toe_emu/toe_int.h"
 
@@ -85,11 +86,16 @@ void toe_fw_fold_mib(struct toe_dev *dev)
     dev->mib_fold_at = sys_now();
 }
 
+/*
+ * Closes first, before every command: a consumer's close comes before anything it asks
+ * afterwards (a toe_connect on the port it just gave back must not find the old pcb).
+ */
 static void run_commands(struct toe_dev *dev)
 {
     for (;;) {
         struct toe_cmd *cmd;
 
+        toe_conn_run_closes(dev);
         pthread_mutex_lock(&dev->cmd_lock);
         cmd = dev->cmd_head;
         if (cmd) {
@@ -112,22 +118,18 @@ static void run_commands(struct toe_dev *dev)
     }
 }
 
+/* A conn may be on both lists: conn_reap frees it only once neither holds it any more. */
 static void run_kicks(struct toe_dev *dev)
 {
-    struct toe_conn *c = atomic_exchange(&dev->kick_head, NULL);
+    struct toe_conn *c;
 
+    toe_conn_run_closes(dev);
+    c = atomic_exchange(&dev->kick_head, NULL);
     while (c) {
         struct toe_conn *next = c->kick_next;
 
         atomic_store(&c->kicked, 0);
         toe_conn_service(c);
-        c = next;
-    }
-    /* Closes after kicks: a conn closed here may be freed, and no kick may follow it. */
-    for (c = atomic_exchange(&dev->close_head, NULL); c;) {
-        struct toe_conn *next = c->close_next;
-
-        toe_conn_closed(c);
         c = next;
     }
 }

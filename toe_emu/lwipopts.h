@@ -67,6 +67,13 @@
 /* ---- TCP ---- */
 #define LWIP_TCP                    1
 #define SO_REUSE                    1   /* broker-owned ports are reused across TIME_WAIT */
+/*
+ * Random initial sequence numbers, as a real stack's. lwIP's own ISN is a counter that
+ * barely moves (6510 plus timer ticks), so a connection reusing the 4-tuple of one just
+ * reset (a broker-owned port reconnecting at once) began where the old one ended, and the
+ * peer's late segments of the old connection looked valid to both ends of the new one.
+ */
+#define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) LWIP_RAND()
 #define TCP_TTL                     64
 /* Largest MSS we accept or announce; the wire MTU (netif->mtu) bounds the real one. */
 #define TCP_MSS                     65495

@@ -30,7 +30,6 @@
 /* Consumer requests (struct toe_conn.req bits), acted on by the firmware. */
 enum {
     TOE_REQ_SHUTDOWN = 1u << 0,
-    TOE_REQ_ABORT = 1u << 1,      /* with the close: reset rather than finish */
 };
 
 enum toe_conn_state {
@@ -50,6 +49,7 @@ struct toe_conn {
     _Atomic int kicked;             /* on the device's kick list */
     struct toe_conn *kick_next;
     struct toe_conn *close_next;    /* on the device's close list (pushed once, by close) */
+    bool close_abort;               /* close with a reset; written before that push */
 
     /* firmware -> consumer */
     _Atomic int state;              /* enum toe_conn_state */
@@ -68,7 +68,6 @@ struct toe_conn {
     struct toe_conn *prev, *next;   /* dev->conns */
     uint64_t tx_queued;             /* tx ring index handed to tcp_write so far */
     bool close_seen;                /* taken off the close list: the consumer is gone */
-    bool free_pending;              /* free when the kick list reaches it */
     bool pump_err;                  /* tcp_write failed: abort outside the callbacks */
     bool fin_queued;                /* shutdown/close sent to lwIP */
     bool was_established;
@@ -114,7 +113,8 @@ struct toe_dev {
 
     /* any thread */
     _Atomic bool link_up;
-    _Atomic unsigned nconns;               /* driver-interface conns holding a slot */
+    _Atomic unsigned nconns;               /* driver-interface conns holding a slot (from
+                                              toe_connect until their consumer's close) */
     _Atomic(struct toe_conn *) kick_head;  /* conns whose consumer asked for service */
     _Atomic(struct toe_conn *) close_head; /* conns their consumer closed */
     _Atomic int sleeping;                  /* firmware is (about to be) in poll() */
@@ -169,11 +169,10 @@ bool toe_netif_slow_path(const struct toe_dev *dev);
 
 /* conn.c */
 void toe_conn_service(struct toe_conn *c);       /* firmware: act on a kick */
-void toe_conn_closed(struct toe_conn *c);        /* firmware: its consumer closed it */
+void toe_conn_run_closes(struct toe_dev *dev);   /* firmware: act on consumers' closes */
 void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno);
 void toe_conn_fail_all(struct toe_dev *dev, int err);
 int toe_conn_start(struct toe_dev *dev, void *arg);  /* firmware half of toe_connect */
-void toe_conn_free(struct toe_conn *c);
 void toe_conn_orphan_all(struct toe_dev *dev);
 
 /* fw.c */
