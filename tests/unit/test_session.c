@@ -523,7 +523,7 @@ Test(session, status_auth_failed_is_eacces, .timeout = 10)
 
 Test(session, status_target_not_found, .timeout = 10)
 {
-    expect_failure(not_found, 1, -ENOENT, "target not found");
+    expect_failure(not_found, 1, -ENXIO, "target not found");
 }
 
 Test(session, status_target_error, .timeout = 10)
