@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,6 +489,37 @@ static void conn_cache_store(const struct api_server *s, const struct api_resp *
     pthread_mutex_unlock(&conn_cache_lock);
 }
 
+/*
+ * Answers to GET /connections are paced to CONN_PACE_PER_S a second over all clients: a
+ * polling loop has nothing to gain from more (the table refreshes every CONN_CACHE_MS), and
+ * a client that asks faster waits here instead of spending, in its own process, the CPU the
+ * data path needs.
+ */
+#define CONN_PACE_PER_S 100
+static pthread_mutex_t conn_pace_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec conn_pace_next;
+
+static void conn_pace(void)
+{
+    struct timespec now, at;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&conn_pace_lock);
+    if (conn_pace_next.tv_sec < now.tv_sec ||
+        (conn_pace_next.tv_sec == now.tv_sec && conn_pace_next.tv_nsec < now.tv_nsec))
+        conn_pace_next = now;
+    at = conn_pace_next;
+    conn_pace_next.tv_nsec += 1000000000L / CONN_PACE_PER_S;
+    if (conn_pace_next.tv_nsec >= 1000000000L) {
+        conn_pace_next.tv_sec++;
+        conn_pace_next.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_unlock(&conn_pace_lock);
+    /* a wait longer than a second means a crowd: answer now rather than pile up */
+    if (at.tv_sec - now.tv_sec < 1)
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+}
+
 static void h_connections(struct api_server *s, struct api_resp *r)
 {
     struct stk_broker *b = need_broker(s, r);
@@ -496,7 +528,10 @@ static void h_connections(struct api_server *s, struct api_resp *r)
     json_t *arr;
     int ret;
 
-    if (!b || conn_cache_answer(s, r))
+    if (!b)
+        return;
+    conn_pace();
+    if (conn_cache_answer(s, r))
         return;
     if ((ret = stk_list_connections(b, &rows, &n)) < 0) {
         resp_err(r, 500, "cannot list connections: %s", strerror(-ret));
