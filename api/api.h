@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct nbds_server;
 struct sto_mgr;
 struct stk_broker;
 struct toe_dev;
@@ -25,6 +26,7 @@ struct api_config {
     const char *nbd_host;      /* for volume export URIs: nbd://HOST:PORT/ID */
     uint16_t nbd_port;
     const char *state_dir;     /* where capture files go */
+    struct nbds_server *nbd;   /* borrowed; NULL: no NBD counters in /metrics */
 };
 
 /* Start serving. NULL on failure with the reason in err. Caller stops with api_server_stop. */

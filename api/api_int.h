@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "stacks/stacks.h"
 #include "storage/manager.h"
+#include "storage/nbd.h"
 #include "toe_emu/toe.h"
 
 #define API_JSON_BODY_MAX (64 * 1024)     /* JSON request bodies */
@@ -259,6 +260,8 @@ struct api_metrics_in {
     const struct sto_volume_view *volumes;
     size_t nvolumes;
     uint64_t api_requests[6];         /* answered requests by status class: [1..5]xx */
+    bool have_nbd;
+    struct nbds_stats nbd;
 };
 
 /* Prometheus text exposition format 0.0.4, every family with # HELP and # TYPE. */

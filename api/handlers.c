@@ -199,6 +199,10 @@ static void h_metrics(struct api_server *s, struct api_resp *r)
     }
     in.sessions = sess;
     in.volumes = vols;
+    if (cfg->nbd) {
+        nbds_server_stats(cfg->nbd, &in.nbd);
+        in.have_nbd = true;
+    }
     api_server_counts(s, in.api_requests);
 
     api_buf_init(&b);

@@ -403,6 +403,24 @@ static void render_volumes(const struct api_metrics_in *in, struct api_buf *b)
     }
 }
 
+static void render_nbd(const struct api_metrics_in *in, struct api_buf *b)
+{
+    if (!in->have_nbd)
+        return;
+    family(b, "nbd_clients_total", "counter", "NBD clients that connected.");
+    u64_sample(b, "nbd_clients_total", NULL, NULL, in->nbd.clients_total);
+    family(b, "nbd_clients", "gauge", "NBD clients connected now.");
+    u64_sample(b, "nbd_clients", NULL, NULL, in->nbd.clients_now);
+    family(b, "nbd_requests_total", "counter", "NBD requests run on a volume.");
+    u64_sample(b, "nbd_requests_total", NULL, NULL, in->nbd.requests);
+    family(b, "nbd_errors_total", "counter", "NBD requests that failed.");
+    u64_sample(b, "nbd_errors_total", NULL, NULL, in->nbd.errors);
+    family(b, "nbd_disconnects_mid_request_total", "counter",
+           "Requests whose client had gone when they completed.");
+    u64_sample(b, "nbd_disconnects_mid_request_total", NULL, NULL,
+               in->nbd.disconnects_mid_request);
+}
+
 void api_metrics_render(const struct api_metrics_in *in, struct api_buf *out)
 {
     static const char *const classes[6] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -414,6 +432,7 @@ void api_metrics_render(const struct api_metrics_in *in, struct api_buf *out)
     render_broker(in, out);
     render_sessions(in, out);
     render_volumes(in, out);
+    render_nbd(in, out);
     family(out, "api_requests_total", "counter",
            "REST API requests answered, by status class.");
     for (int c = 1; c <= 5; c++)

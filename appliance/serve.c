@@ -341,8 +341,8 @@ static void *restore_main(void *arg)
                 n--;
             } else {
                 if (pass == 0)
-                    log_warn("state", "cannot restore session %s to %s yet (%s); retrying "
-                             "every %d s", req.id, req.target, res.msg, RESTORE_RETRY_S);
+                    log_warn("state", "cannot restore session %s to %s yet (%s); retrying",
+                             req.id, req.target, res.msg);
                 i++;
             }
             explicit_bzero(&req, sizeof(req));
@@ -351,7 +351,10 @@ static void *restore_main(void *arg)
             api_server_set_ready(sv->api, 1);
         if (!n)
             break;
-        for (int s = 0; s < RESTORE_RETRY_S * 10 && !sv->stopping; s++)
+        /* 1, 2, 4, 8, then every RESTORE_RETRY_S seconds: a target (or a port still in
+         * TIME_WAIT from the previous run) is often back within a moment */
+        int wait_s = pass < 4 ? 1 << pass : RESTORE_RETRY_S;
+        for (int s = 0; s < wait_s * 10 && !sv->stopping; s++)
             usleep(100000);
     }
     return NULL;
@@ -478,7 +481,7 @@ int app_cmd_serve(int argc, char **argv)
     struct api_config ac = {
         .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
-        .state_dir = sv->o.state_dir,
+        .state_dir = sv->o.state_dir, .nbd = sv->nbd,
     };
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {

@@ -260,8 +260,35 @@ static struct res_node *res_find(struct stk_broker *b, uint64_t id)
     return NULL;
 }
 
+/*
+ * A restored reservation's port may still be in TIME_WAIT from this appliance's previous
+ * run (its host connection closed at shutdown): a plain bind() refuses it, so the restore
+ * falls back to SO_REUSEADDR, which still fails when a live host socket holds the port.
+ */
+static int port_hold_restored(struct stk_broker *b, uint16_t port)
+{
+    int fd = bind_placeholder(port, false);
+
+    if (fd == -EADDRINUSE)
+        fd = bind_placeholder(port, true);
+    if (fd < 0)
+        return fd;
+    b->ports[port - b->lo].fd = fd;
+    b->stats.ports_held++;
+    return 0;
+}
+
+static int reserve(struct stk_broker *b, const char *holder, uint16_t port,
+                   enum stk_policy stack, bool restoring, struct stk_reservation *out);
+
 int stk_reserve(struct stk_broker *b, const char *holder, uint16_t port, enum stk_policy stack,
                 struct stk_reservation *out)
+{
+    return reserve(b, holder, port, stack, false, out);
+}
+
+static int reserve(struct stk_broker *b, const char *holder, uint16_t port,
+                   enum stk_policy stack, bool restoring, struct stk_reservation *out)
 {
     struct res_node *rn;
     int ret;
@@ -281,7 +308,7 @@ int stk_reserve(struct stk_broker *b, const char *holder, uint16_t port, enum st
             ret = -EADDRINUSE;
             goto fail;
         }
-        ret = port_hold(b, port);
+        ret = restoring ? port_hold_restored(b, port) : port_hold(b, port);
         if (ret < 0)
             goto fail;
         b->ports[port - b->lo].use = PORT_RESERVED;
@@ -592,7 +619,7 @@ int stk_release_conn(struct stk_broker *b, struct stk_conn *c, const char *owner
 int stk_restore_reservation(struct stk_broker *b, const struct stk_reservation *r)
 {
     struct stk_reservation got;
-    int ret = stk_reserve(b, r->holder, r->port, r->stack, &got);
+    int ret = reserve(b, r->holder, r->port, r->stack, true, &got);
 
     if (ret < 0)
         return ret;

@@ -150,6 +150,12 @@ struct nbds_server {
 
 static void client_cb(struct sto_watch *w, uint32_t revents);
 static void expect(struct nbds_client *c, enum cstate st);
+
+/* Counters are written on the loop and read by the API's threads (/metrics). */
+static inline void stat_add(uint64_t *v, uint64_t d)
+{
+    __atomic_fetch_add(v, d, __ATOMIC_RELAXED);
+}
 static void client_close(struct nbds_client *c, const char *why);
 static void client_flush(struct nbds_client *c);
 
@@ -516,9 +522,9 @@ static void io_done(void *arg, int err, const char *msg)
     if (err && r->type == NBD_CMD_TRIM && (err == -EOPNOTSUPP || err == -EINVAL))
         err = 0; /* trim is advisory: a LUN that cannot unmap just keeps the data */
     if (err)
-        c->srv->stats.errors++;
+        stat_add(&c->srv->stats.errors, 1);
     if (c->dead) {
-        c->srv->stats.disconnects_mid_request++;
+        stat_add(&c->srv->stats.disconnects_mid_request, 1);
         req_free(r);
         client_maybe_free(c);
         return;
@@ -546,7 +552,7 @@ static void start_io(struct nbds_client *c, struct nreq *r)
         return;
     }
     c->inflight++;
-    c->srv->stats.requests++;
+    stat_add(&c->srv->stats.requests, 1);
     ret = sto_volume_submit(c->vol, ops[r->type], r->offset, r->len, r->buf,
                             r->flags & NBD_CMD_FLAG_FUA, io_done, r);
     if (ret < 0) {
@@ -918,7 +924,7 @@ static void client_close(struct nbds_client *c, const char *why)
     c->fd = -1;
     c->dead = true;
     c->st = C_CLOSING;
-    c->srv->stats.clients_now--;
+    stat_add(&c->srv->stats.clients_now, (uint64_t)-1);
     client_maybe_free(c); /* callers up the stack still hold c: the free comes later */
 }
 
@@ -986,8 +992,8 @@ static void accept_cb(struct sto_watch *w, uint32_t revents)
         tx_push(c, t);
         c->next = srv->clients;
         srv->clients = c;
-        srv->stats.clients_total++;
-        srv->stats.clients_now++;
+        stat_add(&srv->stats.clients_total, 1);
+        stat_add(&srv->stats.clients_now, 1);
         log_debug("nbd", "client %s connected", c->peer);
         client_flush(c);
     }
@@ -1076,5 +1082,12 @@ void nbds_server_free(struct nbds_server *srv)
 
 void nbds_server_stats(const struct nbds_server *srv, struct nbds_stats *out)
 {
-    *out = srv->stats;
+    const struct nbds_stats *st = &srv->stats;
+
+    out->clients_total = __atomic_load_n(&st->clients_total, __ATOMIC_RELAXED);
+    out->clients_now = __atomic_load_n(&st->clients_now, __ATOMIC_RELAXED);
+    out->requests = __atomic_load_n(&st->requests, __ATOMIC_RELAXED);
+    out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
+    out->disconnects_mid_request = __atomic_load_n(&st->disconnects_mid_request,
+                                                   __ATOMIC_RELAXED);
 }

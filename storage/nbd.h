@@ -26,6 +26,7 @@ void nbds_server_free(struct nbds_server *srv);
 struct nbds_stats {
     uint64_t clients_total, clients_now, requests, errors, disconnects_mid_request;
 };
+/* Thread-safe snapshot of the counters. */
 void nbds_server_stats(const struct nbds_server *srv, struct nbds_stats *out);
 
 #endif
