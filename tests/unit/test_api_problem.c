@@ -142,7 +142,7 @@ Test(problem, other_classes)
 {
     struct api_err e;
 
-    from(-ETIMEDOUT, STO_ERR_UNREACHABLE, "portal \"10.0.0.1:3260\" did not answer", &e);
+    from(-ETIMEDOUT, STO_ERR_UNREACHABLE, "portal \"198.51.100.1:3260\" did not answer", &e);
     cr_assert_eq(e.status, 504);
     from(-EIO, STO_ERR_IO, "read failed: medium error", &e);
     cr_assert_eq(e.status, 502);

@@ -239,12 +239,12 @@ Test(validate, session_types)
 
 Test(validate, session_portals)
 {
-    cr_assert_eq(session("{\"portal\":\"10.0.0.1:65535\",\"target\":\"iqn.x\"}"), 0);
+    cr_assert_eq(session("{\"portal\":\"198.51.100.1:65535\",\"target\":\"iqn.x\"}"), 0);
     cr_assert_eq(session("{\"portal\":\"tgt-1.san.example\",\"target\":\"iqn.x\"}"), 0);
-    expect_session_422("{\"portal\":\"10.0.0.1:0\",\"target\":\"iqn.x\"}");
-    expect_session_422("{\"portal\":\"10.0.0.1:65536\",\"target\":\"iqn.x\"}");
-    expect_session_422("{\"portal\":\"10.0.0.1:-1\",\"target\":\"iqn.x\"}");
-    expect_session_422("{\"portal\":\"10.0.0.1:\",\"target\":\"iqn.x\"}");
+    expect_session_422("{\"portal\":\"198.51.100.1:0\",\"target\":\"iqn.x\"}");
+    expect_session_422("{\"portal\":\"198.51.100.1:65536\",\"target\":\"iqn.x\"}");
+    expect_session_422("{\"portal\":\"198.51.100.1:-1\",\"target\":\"iqn.x\"}");
+    expect_session_422("{\"portal\":\"198.51.100.1:\",\"target\":\"iqn.x\"}");
     expect_session_422("{\"portal\":\":3260\",\"target\":\"iqn.x\"}");
     expect_session_422("{\"portal\":\"[::1]:3260\",\"target\":\"iqn.x\"}");
     expect_session_422("{\"portal\":\"a b\",\"target\":\"iqn.x\"}");

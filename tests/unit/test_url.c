@@ -56,8 +56,8 @@ static void expect_ok(const char *s)
 
 Test(url, portal_only)
 {
-    expect_ok("iscsi://10.0.0.1");
-    cr_assert_str_eq(u.portal, "10.0.0.1");
+    expect_ok("iscsi://198.51.100.1");
+    cr_assert_str_eq(u.portal, "198.51.100.1");
     cr_assert_null(u.target);
     cr_assert_eq(u.lun, -1);
     cr_assert_null(u.user);
@@ -84,8 +84,8 @@ Test(url, full_form)
 
 Test(url, real_iqn_and_lun_zero)
 {
-    expect_ok("iscsi://192.168.1.10/iqn.2003-01.org.linux-iscsi.tgt:disk1/0");
-    cr_assert_str_eq(u.portal, "192.168.1.10");
+    expect_ok("iscsi://198.51.100.10/iqn.2003-01.org.linux-iscsi.tgt:disk1/0");
+    cr_assert_str_eq(u.portal, "198.51.100.10");
     cr_assert_str_eq(u.target, "iqn.2003-01.org.linux-iscsi.tgt:disk1");
     cr_assert_eq(u.lun, 0);
 }
