@@ -91,6 +91,7 @@ static void host_close(struct stk_conn *c, bool abort)
 }
 
 static const struct stk_conn_ops host_ops = {
+    .level_triggered = true,
     .read = host_read,
     .writev = host_writev,
     .connect_result = host_connect_result,

@@ -33,6 +33,12 @@ struct stk_conn;
 
 struct stk_conn_ops {
     /*
+     * True when `fd` polls readable for as long as bytes are buffered (a kernel socket): a
+     * short read then means "drained", and the read that would only say -EAGAIN can be
+     * skipped. False (a TOE conn) when `fd` is signalled only after a read returned -EAGAIN.
+     */
+    bool level_triggered;
+    /*
      * Read up to `len` bytes. Returns the count (> 0), 0 at orderly end of stream,
      * -EAGAIN when nothing is available now, or another -errno.
      */

@@ -1196,6 +1196,18 @@ static void session_view(const struct mgr_session *ms, struct sto_session_view *
     out->recoveries = ms->recoveries;
 }
 
+/* Hand a snapshot the loop built over to the waiting caller (NULL: it could not be built). */
+static void call_hand_over(struct mgr_call *c, void *v, size_t n)
+{
+    if (!v) {
+        call_finish(c, -ENOMEM, STO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    c->out = v;
+    c->nout = n;
+    call_finish(c, 0, STO_ERR_NONE, NULL);
+}
+
 static void run_list_sessions(struct sto_mgr *m, struct mgr_call *c)
 {
     size_t n = 0, i = 0;
@@ -1204,15 +1216,9 @@ static void run_list_sessions(struct sto_mgr *m, struct mgr_call *c)
     for (struct mgr_session *ms = m->sessions; ms; ms = ms->next)
         n++;
     v = calloc(n ? n : 1, sizeof(*v));
-    if (!v) {
-        call_finish(c, -ENOMEM, STO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    for (struct mgr_session *ms = m->sessions; ms; ms = ms->next)
+    for (struct mgr_session *ms = m->sessions; v && ms; ms = ms->next)
         session_view(ms, &v[n - 1 - i++]); /* oldest first */
-    c->out = v;
-    c->nout = n;
-    call_finish(c, 0, STO_ERR_NONE, NULL);
+    call_hand_over(c, v, n);
 }
 
 int sto_mgr_list_sessions(struct sto_mgr *m, struct sto_session_view **out, size_t *n)
@@ -1230,13 +1236,9 @@ static void run_get_session(struct sto_mgr *m, struct mgr_call *c)
         return;
     }
     v = malloc(sizeof(*v));
-    if (!v) {
-        call_finish(c, -ENOMEM, STO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    session_view(ms, v);
-    c->out = v;
-    call_finish(c, 0, STO_ERR_NONE, NULL);
+    if (v)
+        session_view(ms, v);
+    call_hand_over(c, v, 1);
 }
 
 int sto_mgr_get_session(struct sto_mgr *m, const char *id, struct sto_session_view *out)
@@ -1252,16 +1254,10 @@ static void run_list_volumes(struct sto_mgr *m, struct mgr_call *c)
     for (struct sto_volume *vol = m->volumes; vol; vol = vol->next)
         n += vol->ses != NULL;
     v = calloc(n ? n : 1, sizeof(*v));
-    if (!v) {
-        call_finish(c, -ENOMEM, STO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    for (struct sto_volume *vol = m->volumes; vol; vol = vol->next)
+    for (struct sto_volume *vol = m->volumes; v && vol; vol = vol->next)
         if (vol->ses)
             volume_view(vol, &v[n - 1 - i++]);
-    c->out = v;
-    c->nout = n;
-    call_finish(c, 0, STO_ERR_NONE, NULL);
+    call_hand_over(c, v, n);
 }
 
 int sto_mgr_list_volumes(struct sto_mgr *m, struct sto_volume_view **out, size_t *n)
@@ -1279,13 +1275,9 @@ static void run_get_volume(struct sto_mgr *m, struct mgr_call *c)
         return;
     }
     v = malloc(sizeof(*v));
-    if (!v) {
-        call_finish(c, -ENOMEM, STO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    volume_view(vol, v);
-    c->out = v;
-    call_finish(c, 0, STO_ERR_NONE, NULL);
+    if (v)
+        volume_view(vol, v);
+    call_hand_over(c, v, 1);
 }
 
 int sto_mgr_get_volume(struct sto_mgr *m, const char *id, struct sto_volume_view *out)
@@ -1301,16 +1293,10 @@ static void run_export(struct sto_mgr *m, struct mgr_call *c)
     for (struct mgr_session *ms = m->sessions; ms; ms = ms->next)
         n += ms->state != MS_LOGGED_OUT && ms->state != MS_LOGGING_OUT;
     v = calloc(n ? n : 1, sizeof(*v));
-    if (!v) {
-        call_finish(c, -ENOMEM, STO_ERR_INTERNAL, "out of memory");
-        return;
-    }
-    for (struct mgr_session *ms = m->sessions; ms; ms = ms->next)
+    for (struct mgr_session *ms = m->sessions; v && ms; ms = ms->next)
         if (ms->state != MS_LOGGED_OUT && ms->state != MS_LOGGING_OUT)
             v[n - 1 - i++] = ms->req;
-    c->out = v;
-    c->nout = n;
-    call_finish(c, 0, STO_ERR_NONE, NULL);
+    call_hand_over(c, v, n);
 }
 
 int sto_mgr_export_sessions(struct sto_mgr *m, struct sto_session_req **out, size_t *n)

@@ -1835,13 +1835,8 @@ static ssize_t rx_take(struct isc_session *s, uint8_t *dst, size_t want, bool *e
             continue;
         }
         s->rstart = s->rend = 0;
-        /*
-         * On a kernel socket a short read means it is drained: skip the read that would
-         * only say EAGAIN (the level-triggered poll wakes us when more arrives). A TOE
-         * conn signals its eventfd only after a read has returned EAGAIN, so it is always
-         * read until then.
-         */
-        if (s->rx_drained && s->conn->stack == STK_STACK_HOST)
+        /* drained by a short read: the poll wakes us when more arrives (transport.h) */
+        if (s->rx_drained && s->conn->ops->level_triggered)
             break;
         ssize_t r;
         size_t asked;
