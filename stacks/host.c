@@ -82,6 +82,14 @@ static int host_shutdown(struct stk_conn *c)
 
 static void host_close(struct stk_conn *c, bool abort)
 {
+    int one = 1;
+
+    /*
+     * The socket lingers in FIN_WAIT or TIME_WAIT on its port after close; marking it
+     * SO_REUSEADDR now lets the broker hold that port again at once (its placeholders
+     * fall back to SO_REUSEADDR), while a live connection kept the stricter guard.
+     */
+    setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (abort) {
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
