@@ -14,7 +14,7 @@ int sto_scsi_check(const struct isc_scsi_result *r, const char *what, char *err,
     char sbuf[160];
 
     if (r->err) {
-        snprintf(err, errlen, "%s failed: %s", what, strerror(-r->err));
+        snprintf(err, errlen, "%s failed: %s", what, r->why[0] ? r->why : strerror(-r->err));
         return r->err;
     }
     if (r->status == SCSI_STATUS_GOOD)
@@ -154,6 +154,9 @@ static int sync_cmd(struct sto_loop *loop, struct isc_session *s, uint32_t lun,
     return sto_sync_scsi(loop, s, &req, res);
 }
 
+/* The largest REPORT LUNS answer we ask for: 131071 LUNs. */
+#define REPORT_LUNS_MAX (1024u * 1024u)
+
 int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t **luns,
                          size_t *n, char *err, size_t errlen)
 {
@@ -162,7 +165,7 @@ int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t 
     uint8_t cdb[16];
     int ret, count;
 
-    for (;;) {
+    for (int round = 0;; round++) {
         uint8_t *buf = malloc(alloc);
         if (!buf)
             return -ENOMEM;
@@ -180,8 +183,10 @@ int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t 
             snprintf(err, errlen, "report luns returned malformed data (%u bytes)", got);
             return -EPROTO;
         }
-        if ((uint64_t)count * 8 + 8 > alloc && alloc < (1u << 20)) {
-            alloc = (uint32_t)count * 8 + 8; /* the list grew past our buffer: ask again */
+        uint64_t want = (uint64_t)scsi_report_luns_listed(buf, got) * 8 + 8;
+        if (want > alloc && round == 0) {
+            /* the list is longer than our buffer: ask once more, for at most 1 MiB */
+            alloc = want < REPORT_LUNS_MAX ? (uint32_t)want : REPORT_LUNS_MAX;
             free(buf);
             continue;
         }
@@ -233,16 +238,29 @@ int sto_sync_probe_lun(struct sto_loop *loop, struct isc_session *s, uint32_t lu
         return 0; /* a controller or other non-block unit: nothing more to ask */
 
     ret = sync_cmd(loop, s, lun, cdb, scsi_cdb_read_capacity16(cdb, 32), buf, 32, &res);
+    int pret = -EPROTO;
     if (ret == 0 && sto_scsi_check(&res, "read capacity(16)", err, errlen) == 0 &&
-        scsi_parse_read_capacity16(buf, res.data_in_len, &out->cap) == 0) {
+        (pret = scsi_parse_read_capacity16(buf, res.data_in_len, &out->cap)) == 0) {
         /* done */
+    } else if (pret == -ERANGE) {
+        char why[128];
+        snprintf(err, errlen, "lun %u: read capacity(16): %s", lun,
+                 scsi_capacity_problem(&out->cap, why, sizeof(why)));
+        return -ERANGE;
     } else {
         ret = sync_cmd(loop, s, lun, cdb, scsi_cdb_read_capacity10(cdb), buf, 8, &res);
         if (ret == 0)
             ret = sto_scsi_check(&res, "read capacity(10)", err, errlen);
-        if (ret == 0 && scsi_parse_read_capacity10(buf, res.data_in_len, &out->cap) < 0) {
-            snprintf(err, errlen, "read capacity returned a zero block size");
-            ret = -EPROTO;
+        if (ret == 0 && (pret = scsi_parse_read_capacity10(buf, res.data_in_len,
+                                                           &out->cap)) < 0) {
+            char why[128];
+            if (pret == -ERANGE)
+                snprintf(err, errlen, "lun %u: read capacity(10): %s", lun,
+                         scsi_capacity_problem(&out->cap, why, sizeof(why)));
+            else
+                snprintf(err, errlen, "lun %u: read capacity(10) returned %u bytes, fewer "
+                         "than 8", lun, res.data_in_len);
+            ret = pret;
         }
         if (ret < 0)
             return ret;
@@ -252,9 +270,9 @@ int sto_sync_probe_lun(struct sto_loop *loop, struct isc_session *s, uint32_t lu
     /* VPD pages are optional: their absence is not an error */
     ret = sync_cmd(loop, s, lun, cdb, scsi_cdb_inquiry(cdb, true, 0x00, 255), buf, 255, &res);
     if (ret == 0 && res.status == SCSI_STATUS_GOOD && !res.err) {
-        uint32_t plen = res.data_in_len;
         uint8_t pages[256];
-        memcpy(pages, buf, plen < sizeof(pages) ? plen : sizeof(pages));
+        uint32_t plen = res.data_in_len < sizeof(pages) ? res.data_in_len : sizeof(pages);
+        memcpy(pages, buf, plen);
         if (scsi_vpd_supported(pages, plen, 0x80) &&
             sync_cmd(loop, s, lun, cdb, scsi_cdb_inquiry(cdb, true, 0x80, 255), buf, 255,
                      &res) == 0 && res.status == SCSI_STATUS_GOOD && !res.err)

@@ -258,7 +258,7 @@ int scsi_parse_read_capacity10(const uint8_t *buf, size_t len, struct scsi_capac
         return -EPROTO;
     out->blocks = (uint64_t)isc_get32(buf, 0) + 1;
     out->block_size = isc_get32(buf, 4);
-    return out->block_size ? 0 : -EPROTO;
+    return scsi_capacity_problem(out, NULL, 0) ? -ERANGE : 0;
 }
 
 int scsi_parse_read_capacity16(const uint8_t *buf, size_t len, struct scsi_capacity *out)
@@ -270,7 +270,38 @@ int scsi_parse_read_capacity16(const uint8_t *buf, size_t len, struct scsi_capac
     out->block_size = isc_get32(buf, 8);
     out->lbppbe = buf[13] & 0x0f;
     out->thin = buf[14] & 0x80;
-    return out->block_size && out->blocks ? 0 : -EPROTO;
+    return scsi_capacity_problem(out, NULL, 0) ? -ERANGE : 0;
+}
+
+/*
+ * A capacity is exported as a block device whose size is blocks * block_size bytes in 64
+ * bits: the block size must be a power of two a block layer takes, and the size must not
+ * overflow. Returns NULL when usable, else the reason (written into buf when given).
+ */
+const char *scsi_capacity_problem(const struct scsi_capacity *c, char *buf, size_t len)
+{
+    if (!buf) {
+        static char unusable[] = "unusable capacity";
+        buf = NULL;
+        len = 0;
+        if (c->block_size < SCSI_BLOCK_SIZE_MIN || c->block_size > SCSI_BLOCK_SIZE_MAX ||
+            (c->block_size & (c->block_size - 1)) || c->blocks == 0 ||
+            c->blocks > (uint64_t)INT64_MAX / c->block_size)
+            return unusable;
+        return NULL;
+    }
+    if (c->block_size < SCSI_BLOCK_SIZE_MIN || c->block_size > SCSI_BLOCK_SIZE_MAX ||
+        (c->block_size & (c->block_size - 1))) {
+        snprintf(buf, len, "block size %u is not a power of two from %u to %u",
+                 c->block_size, SCSI_BLOCK_SIZE_MIN, SCSI_BLOCK_SIZE_MAX);
+        return buf;
+    }
+    if (c->blocks == 0 || c->blocks > (uint64_t)INT64_MAX / c->block_size) {
+        snprintf(buf, len, "capacity of %llu blocks of %u bytes is out of range",
+                 (unsigned long long)c->blocks, c->block_size);
+        return buf;
+    }
+    return NULL;
 }
 
 int scsi_parse_report_luns(const uint8_t *buf, size_t len, uint32_t *luns, size_t max)
@@ -283,12 +314,17 @@ int scsi_parse_report_luns(const uint8_t *buf, size_t len, uint32_t *luns, size_
     list_len = isc_get32(buf, 0);
     if (list_len % 8)
         return -EPROTO;
-    for (size_t off = 8; off + 8 <= len && off - 8 < list_len; off += 8) {
+    for (size_t off = 8; off + 8 <= len && off - 8 < list_len && n < INT32_MAX; off += 8) {
         if (n < max)
             luns[n] = isc_lun_decode(isc_get64(buf, off));
         n++;
     }
-    return (int)(list_len / 8 > n ? list_len / 8 : n);
+    return (int)n;
+}
+
+uint32_t scsi_report_luns_listed(const uint8_t *buf, size_t len)
+{
+    return len < 8 ? 0 : isc_get32(buf, 0) / 8;
 }
 
 int scsi_parse_block_limits(const uint8_t *buf, size_t len, struct scsi_block_limits *out)

@@ -91,11 +91,21 @@ struct scsi_capacity {
     bool thin;              /* LBPME: the LUN supports UNMAP / WRITE SAME unmap */
     uint8_t lbppbe;         /* physical block exponent */
 };
+/* -EPROTO when too short, -ERANGE when scsi_capacity_problem() has something to say. */
 int scsi_parse_read_capacity10(const uint8_t *buf, size_t len, struct scsi_capacity *out);
 int scsi_parse_read_capacity16(const uint8_t *buf, size_t len, struct scsi_capacity *out);
+#define SCSI_BLOCK_SIZE_MIN 512u
+#define SCSI_BLOCK_SIZE_MAX (1024u * 1024u)
+/* NULL when the capacity is usable as a volume, else why not (into buf, when given). */
+const char *scsi_capacity_problem(const struct scsi_capacity *c, char *buf, size_t len);
 
-/* REPORT LUNS: up to max LUN numbers into luns; returns how many the target listed. */
+/*
+ * REPORT LUNS: up to max LUN numbers into luns; returns how many entries the len bytes hold
+ * (never more than the list length says). scsi_report_luns_listed() is how many the target
+ * says it has, which may be more than fit (ask again with a larger allocation) or a lie.
+ */
 int scsi_parse_report_luns(const uint8_t *buf, size_t len, uint32_t *luns, size_t max);
+uint32_t scsi_report_luns_listed(const uint8_t *buf, size_t len);
 
 /* Block Limits VPD (0xB0). Zero means "not reported". */
 struct scsi_block_limits {

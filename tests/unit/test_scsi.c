@@ -393,7 +393,7 @@ Test(capacity, rc10_invalid)
     struct scsi_capacity c;
 
     isc_put32(buf, 0, 100);
-    cr_assert_eq(scsi_parse_read_capacity10(buf, sizeof(buf), &c), -EPROTO, "block size 0");
+    cr_assert_eq(scsi_parse_read_capacity10(buf, sizeof(buf), &c), -ERANGE, "block size 0");
     isc_put32(buf, 4, 4096);
     cr_assert_eq(scsi_parse_read_capacity10(buf, 7, &c), -EPROTO, "short");
 }
@@ -423,12 +423,40 @@ Test(capacity, rc16_invalid)
     struct scsi_capacity c;
 
     isc_put64(buf, 0, 1000);
-    cr_assert_eq(scsi_parse_read_capacity16(buf, sizeof(buf), &c), -EPROTO, "block size 0");
+    cr_assert_eq(scsi_parse_read_capacity16(buf, sizeof(buf), &c), -ERANGE, "block size 0");
     isc_put32(buf, 8, 512);
     cr_assert_eq(scsi_parse_read_capacity16(buf, 31, &c), -EPROTO, "short");
     cr_assert_eq(scsi_parse_read_capacity16(buf, 32, &c), 0);
     isc_put64(buf, 0, UINT64_MAX);
-    cr_assert_eq(scsi_parse_read_capacity16(buf, 32, &c), -EPROTO, "blocks wrap to 0");
+    cr_assert_eq(scsi_parse_read_capacity16(buf, 32, &c), -ERANGE, "blocks wrap to 0");
+}
+
+/* A target's capacity must make a block device whose size fits in 64 bits. */
+Test(capacity, unusable_values_named)
+{
+    uint8_t buf[32] = { 0 };
+    struct scsi_capacity c;
+    char why[128];
+
+    isc_put64(buf, 0, 1ull << 56);      /* last LBA 2^56 with 4096-byte blocks: 2^68 bytes */
+    isc_put32(buf, 8, 4096);
+    cr_assert_eq(scsi_parse_read_capacity16(buf, 32, &c), -ERANGE);
+    cr_assert_not_null(scsi_capacity_problem(&c, why, sizeof(why)));
+    cr_assert(strstr(why, "out of range"), "%s", why);
+    isc_put64(buf, 0, 1000);
+    isc_put32(buf, 8, 3);               /* not a block size */
+    cr_assert_eq(scsi_parse_read_capacity16(buf, 32, &c), -ERANGE);
+    scsi_capacity_problem(&c, why, sizeof(why));
+    cr_assert(strstr(why, "block size 3"), "%s", why);
+    isc_put32(buf, 8, 520);             /* not a power of two */
+    cr_assert_eq(scsi_parse_read_capacity16(buf, 32, &c), -ERANGE);
+    isc_put32(buf, 8, 4096);
+    cr_assert_eq(scsi_parse_read_capacity16(buf, 32, &c), 0);
+    cr_assert_null(scsi_capacity_problem(&c, why, sizeof(why)));
+    uint8_t b10[8] = { 0 };
+    isc_put32(b10, 0, 99);
+    isc_put32(b10, 4, 3);
+    cr_assert_eq(scsi_parse_read_capacity10(b10, 8, &c), -ERANGE);
 }
 
 /* ---------------------------------------------------------------- REPORT LUNS */
@@ -472,7 +500,9 @@ Test(report_luns, list_longer_than_buffer)
     isc_put32(buf, 0, 10 * 8);     /* the target has 10; we asked for room for 2 */
     isc_put64(buf, 8, isc_lun_encode(7));
     isc_put64(buf, 16, isc_lun_encode(8));
-    cr_assert_eq(scsi_parse_report_luns(buf, sizeof(buf), luns, 16), 10,
+    cr_assert_eq(scsi_parse_report_luns(buf, sizeof(buf), luns, 16), 2,
+                 "only the entries present are counted");
+    cr_assert_eq(scsi_report_luns_listed(buf, sizeof(buf)), 10,
                  "the listed count tells the caller to ask again with more room");
     cr_assert_eq(luns[0], 7);
     cr_assert_eq(luns[1], 8);
@@ -708,4 +738,18 @@ Test(vpd, supported_pages)
     cr_assert_not(scsi_vpd_supported(buf, 8, 0x80), "not the supported pages page");
     buf[1] = 0x00;
     cr_assert_not(scsi_vpd_supported(buf, 3, 0x80));
+}
+
+/* A list length that lies must not size an allocation or a loop. */
+Test(report_luns, lying_list_length)
+{
+    uint8_t buf[8 + 8] = { 0 };
+    uint32_t lun = 0xffffffffu;
+
+    isc_put32(buf, 0, 0xfffffff8u);
+    isc_put64(buf, 8, isc_lun_encode(3));
+    cr_assert_eq(scsi_parse_report_luns(buf, sizeof(buf), NULL, 0), 1);
+    cr_assert_eq(scsi_parse_report_luns(buf, sizeof(buf), &lun, 1), 1);
+    cr_assert_eq(lun, 3);
+    cr_assert_eq(scsi_report_luns_listed(buf, sizeof(buf)), 0xfffffff8u / 8);
 }
