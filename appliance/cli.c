@@ -549,7 +549,7 @@ static int io_check(struct io_job *j, struct io_slot *slot, bool write)
     j->busy--;
     snprintf(what, sizeof(what), "%s of %u bytes at offset %" PRIu64, write ? "write" : "read",
              slot->len, slot->off);
-    if (slot->res.err && isc_session_error(j->cs->s)[0]) {
+    if (slot->res.err && !slot->res.why[0] && isc_session_error(j->cs->s)[0]) {
         app_errorf("%s failed: %s", what, isc_session_error(j->cs->s));
         return APP_EXIT_FAILED;
     }
@@ -734,7 +734,7 @@ static int sync_cache(struct io_job *j)
             if (sn.key == SCSI_SENSE_ILLEGAL_REQUEST && sn.asc == 0x20)
                 return 0; /* no cache to flush: writes are already durable */
         }
-        app_errorf("%s", res.err ? isc_session_error(j->cs->s) : err);
+        app_errorf("%s", res.err && !res.why[0] ? isc_session_error(j->cs->s) : err);
         return APP_EXIT_FAILED;
     }
     return 0;

@@ -132,6 +132,7 @@ struct isc_scsi_result {
     uint32_t data_in_len;    /* bytes of Data-In received */
     uint32_t sense_len;
     uint8_t sense[ISC_SENSE_MAX];
+    char why[160];           /* when err is set: what went wrong, for the owner to show */
 };
 
 struct isc_scsi_cmd;

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "storage/chap.h"
 #include "storage/pdu.h"
+#include "storage/scsi.h"
 
 #define TASKS_MAX 1024             /* commands queued or in flight per session */
 #define RBUF_SIZE (256 * 1024)     /* read-ahead buffer */
@@ -33,6 +34,12 @@
 #define AHS_MAX 1020
 #define REDIRECTS_MAX 5
 #define LOGIN_ROUNDS_MAX 16
+/*
+ * NOP-Out answers owed to the target that may wait unsent. A target that pings faster than
+ * it reads would otherwise grow the transmit queue without bound: past this many, the
+ * session stops reading from the target until its answers have left (as TCP does).
+ */
+#define TX_NOP_REPLIES_MAX 64
 
 #define DEF_MAX_RECV_DSL (256 * 1024)
 #define DEF_MAX_BURST (16 * 1024 * 1024 - 512)
@@ -63,6 +70,8 @@ struct tx_pdu {
     const uint8_t *data;   /* borrowed from a command, or == own */
     uint32_t data_len;
     uint8_t *own;          /* owned data (login/text), freed after sending */
+    struct task *task;     /* the command whose buffer `data` points into, or NULL */
+    bool nop_reply;        /* an answer to the target's NOP-In (TX_NOP_REPLIES_MAX) */
     uint8_t trailer[3 + ISC_DIGEST_LEN];
     uint32_t trailer_len;
     size_t done;           /* bytes already written */
@@ -73,6 +82,8 @@ struct task {
     struct isc_scsi_result res;
     uint32_t itt;
     uint32_t exp_datasn;
+    uint32_t r2t_bytes;     /* solicited bytes asked for so far (each byte once at ERL 0) */
+    unsigned tx_queued;     /* PDUs in the transmit queue that send from req.buf */
     bool in_use;
     bool sent;
     struct task *next_wait;
@@ -137,6 +148,8 @@ struct isc_session {
 
     /* transmit */
     struct tx_pdu *tx_head, *tx_tail, *tx_free;
+    unsigned tx_nop_replies;        /* queued NOP-Out answers (TX_NOP_REPLIES_MAX) */
+    bool rx_paused;                 /* not reading until those answers have left */
     bool in_rx;                     /* defer flushing until the receive pass ends */
 
     /* receive */
@@ -283,6 +296,8 @@ static void tx_free_all(struct isc_session *s)
 
     for (p = s->tx_head; p; p = next) {
         next = p->next;
+        if (p->task)
+            p->task->tx_queued--;
         free(p->own);
         free(p);
     }
@@ -291,6 +306,8 @@ static void tx_free_all(struct isc_session *s)
         free(p);
     }
     s->tx_head = s->tx_tail = s->tx_free = NULL;
+    s->tx_nop_replies = 0;
+    s->rx_paused = false;
 }
 
 void isc_session_free(struct isc_session *s)
@@ -383,13 +400,22 @@ static struct task *task_find(struct isc_session *s, uint32_t itt)
     return t->in_use && t->itt == itt ? t : NULL;
 }
 
-/* Finish a command: release its slot, then run its callback (which may submit more). */
+static int tx_drop_task(struct isc_session *s, struct task *t);
+
+/*
+ * Finish a command: release its slot, then run its callback (which may submit more). The
+ * callback gives the command's buffer back to its owner, so first no queued PDU may point
+ * into it any more (tx_drop_task).
+ */
 static void task_complete(struct isc_session *s, struct task *t)
 {
-    struct isc_scsi_result res = t->res;
+    bool dropped = t->tx_queued == 0 || tx_drop_task(s, t) == 0;
     isc_scsi_cb cb = t->req.cb;
     void *arg = t->req.arg;
 
+    if (!dropped && !t->res.err)
+        t->res.err = -ENOMEM;
+    struct isc_scsi_result res = t->res;
     t->in_use = false;
     if (t->sent) {
         s->outstanding--;
@@ -400,7 +426,24 @@ static void task_complete(struct isc_session *s, struct task *t)
     s->inflight--;
     if (res.err || res.status)
         s->counters.errors++;
+    if (!dropped) /* the transmit queue still points into the buffer: never send it */
+        session_fail(s, -ENOMEM, "out of memory copying the data of a finished command");
     cb(s, &res, arg);
+}
+
+/* Fail one command with a reason its owner can show (res.why). */
+static void task_fail(struct isc_session *s, struct task *t, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void task_fail(struct isc_session *s, struct task *t, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(t->res.why, sizeof(t->res.why), fmt, ap);
+    va_end(ap);
+    snprintf(s->err, sizeof(s->err), "%s", t->res.why);
+    t->res.err = err;
+    task_complete(s, t);
 }
 
 static void fail_all_tasks(struct isc_session *s, int err)
@@ -412,6 +455,7 @@ static void fail_all_tasks(struct isc_session *s, int err)
         if (!t->in_use)
             continue;
         t->res.err = err;
+        snprintf(t->res.why, sizeof(t->res.why), "%.*s", (int)sizeof(t->res.why) - 1, s->err);
         task_complete(s, t);
     }
 }
@@ -477,6 +521,8 @@ static struct tx_pdu *tx_new(struct isc_session *s)
     p->data = NULL;
     p->data_len = 0;
     p->own = NULL;
+    p->task = NULL;
+    p->nop_reply = false;
     p->trailer_len = 0;
     p->done = 0;
     return p;
@@ -510,7 +556,63 @@ static void tx_queue(struct isc_session *s, struct tx_pdu *p, const uint8_t *dat
     else
         s->tx_head = p;
     s->tx_tail = p;
+    if (p->task)
+        p->task->tx_queued++;
+    s->tx_nop_replies += p->nop_reply;
     s->counters.pdus_out++;
+}
+
+/* A PDU has left (or will never leave): forget what it pinned and recycle it. */
+static void tx_retire(struct isc_session *s, struct tx_pdu *p)
+{
+    if (p->task)
+        p->task->tx_queued--;
+    s->tx_nop_replies -= p->nop_reply;
+    free(p->own);
+    p->next = s->tx_free;
+    s->tx_free = p;
+}
+
+/*
+ * A command is over while PDUs that send from its buffer may still be queued: a target may
+ * answer a write before it has read the unsolicited Data-Out, or reject the command. Data-Out
+ * not yet started is dropped (the target is done with the task); the command PDU itself
+ * (its CmdSN must still reach the target) and a PDU half written (the stream must stay
+ * framed) keep a private copy of their data. 0, or -ENOMEM.
+ */
+static int tx_drop_task(struct isc_session *s, struct task *t)
+{
+    struct tx_pdu **pp = &s->tx_head, *p;
+
+    s->tx_tail = NULL;
+    while ((p = *pp)) {
+        if (p->task != t) {
+            s->tx_tail = p;
+            pp = &p->next;
+            continue;
+        }
+        if (p->done == 0 && isc_bhs_opcode(p->hdr) == ISC_OP_DATA_OUT) {
+            *pp = p->next;
+            tx_retire(s, p);
+            continue;
+        }
+        if (p->data_len && !p->own) {
+            uint8_t *copy = malloc(p->data_len);
+            if (!copy) {
+                for (; *pp; pp = &(*pp)->next)
+                    s->tx_tail = *pp;
+                return -ENOMEM;
+            }
+            memcpy(copy, p->data, p->data_len);
+            p->own = copy;
+            p->data = copy;
+        }
+        p->task = NULL;
+        t->tx_queued--;
+        s->tx_tail = p;
+        pp = &p->next;
+    }
+    return 0;
 }
 
 static void update_events(struct isc_session *s)
@@ -519,7 +621,8 @@ static void update_events(struct isc_session *s)
 
     if (!s->conn)
         return;
-    sto_loop_mod(s->loop, &s->watch, s->conn->ops->events(s->conn, true, want_write));
+    sto_loop_mod(s->loop, &s->watch,
+                 s->conn->ops->events(s->conn, !s->rx_paused, want_write));
 }
 
 static void tx_flush(struct isc_session *s)
@@ -570,10 +673,12 @@ static void tx_flush(struct isc_session *s)
             s->tx_head = p->next;
             if (!s->tx_head)
                 s->tx_tail = NULL;
-            free(p->own);
-            p->next = s->tx_free;
-            s->tx_free = p;
+            tx_retire(s, p);
         }
+    }
+    if (s->rx_paused && s->tx_nop_replies < TX_NOP_REPLIES_MAX / 2) {
+        s->rx_paused = false; /* our answers left: read the target again */
+        sto_loop_kick(s->loop, &s->watch);
     }
     update_events(s);
 }
@@ -1255,6 +1360,7 @@ static void queue_data_out(struct isc_session *s, struct task *t, uint32_t ttt, 
         isc_put32(p->hdr, ISC_OFF_TTT, ttt);
         isc_put32(p->hdr, ISC_OFF_DATASN, datasn++);
         isc_put32(p->hdr, ISC_OFF_BUFOFF, off);
+        p->task = t;
         tx_queue(s, p, (const uint8_t *)t->req.buf + off, n);
         off += n;
     }
@@ -1290,6 +1396,7 @@ static void task_send(struct isc_session *s, struct task *t)
     isc_put32(p->hdr, ISC_OFF_CMD_EDTL, t->req.len);
     isc_put32(p->hdr, ISC_OFF_CMDSN, s->cmdsn++);
     memcpy(p->hdr + ISC_OFF_CDB, t->req.cdb, t->req.cdb_len);
+    p->task = imm ? t : NULL;
     tx_queue(s, p, t->req.buf, imm);
     if (unsol)
         queue_data_out(s, t, ISC_RSVD_TAG, imm, unsol);
@@ -1346,11 +1453,51 @@ int isc_session_submit(struct isc_session *s, const struct isc_scsi_req *req)
     return 0;
 }
 
+/*
+ * Status arrived (a SCSI Response, or a Data-In with the S bit): record it and hold the
+ * residual to the data that really arrived, so that a short read is never a success by
+ * accident and a target's lie about what it sent fails the command.
+ */
+static void task_status(struct isc_session *s, struct task *t, const uint8_t *h)
+{
+    uint8_t flags = h[ISC_OFF_FLAGS];
+    struct isc_scsi_result *r = &t->res;
+
+    r->status = h[ISC_OFF_RSP_STATUS];
+    r->underflow = flags & ISC_RSP_UNDER;
+    r->overflow = flags & ISC_RSP_OVER;
+    if (flags & (ISC_RSP_UNDER | ISC_RSP_OVER))
+        r->residual = isc_get32(h, ISC_OFF_RESIDUAL);
+    if (r->underflow && r->overflow) {
+        task_fail(s, t, -EPROTO, "target reported both an underflow and an overflow for "
+                  "task 0x%08x", t->itt);
+        return;
+    }
+    if (r->status == SCSI_STATUS_GOOD && t->req.dir == ISC_DIR_READ) {
+        uint32_t missing = t->req.len - r->data_in_len;
+        if (r->underflow && r->residual != missing) {
+            task_fail(s, t, -EPROTO, "target reported a residual of %u bytes but sent %u of "
+                      "the %u expected", r->residual, r->data_in_len, t->req.len);
+            return;
+        }
+        if (missing && !r->underflow) {
+            /* data_in_len tells the truth: report the shortfall as the underflow it is */
+            r->underflow = true;
+            r->residual = missing;
+        }
+    } else if (r->status == SCSI_STATUS_GOOD && t->req.dir == ISC_DIR_WRITE &&
+               (r->underflow || r->overflow) && r->residual) {
+        task_fail(s, t, -EIO, "target took %u bytes less than the %u-byte write",
+                  r->residual, t->req.len);
+        return;
+    }
+    task_complete(s, t);
+}
+
 static void handle_scsi_rsp(struct isc_session *s, const uint8_t *h, const uint8_t *data,
                             uint32_t len)
 {
     struct task *t = task_find(s, isc_get32(h, ISC_OFF_ITT));
-    uint8_t flags = h[ISC_OFF_FLAGS];
 
     if (!t) {
         session_fail(s, -EPROTO, "scsi response for unknown task 0x%08x",
@@ -1358,15 +1505,10 @@ static void handle_scsi_rsp(struct isc_session *s, const uint8_t *h, const uint8
         return;
     }
     if (h[ISC_OFF_RSP_RESPONSE] != 0) {
-        t->res.err = -EIO;
-        snprintf(s->err, sizeof(s->err), "target failed the command (iscsi response 0x%02x)",
-                 h[ISC_OFF_RSP_RESPONSE]);
+        task_fail(s, t, -EIO, "target failed the command (iscsi response 0x%02x)",
+                  h[ISC_OFF_RSP_RESPONSE]);
+        return;
     }
-    t->res.status = h[ISC_OFF_RSP_STATUS];
-    t->res.underflow = flags & ISC_RSP_UNDER;
-    t->res.overflow = flags & ISC_RSP_OVER;
-    if (flags & (ISC_RSP_UNDER | ISC_RSP_OVER))
-        t->res.residual = isc_get32(h, ISC_OFF_RESIDUAL);
     if (len >= 2) {
         uint32_t slen = isc_get16(data, 0);
         if (slen > len - 2)
@@ -1376,10 +1518,10 @@ static void handle_scsi_rsp(struct isc_session *s, const uint8_t *h, const uint8
         memcpy(t->res.sense, data + 2, slen);
         t->res.sense_len = slen;
     }
-    task_complete(s, t);
+    task_status(s, t, h);
 }
 
-/* Called once the Data-In payload has landed (or was refused into scratch). */
+/* Called once the Data-In payload has landed (data_in_dest checked where it went). */
 static void handle_data_in(struct isc_session *s, const uint8_t *h, uint32_t len)
 {
     struct task *t = s->rtask;
@@ -1387,6 +1529,7 @@ static void handle_data_in(struct isc_session *s, const uint8_t *h, uint32_t len
 
     if (!t)
         return; /* already failed the session in data_in_dest */
+    s->rtask = NULL;
     t->res.data_in_len += len;
     s->counters.read_bytes += len;
     if (flags & ISC_DATAIN_STATUS) {
@@ -1394,16 +1537,16 @@ static void handle_data_in(struct isc_session *s, const uint8_t *h, uint32_t len
             session_fail(s, -EPROTO, "data-in with status but without the final bit");
             return;
         }
-        t->res.status = h[ISC_OFF_RSP_STATUS];
-        t->res.underflow = flags & ISC_RSP_UNDER;
-        t->res.overflow = flags & ISC_RSP_OVER;
-        if (flags & (ISC_RSP_UNDER | ISC_RSP_OVER))
-            t->res.residual = isc_get32(h, ISC_OFF_RESIDUAL);
-        task_complete(s, t);
+        task_status(s, t, h);
     }
 }
 
-/* Choose where the data of a Data-In goes, validating it against its command. */
+/*
+ * Choose where the data of a Data-In goes, validating it against its command. We offer
+ * DataPDUInOrder=Yes and DataSequenceInOrder=Yes (their results are OR: always Yes), so
+ * each PDU must start exactly where the data received so far ends: a repeated, overlapping
+ * or skipped range is a protocol error, never data written twice or left unwritten.
+ */
 static uint8_t *data_in_dest(struct isc_session *s, const uint8_t *h, uint32_t len)
 {
     uint32_t itt = isc_get32(h, ISC_OFF_ITT);
@@ -1419,6 +1562,11 @@ static uint8_t *data_in_dest(struct isc_session *s, const uint8_t *h, uint32_t l
     if ((uint64_t)off + len > t->req.len) {
         session_fail(s, -EPROTO, "data-in at %u+%u beyond the %u bytes expected", off, len,
                      t->req.len);
+        return NULL;
+    }
+    if (off != t->res.data_in_len) {
+        session_fail(s, -EPROTO, "data-in at offset %u after %u bytes had arrived (data must "
+                     "arrive in order, without gaps or overlaps)", off, t->res.data_in_len);
         return NULL;
     }
     if (datasn != t->exp_datasn) {
@@ -1446,6 +1594,13 @@ static void handle_r2t(struct isc_session *s, const uint8_t *h)
                      len, t->req.len, s->params.max_burst);
         return;
     }
+    /* at error recovery level 0 each byte is asked for once: this bounds queued Data-Out */
+    if ((uint64_t)t->r2t_bytes + len > t->req.len) {
+        session_fail(s, -EPROTO, "r2ts ask for more than the %u bytes of the write",
+                     t->req.len);
+        return;
+    }
+    t->r2t_bytes += len;
     s->counters.solicited_bytes += len;
     queue_data_out(s, t, isc_get32(h, ISC_OFF_TTT), off, len);
 }
@@ -1460,6 +1615,7 @@ static void send_nop_out(struct isc_session *s, uint32_t itt, uint32_t ttt, uint
     isc_put64(p->hdr, ISC_OFF_LUN, lun);
     isc_put32(p->hdr, ISC_OFF_TTT, ttt);
     isc_put32(p->hdr, ISC_OFF_CMDSN, s->cmdsn);
+    p->nop_reply = ttt != ISC_RSVD_TAG;
     tx_queue(s, p, NULL, 0);
     s->counters.nops_out++;
     tx_kick(s);
@@ -1533,9 +1689,7 @@ static void handle_reject(struct isc_session *s, const uint8_t *h, const uint8_t
     struct task *t = task_find(s, isc_get32(data, ISC_OFF_ITT));
     enum isc_opcode op = isc_bhs_opcode(data);
     if (t && op == ISC_OP_SCSI_CMD) {
-        snprintf(s->err, sizeof(s->err), "target rejected the command: %s", why);
-        t->res.err = -EPROTO;
-        task_complete(s, t);
+        task_fail(s, t, -EPROTO, "target rejected the command: %s (0x%02x)", why, reason);
         return;
     }
     /* anything else rejected at ERL 0 leaves the connection in an unknown state */
@@ -1927,6 +2081,10 @@ static void rx_process(struct isc_session *s)
     s->rx_drained = false;
     /* a redirect or a login retry may have swapped in a conn that is still connecting */
     while (s->conn && !s->connecting && budget) {
+        if (s->tx_nop_replies >= TX_NOP_REPLIES_MAX) {
+            s->rx_paused = true; /* tx_flush reads on once the answers have left */
+            break;
+        }
         if (s->rx == RX_HDR) {
             if (s->rgot < ISC_BHS_LEN)
                 s->rneed = ISC_BHS_LEN;
@@ -2003,7 +2161,7 @@ static void rx_process(struct isc_session *s)
     if (s->conn) {
         tx_flush(s);
         /* more PDUs already buffered, or budget spent: come back without sleeping */
-        if (s->conn && (!budget || s->rend > s->rstart || s->conn->ops->pending(s->conn)))
+        if (s->conn && !s->rx_paused && (!budget || s->rend > s->rstart || s->conn->ops->pending(s->conn)))
             sto_loop_kick(s->loop, &s->watch);
     }
     return;
@@ -2036,6 +2194,6 @@ static void conn_cb(struct sto_watch *w, uint32_t revents)
     }
     if (s->tx_head)
         tx_flush(s);
-    if (s->conn)
+    if (s->conn && !s->rx_paused)
         rx_process(s);
 }
