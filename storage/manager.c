@@ -91,6 +91,7 @@ struct probe {
     int step;
     int retries;
     struct sto_lun_info cur;
+    char skipped[STO_ERR_MAX];     /* why the last unusable LUN was left out */
 };
 
 struct mgr_session {
@@ -110,6 +111,8 @@ struct mgr_session {
     uint64_t recover_deadline_ms;
     uint32_t recoveries;
     struct vchunk *held_head, *held_tail;
+    /* chunks waiting for a free command slot of the session (-EBUSY), in arrival order */
+    struct vchunk *busy_head, *busy_tail;
     struct mgr_session *next;
 };
 
@@ -640,7 +643,7 @@ static void probe_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
     if (!p)
         return;
     if (r->err) {
-        ses_login_done(ms, r->err, isc_session_error(ms->s));
+        ses_login_done(ms, r->err, r->why[0] ? r->why : isc_session_error(ms->s));
         return;
     }
     scsi_sense_decode(r->sense, r->sense_len, &sense);
@@ -684,17 +687,23 @@ static void probe_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
             p->step = P_RC16;
         break;
     case P_RC16:
-        p->step = good && scsi_parse_read_capacity16(p->buf, got, &p->cur.cap) == 0 ? P_VPD0
-                                                                                     : P_RC10;
-        break;
     case P_RC10:
-        if (!good || scsi_parse_read_capacity10(p->buf, got, &p->cur.cap) < 0) {
-            log_warn("storage", "session %s: lun %u has no usable capacity; skipped", ms->id,
-                     p->cur.lun);
+        ret = !good ? -EIO : p->step == P_RC16
+                                 ? scsi_parse_read_capacity16(p->buf, got, &p->cur.cap)
+                                 : scsi_parse_read_capacity10(p->buf, got, &p->cur.cap);
+        if (ret == 0) {
+            p->step = P_VPD0;
+        } else if (p->step == P_RC16 && ret != -ERANGE) {
+            p->step = P_RC10; /* no READ CAPACITY(16): try the 10-byte form */
+        } else {
+            char why[128];
+            /* an unusable capacity is not exported: say why where the operator looks */
+            snprintf(p->skipped, sizeof(p->skipped), "lun %u is not exported: %s", p->cur.lun,
+                     ret == -ERANGE ? scsi_capacity_problem(&p->cur.cap, why, sizeof(why))
+                                    : "it reports no usable capacity");
+            log_warn("storage", "session %s: %s", ms->id, p->skipped);
             p->step = P_LUN_DONE;
             memset(&p->cur.cap, 0, sizeof(p->cur.cap));
-        } else {
-            p->step = P_VPD0;
         }
         break;
     case P_VPD0:
@@ -767,7 +776,14 @@ static void probe_step(struct mgr_session *ms)
             p->step = P_TUR;
         }
         if (p->step != P_REPORT_LUNS && p->idx >= p->nluns) {
-            ses_login_done(ms, 0, NULL);
+            /* disk LUNs, none usable: the session is of no use, and the operator learns why */
+            if (!ms->nvols && p->skipped[0]) {
+                char why[STO_ERR_MAX];
+                snprintf(why, sizeof(why), "%s", p->skipped);
+                ses_login_done(ms, -ERANGE, why);
+            } else {
+                ses_login_done(ms, 0, NULL);
+            }
             return;
         }
         if (p->step == P_TUR && (p->idx == 0 || p->cur.lun != p->luns[p->idx])) {
@@ -1386,6 +1402,42 @@ static void chunk_done(struct vchunk *ch, int err, const char *msg)
     vio_complete(io);
 }
 
+/*
+ * The session has no free command slot: the chunk waits its turn (a slot frees with every
+ * completion, busy_drain), never fails. Legal load - many clients, large requests cut into
+ * many commands by a small Block Limits transfer length - exceeds the slots easily.
+ */
+static void busy_chunk(struct mgr_session *ms, struct vchunk *ch)
+{
+    ch->next = NULL;
+    if (ms->busy_tail)
+        ms->busy_tail->next = ch;
+    else
+        ms->busy_head = ch;
+    ms->busy_tail = ch;
+}
+
+static int chunk_try(struct vchunk *ch);
+
+/* Slots came free: submit waiting chunks in order until the session is full again. */
+static void busy_drain(struct mgr_session *ms)
+{
+    struct vchunk *ch;
+
+    while ((ch = ms->busy_head)) {
+        ms->busy_head = ch->next;
+        if (!ms->busy_head)
+            ms->busy_tail = NULL;
+        if (chunk_try(ch) == -EBUSY) {
+            ch->next = ms->busy_head; /* still full: back at the front, in order */
+            ms->busy_head = ch;
+            if (!ms->busy_tail)
+                ms->busy_tail = ch;
+            return;
+        }
+    }
+}
+
 static void hold_chunk(struct mgr_session *ms, struct vchunk *ch)
 {
     ch->next = NULL;
@@ -1396,9 +1448,23 @@ static void hold_chunk(struct mgr_session *ms, struct vchunk *ch)
     ms->held_tail = ch;
 }
 
+static void chunk_result(struct isc_session *s, const struct isc_scsi_result *r,
+                         struct vchunk *ch);
+
+/* A command finished, so its slot is free: after its result, let a waiting chunk have it. */
 static void chunk_cb(struct isc_session *s, const struct isc_scsi_result *r, void *arg)
 {
     struct vchunk *ch = arg;
+    struct mgr_session *ms = ch->io->v->ses;
+
+    chunk_result(s, r, ch);
+    if (ms)
+        busy_drain(ms);
+}
+
+static void chunk_result(struct isc_session *s, const struct isc_scsi_result *r,
+                         struct vchunk *ch)
+{
     struct sto_volume *v = ch->io->v;
     char what[96], err[STO_ERR_MAX];
     int ret;
@@ -1408,7 +1474,7 @@ static void chunk_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
         return;
     }
     if (r->err) {
-        chunk_done(ch, r->err, isc_session_error(s));
+        chunk_done(ch, r->err, r->why[0] ? r->why : isc_session_error(s));
         return;
     }
     snprintf(what, sizeof(what), "%s of %u bytes at %llu",
@@ -1460,7 +1526,18 @@ static void chunk_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
     chunk_done(ch, ret, err);
 }
 
+/* Issue a chunk, hold it while its session recovers, or fail it; never loses it. */
 static void chunk_start(struct vchunk *ch)
+{
+    struct mgr_session *ms = ch->io->v->ses;
+
+    /* chunks already waiting for a slot go first */
+    if ((ms && ms->busy_head) || chunk_try(ch) == -EBUSY)
+        busy_chunk(ms, ch);
+}
+
+/* chunk_start's work: -EBUSY (no free slot; ch is still the caller's), else 0. */
+static int chunk_try(struct vchunk *ch)
 {
     struct vio *io = ch->io;
     struct sto_volume *v = io->v;
@@ -1474,11 +1551,11 @@ static void chunk_start(struct vchunk *ch)
     if (!ms || ms->state == MS_FAILED || ms->state == MS_LOGGED_OUT ||
         ms->state == MS_LOGGING_OUT) {
         chunk_done(ch, -ENOTCONN, "the volume's session is not logged in");
-        return;
+        return 0;
     }
     if (ms->state == MS_RECOVERING) {
         hold_chunk(ms, ch);
-        return;
+        return 0;
     }
     switch (ch->op) {
     case STO_IO_READ:
@@ -1518,8 +1595,11 @@ static void chunk_start(struct vchunk *ch)
         break;
     }
     ret = isc_session_submit(ms->s, &req);
+    if (ret == -EBUSY)
+        return -EBUSY;
     if (ret < 0)
         chunk_done(ch, ret, "cannot queue the command");
+    return 0;
 }
 
 static void held_resubmit(struct mgr_session *ms)
@@ -1542,6 +1622,13 @@ static void held_fail(struct mgr_session *ms, int err)
     while (ch) {
         struct vchunk *next = ch->next;
         chunk_done(ch, err, "the volume's session did not recover");
+        ch = next;
+    }
+    ch = ms->busy_head;
+    ms->busy_head = ms->busy_tail = NULL;
+    while (ch) {
+        struct vchunk *next = ch->next;
+        chunk_done(ch, err, "the volume's session went away");
         ch = next;
     }
 }
