@@ -426,7 +426,7 @@ int app_cmd_luns(int argc, char **argv)
     const char *url;
     uint32_t *luns = NULL;
     size_t n = 0;
-    char err[320];
+    char err[320] = "";
     int ret, status = APP_EXIT_OK;
 
     ret = parse_opts(argc, argv, "toegw luns URL [--stack auto|toe|host] [--json]", false,
@@ -568,7 +568,7 @@ static int io_check(struct io_job *j, struct io_slot *slot, bool write)
 static int io_open(struct cli_opts *o, const char *url, struct cli_session *cs,
                    struct io_job *j)
 {
-    char err[320];
+    char err[320] = "";
     int ret;
 
     memset(j, 0, sizeof(*j));
@@ -723,7 +723,7 @@ static int sync_cache(struct io_job *j)
 {
     struct isc_scsi_req req = { .lun = j->li.lun };
     struct isc_scsi_result res;
-    char err[320];
+    char err[320] = "";
 
     req.cdb_len = (uint8_t)scsi_cdb_sync_cache(req.cdb, 0, 0);
     if (sto_sync_scsi(j->cs->loop, j->cs->s, &req, &res) < 0 ||

@@ -167,8 +167,10 @@ int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t 
 
     for (int round = 0;; round++) {
         uint8_t *buf = malloc(alloc);
-        if (!buf)
+        if (!buf) {
+            snprintf(err, errlen, "out of memory for a %u-byte report luns answer", alloc);
             return -ENOMEM;
+        }
         ret = sync_cmd(loop, s, 0, cdb, scsi_cdb_report_luns(cdb, alloc), buf, alloc, &res);
         if (ret == 0)
             ret = sto_scsi_check(&res, "report luns", err, errlen);
@@ -193,6 +195,7 @@ int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t 
         *luns = calloc((size_t)count + 1, sizeof(**luns));
         if (!*luns) {
             free(buf);
+            snprintf(err, errlen, "out of memory for %d luns", count);
             return -ENOMEM;
         }
         *n = (size_t)scsi_parse_report_luns(buf, got, *luns, (size_t)count);
