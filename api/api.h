@@ -17,6 +17,23 @@ struct stk_broker;
 struct toe_dev;
 struct api_server;
 
+/*
+ * What clients may cost the API (docs/api.md, "Connections"). A zero member takes its
+ * default. A client is an IPv4 address; unix socket clients are not counted per client.
+ */
+struct api_limits {
+    unsigned max_conns;            /* connections being served or kept alive, each with
+                                      its thread (128) */
+    unsigned max_conns_per_client; /* of one address, in any phase; more get 429 (32) */
+    unsigned header_timeout_ms;    /* a request header must be complete this long after
+                                      the connection opened or its last answer (10 s) */
+    unsigned max_pending;          /* connections still sending their first header (512) */
+};
+#define API_MAX_CONNS 128u
+#define API_MAX_CONNS_PER_CLIENT 32u
+#define API_HEADER_TIMEOUT_MS 10000u
+#define API_MAX_PENDING 512u
+
 struct api_config {
     const char *listen;        /* "host:port" or "unix:/path" */
     const char *token;         /* the bearer token every /api/v1 request must carry */
@@ -27,6 +44,7 @@ struct api_config {
     uint16_t nbd_port;
     const char *state_dir;     /* where capture files go */
     struct nbds_server *nbd;   /* borrowed; NULL: no NBD counters in /metrics */
+    struct api_limits limits;
 };
 
 /* Start serving. NULL on failure with the reason in err. Caller stops with api_server_stop. */

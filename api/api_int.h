@@ -274,6 +274,36 @@ void api_metrics_label(struct api_buf *out, const char *v);
 /* The dashboard page, compiled into the binary. Borrowed, static. */
 const char *api_web_page(size_t *len);
 
+/* ---------------------------------------------------------------- front door (door.c) */
+
+/*
+ * The thread that accepts API connections and hands each to libmicrohttpd once its
+ * request header is complete, within the limits of struct api_limits. The hooks below are
+ * called from MHD's callbacks; the door outlives the MHD daemon (free it after
+ * MHD_stop_daemon).
+ */
+struct api_door;
+struct MHD_Daemon;
+struct MHD_Connection;
+
+/* Defaults for the zero members of in (NULL: all defaults). */
+void api_limits_fill(struct api_limits *out, const struct api_limits *in);
+/* The connection limit to give MHD: a little above max_conns (see door.c). */
+unsigned api_door_mhd_limit(const struct api_limits *lim);
+/* Watches lfd (borrowed, listening) once started. NULL with errno on failure. */
+struct api_door *api_door_new(const struct api_limits *lim, int lfd);
+int api_door_start(struct api_door *d, struct MHD_Daemon *mhd);
+/* Stop accepting and close the connections not handed over yet. */
+void api_door_stop(struct api_door *d);
+void api_door_free(struct api_door *d);
+/* MHD_OPTION_NOTIFY_CONNECTION */
+void api_door_conn_started(struct api_door *d, struct MHD_Connection *conn,
+                           void **socket_context);
+void api_door_conn_closed(struct api_door *d, void **socket_context);
+/* A request's header is complete / its answer has been sent (the deadline runs again). */
+void api_door_request_begins(struct api_door *d, struct MHD_Connection *conn);
+void api_door_request_ends(struct api_door *d, struct MHD_Connection *conn);
+
 /* ---------------------------------------------------------------- endpoints (handlers.c) */
 
 struct api_server;

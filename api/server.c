@@ -4,6 +4,9 @@
  * One thread per connection (MHD_USE_THREAD_PER_CONNECTION): handlers block in the
  * manager's calls (a login may take seconds), and a thread pool would let a few slow
  * logins stall every other request, /livez included. The connection limit bounds threads.
+ * MHD does not listen: the front door (door.c) accepts, holds a connection without a
+ * thread until its request header is complete, and enforces the per-client limit and the
+ * header deadline.
  *
  * A request goes through: the URI log callback (keeps the target exactly as sent, before
  * percent-decoding, and allocates the request's state), a first call of the access
@@ -38,8 +41,7 @@
 /* See handlers.c: a build without toe_emu/ links none of the toe_ functions. */
 #pragma weak toe_capture_stop
 
-#define API_CONN_LIMIT 128          /* concurrent connections (threads) */
-#define API_CONN_TIMEOUT_S 60       /* idle connections are closed after this */
+#define API_CONN_TIMEOUT_S 60       /* MHD's own idle limit (the door's deadline is shorter) */
 #define API_DISCARD_MAX (64u << 20) /* past this much unwanted body, drop the connection */
 
 struct api_server {
@@ -50,12 +52,10 @@ struct api_server {
     char *nbd_host;
     char *state_dir;
     struct MHD_Daemon *mhd;
-    int listen_fd;                  /* ours, except while MHD runs unquiesced (-1 when MHD
-                                       keeps it to close itself) */
+    struct api_door *door;          /* accepts on listen_fd; freed after mhd stops */
+    int listen_fd;                  /* ours */
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char addr[160];                 /* where we listen, for logs and tests */
-    dev_t listen_dev;               /* the listening socket's identity (see fd_still_ours) */
-    ino_t listen_ino;
     atomic_int ready;
     atomic_bool quiesced;
     pthread_mutex_t capture_lock;
@@ -421,6 +421,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!rq->started) {
         rq->started = true;
+        api_door_request_begins(s->door, conn);
         /*
          * libmicrohttpd's own limits answer in HTML: its memory pool is sized so that long
          * paths and header floods reach this point, where they get a problem+json.
@@ -509,8 +510,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     char path[224];
     double ms;
 
-    (void)cls;
-    (void)conn;
+    api_door_request_ends(((struct api_server *)cls)->door, conn);
     if (!rq)
         return;
     *con_cls = NULL;
@@ -531,6 +531,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_free(rq);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct api_server *s = cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        api_door_conn_started(s->door, conn, socket_context);
+    else
+        api_door_conn_closed(s->door, socket_context);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];
@@ -545,30 +556,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---------------------------------------------------------------- listening */
-
-static void remember_fd(struct api_server *s)
-{
-    struct stat st;
-
-    if (fstat(s->listen_fd, &st) == 0) {
-        s->listen_dev = st.st_dev;
-        s->listen_ino = st.st_ino;
-    }
-}
-
-/*
- * After MHD_start_daemon fails, the listening socket given to it may be closed already or
- * not, depending on where it failed (measured: a TLS setup failure closes it, an option
- * conflict does not). Close it only when the descriptor is still that same socket: by
- * then another thread may own the number.
- */
-static bool fd_still_ours(const struct api_server *s)
-{
-    struct stat st;
-
-    return s->listen_fd >= 0 && fstat(s->listen_fd, &st) == 0 &&
-           st.st_dev == s->listen_dev && st.st_ino == s->listen_ino;
-}
 
 static int listen_unix(struct api_server *s, const char *path, char *err, size_t errlen)
 {
@@ -609,7 +596,6 @@ static int listen_unix(struct api_server *s, const char *path, char *err, size_t
     snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
     snprintf(s->addr, sizeof(s->addr), "unix:%s", path);
     s->listen_fd = fd;
-    remember_fd(s);
     return 0;
 }
 
@@ -666,7 +652,6 @@ static int listen_tcp(struct api_server *s, const char *addr, char *err, size_t 
     else
         snprintf(s->addr, sizeof(s->addr), "%s", addr);
     s->listen_fd = fd;
-    remember_fd(s);
     return 0;
 }
 
@@ -686,6 +671,7 @@ static char *dup_opt(const char *s, bool *ok)
 
 static void server_free(struct api_server *s)
 {
+    api_door_free(s->door);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->unix_path[0])
@@ -750,22 +736,36 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
     if (ret < 0)
         goto out_free;
 
+    api_limits_fill(&s->cfg.limits, &cfg->limits);
+    s->door = api_door_new(&s->cfg.limits, s->listen_fd);
+    if (!s->door) {
+        ret = -errno;
+        snprintf(err, errlen, "cannot set up the api's listener: %s", strerror(-ret));
+        goto out_free;
+    }
     s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                              MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                              MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                              MHD_USE_NO_LISTEN_SOCKET,
                               0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_CONNECTION_LIMIT,
+                              api_door_mhd_limit(&s->cfg.limits),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY,
                               MHD_OPTION_END);
     if (!s->mhd) {
-        if (!fd_still_ours(s))
-            s->listen_fd = -1;
         snprintf(err, errlen, "cannot start the http server on \"%s\"", cfg->listen);
         ret = -EIO;
+        goto out_free;
+    }
+    ret = api_door_start(s->door, s->mhd);
+    if (ret < 0) {
+        MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
+        snprintf(err, errlen, "cannot start the api's listener thread: %s", strerror(-ret));
         goto out_free;
     }
     log_info("api", "listening on %s", s->addr);
@@ -777,22 +777,13 @@ out_free:
     return NULL;
 }
 
-/*
- * MHD hands the listening socket back when it quiesces: from then on it is ours to close.
- * If it cannot, MHD keeps it and closes it in MHD_stop_daemon.
- */
+/* The door stops accepting (and drops connections that have not sent a request yet). */
 void api_server_quiesce(struct api_server *s)
 {
-    MHD_socket fd;
-
     if (!s || !s->mhd || atomic_exchange(&s->quiesced, true))
         return;
     atomic_store(&s->ready, 0);
-    fd = MHD_quiesce_daemon(s->mhd);
-    if (fd == MHD_INVALID_SOCKET)
-        s->listen_fd = -1;
-    else
-        s->listen_fd = fd;
+    api_door_stop(s->door);
 }
 
 void api_server_stop(struct api_server *s)
