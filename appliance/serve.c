@@ -459,7 +459,7 @@ int app_cmd_serve(int argc, char **argv)
     sv->mgr = sto_mgr_new(sv->loop, &mc);
     if (sv->mgr) {
         /* before the loop thread starts: nothing else touches the loop yet */
-        sv->nbd = nbds_server_new(sv->loop, sv->mgr, sv->o.nbd, err, sizeof(err));
+        sv->nbd = nbds_server_new(sv->loop, sv->mgr, sv->o.nbd, NULL, err, sizeof(err));
         if (!sv->nbd) {
             app_errorf("%s", err);
             goto out_loop;

@@ -15,11 +15,31 @@
 struct nbds_server;
 
 /*
- * Listen on `addr` ("host:port" or "unix:/path") and serve the manager's volumes. Call on
- * the loop thread (or before the loop runs). NULL with err on failure.
+ * What one client may cost (docs/nbd.md, "Limits"). A zero member takes its default.
+ * Clients from one IPv4 address count as one client; unix socket clients are not capped
+ * per client (only by max_handshakes).
+ */
+struct nbds_limits {
+    unsigned handshake_timeout_ms;     /* accept to transmission phase (10 s) */
+    unsigned max_handshakes_per_client; /* connections of one address still in the
+                                           handshake; more are closed at once (16) */
+    unsigned max_handshakes;           /* of all clients; the oldest is closed for a new
+                                           one (256) */
+    uint64_t max_buffered_bytes;       /* request and reply data one connection holds:
+                                           beyond it its requests wait (64 MiB) */
+};
+#define NBDS_HANDSHAKE_TIMEOUT_MS 10000u
+#define NBDS_MAX_HANDSHAKES_PER_CLIENT 16u
+#define NBDS_MAX_HANDSHAKES 256u
+#define NBDS_MAX_BUFFERED_BYTES (64ull << 20)
+
+/*
+ * Listen on `addr` ("host:port" or "unix:/path") and serve the manager's volumes, within
+ * `lim` (NULL: the defaults). Call on the loop thread (or before the loop runs). NULL with
+ * err on failure.
  */
 struct nbds_server *nbds_server_new(struct sto_loop *loop, struct sto_mgr *m, const char *addr,
-                                    char *err, size_t errlen);
+                                    const struct nbds_limits *lim, char *err, size_t errlen);
 /* Stop listening, disconnect every client (their in-flight I/O completes first). */
 void nbds_server_free(struct nbds_server *srv);
 
