@@ -40,6 +40,8 @@ struct serve_opts {
     struct app_net_opts net;
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;
+    struct nbds_limits nbd_lim;       /* zero members: the defaults */
+    struct api_limits api_lim;
     enum log_level level;
     enum log_format format;
 };
@@ -66,7 +68,13 @@ struct serve {
 static const struct option serve_long[] = {
     { "api", required_argument, NULL, 0 },
     { "api-token-file", required_argument, NULL, 0 },
+    { "api-max-conns", required_argument, NULL, 0 },
+    { "api-max-conns-per-client", required_argument, NULL, 0 },
+    { "api-header-timeout", required_argument, NULL, 0 },
     { "nbd", required_argument, NULL, 0 },
+    { "nbd-handshake-timeout", required_argument, NULL, 0 },
+    { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
+    { "nbd-client-buffer-mib", required_argument, NULL, 0 },
     { "state-dir", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
     { "toe-addr", required_argument, NULL, 0 },
@@ -91,6 +99,10 @@ static void serve_usage(FILE *f)
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--port-range LO-HI] [--no-toe]\n"
                "                   [--max-outstanding N] [--max-outstanding-writes N]\n"
+               "                   [--api-max-conns N] [--api-max-conns-per-client N]\n"
+               "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
+               "                   [--nbd-max-handshakes-per-client N] "
+               "[--nbd-client-buffer-mib N]\n"
                "                   [--log-format text|json] [--log-level error|warn|info|debug]\n"
                "every flag can also be set as TOEGW_<NAME> (e.g. TOEGW_API, TOEGW_NO_TOE=1)\n");
 }
@@ -111,6 +123,52 @@ static bool listen_addr_ok(const char *s)
     return !*end && port > 0 && port <= 65535;
 }
 
+/*
+ * The limits on what API and NBD clients may cost (docs/serve.md). 1 when name is one of
+ * them (applied), 0 when it is not, -EINVAL after printing why.
+ */
+static int serve_limit_opt(struct serve_opts *o, const char *name, const char *value,
+                           const char *source)
+{
+    static const struct {
+        const char *name;
+        unsigned long min, max;
+        const char *unit;
+    } lims[] = {
+        { "api-max-conns", 1, 4096, "" },
+        { "api-max-conns-per-client", 1, 4096, "" },
+        { "api-header-timeout", 1, 600, " (seconds)" },
+        { "nbd-handshake-timeout", 1, 600, " (seconds)" },
+        { "nbd-max-handshakes-per-client", 1, 4096, "" },
+        { "nbd-client-buffer-mib", 1, 4096, " (MiB)" },
+    };
+    size_t i;
+    unsigned long v;
+    char *end;
+
+    for (i = 0; i < sizeof(lims) / sizeof(lims[0]) && strcmp(lims[i].name, name); i++)
+        ;
+    if (i == sizeof(lims) / sizeof(lims[0]))
+        return 0;
+    errno = 0;
+    v = strtoul(value, &end, 10);
+    if (!*value || *end || !isdigit((unsigned char)*value) || errno || v < lims[i].min ||
+        v > lims[i].max) {
+        app_errorf("%s must be a number from %lu to %lu%s", source, lims[i].min,
+                   lims[i].max, lims[i].unit);
+        return -EINVAL;
+    }
+    switch (i) {
+    case 0: o->api_lim.max_conns = (unsigned)v; break;
+    case 1: o->api_lim.max_conns_per_client = (unsigned)v; break;
+    case 2: o->api_lim.header_timeout_ms = (unsigned)v * 1000u; break;
+    case 3: o->nbd_lim.handshake_timeout_ms = (unsigned)v * 1000u; break;
+    case 4: o->nbd_lim.max_handshakes_per_client = (unsigned)v; break;
+    default: o->nbd_lim.max_buffered_bytes = (uint64_t)v << 20; break;
+    }
+    return 1;
+}
+
 /* Apply one flag by name. 0, or -EINVAL after printing why (source: "--x" or "TOEGW_X"). */
 static int serve_opt(struct serve_opts *o, const char *name, const char *value,
                      const char *source)
@@ -125,6 +183,9 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
     }
     if (ret > 0)
         return 0;
+    ret = serve_limit_opt(o, name, value ? value : "", source);
+    if (ret != 0)
+        return ret < 0 ? ret : 0;
     if (!strcmp(name, "api") || !strcmp(name, "nbd")) {
         if (!listen_addr_ok(value)) {
             app_errorf("%s must be host:port or unix:/path, not \"%.64s\"", source, value);
@@ -459,7 +520,8 @@ int app_cmd_serve(int argc, char **argv)
     sv->mgr = sto_mgr_new(sv->loop, &mc);
     if (sv->mgr) {
         /* before the loop thread starts: nothing else touches the loop yet */
-        sv->nbd = nbds_server_new(sv->loop, sv->mgr, sv->o.nbd, NULL, err, sizeof(err));
+        sv->nbd = nbds_server_new(sv->loop, sv->mgr, sv->o.nbd, &sv->o.nbd_lim, err,
+                                  sizeof(err));
         if (!sv->nbd) {
             app_errorf("%s", err);
             goto out_loop;
@@ -482,6 +544,7 @@ int app_cmd_serve(int argc, char **argv)
         .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
         .state_dir = sv->o.state_dir, .nbd = sv->nbd,
+        .limits = sv->o.api_lim,
     };
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {
