@@ -1454,6 +1454,15 @@ int isc_session_submit(struct isc_session *s, const struct isc_scsi_req *req)
 }
 
 /*
+ * A WRITE moves exactly the blocks its CDB names: a residual means blocks not written. Other
+ * commands with data-out (UNMAP, WRITE SAME) may legally leave part of it unused.
+ */
+static bool is_data_write(uint8_t opcode)
+{
+    return opcode == SCSI_WRITE10 || opcode == SCSI_WRITE16 || opcode == 0xaa /* WRITE(12) */;
+}
+
+/*
  * Status arrived (a SCSI Response, or a Data-In with the S bit): record it and hold the
  * residual to the data that really arrived, so that a short read is never a success by
  * accident and a target's lie about what it sent fails the command.
@@ -1486,7 +1495,7 @@ static void task_status(struct isc_session *s, struct task *t, const uint8_t *h)
             r->residual = missing;
         }
     } else if (r->status == SCSI_STATUS_GOOD && t->req.dir == ISC_DIR_WRITE &&
-               (r->underflow || r->overflow) && r->residual) {
+               (r->underflow || r->overflow) && r->residual && is_data_write(t->req.cdb[0])) {
         task_fail(s, t, -EIO, "target took %u bytes less than the %u-byte write",
                   r->residual, t->req.len);
         return;
