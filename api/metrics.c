@@ -257,6 +257,13 @@ static const struct sess_field sess_fields[] = {
     SESSF("session_r2ts_total", r2ts, "R2T PDUs received."),
     SESSF("session_async_events_total", async_events, "Asynchronous messages received."),
     SESSF("session_rejects_total", rejects, "Reject PDUs received."),
+    SESSF("session_command_timeouts_total", cmd_timeouts,
+          "SCSI commands that timed out (--command-timeout)."),
+    SESSF("session_aborts_total", aborts, "ABORT TASK requests sent for timed-out commands."),
+    SESSF("session_lun_resets_total", lun_resets,
+          "LOGICAL UNIT RESET requests sent after an abort failed."),
+    SESSF("session_nop_timeouts_total", nop_timeouts,
+          "Connections dropped because a NOP-Out ping went unanswered."),
 };
 
 static void render_sessions(const struct api_metrics_in *in, struct api_buf *b)

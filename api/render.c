@@ -332,6 +332,10 @@ static json_t *session_counters(const struct sto_session_view *s)
     ok = ok && set_u64(o, "immediate_bytes", c->immediate_bytes);
     ok = ok && set_u64(o, "unsolicited_bytes", c->unsolicited_bytes);
     ok = ok && set_u64(o, "solicited_bytes", c->solicited_bytes);
+    ok = ok && set_u64(o, "command_timeouts", c->cmd_timeouts);
+    ok = ok && set_u64(o, "aborts", c->aborts);
+    ok = ok && set_u64(o, "lun_resets", c->lun_resets);
+    ok = ok && set_u64(o, "nop_timeouts", c->nop_timeouts);
     ok = ok && set_u64(o, "recoveries", s->recoveries);
     return finish(o, ok);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "appliance/net.h"
+#include "appliance/timeouts.h"
 #include "common/log.h"
 #include "stacks/stacks.h"
 #include "stacks/transport.h"
@@ -45,6 +46,7 @@ struct cli_opts {
     enum stk_policy stack;
     bool json;
     struct app_net_opts net;
+    struct app_timeouts tmo;    /* the session's; no recovery here: a timeout ends it */
     const char *initiator;
     uint64_t offset;
     uint64_t length;
@@ -59,7 +61,7 @@ struct cli_opts {
 
 enum {
     OPT_STACK = 256, OPT_JSON, OPT_OFFSET, OPT_LENGTH, OPT_TOE, OPT_INITIATOR,
-    OPT_LOG_LEVEL, OPT_LOG_FORMAT,
+    OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +80,15 @@ static const struct option long_opts[] = {
     { "initiator-name", required_argument, NULL, OPT_INITIATOR },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+    /* timeouts (appliance/timeouts.h) */
+    { "login-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "logout-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "nop-interval", required_argument, NULL, OPT_TIMEOUT },
+    { "nop-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "command-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "abort-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "lun-reset-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "replacement-timeout", required_argument, NULL, OPT_TIMEOUT },
     { "write", no_argument, NULL, 'w' },
     { "random", no_argument, NULL, 'r' },
     { "blocks", required_argument, NULL, 'b' },
@@ -144,6 +155,16 @@ static int parse_opts(int argc, char **argv, const char *usage, bool perf,
                 return APP_EXIT_USAGE;
             }
             break;
+        case OPT_TIMEOUT: {
+            char source[64];
+            snprintf(source, sizeof(source), "--%s", long_opts[idx].name);
+            if (app_timeout_opt(&o->tmo, long_opts[idx].name, optarg, source, err,
+                                sizeof(err)) < 0) {
+                app_errorf("%s", err);
+                return APP_EXIT_USAGE;
+            }
+            break;
+        }
         case OPT_OFFSET:
             if (parse_u64("--offset", optarg, UINT64_MAX / 2, &o->offset) < 0)
                 return APP_EXIT_USAGE;
@@ -197,7 +218,11 @@ static int parse_opts(int argc, char **argv, const char *usage, bool perf,
             o->random = true;
             break;
         case 'h':
-            fprintf(stdout, "usage: %s\n", usage);
+            fprintf(stdout, "usage: %s\n"
+                    "timeouts (seconds): [--login-timeout S] [--logout-timeout S] "
+                    "[--nop-interval S] [--nop-timeout S]\n"
+                    "    [--command-timeout S] [--abort-timeout S] [--lun-reset-timeout S] "
+                    "[--replacement-timeout S]\n", usage);
             exit(APP_EXIT_OK);
         default:
             app_errorf("unknown or incomplete option \"%s\"; usage: %s", argv[optind - 1],
@@ -320,6 +345,8 @@ static int cli_session_open(struct cli_opts *o, const char *where, bool discover
     cfg.target_user = cs->url.target_user;
     cfg.target_secret = cs->url.target_secret;
     cfg.connector = (struct isc_connector){ cli_connect, cli_release, cs };
+    /* every wait on the target is bounded; --replacement-timeout has no use here */
+    isc_config_timeouts(&cfg, &o->tmo.s);
     cs->o = o;
     {
         char err[300];

@@ -25,6 +25,7 @@
 #include "appliance/cli.h"
 #include "appliance/net.h"
 #include "appliance/state.h"
+#include "appliance/timeouts.h"
 #include "common/log.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
@@ -42,6 +43,7 @@ struct serve_opts {
     uint32_t max_outstanding_writes;
     struct nbds_limits nbd_lim;       /* zero members: the defaults */
     struct api_limits api_lim;
+    struct app_timeouts tmo;
     enum log_level level;
     enum log_format format;
 };
@@ -85,6 +87,15 @@ static const struct option serve_long[] = {
     { "no-toe", no_argument, NULL, 0 },
     { "max-outstanding", required_argument, NULL, 0 },
     { "max-outstanding-writes", required_argument, NULL, 0 },
+    /* timeouts (appliance/timeouts.h) */
+    { "login-timeout", required_argument, NULL, 0 },
+    { "logout-timeout", required_argument, NULL, 0 },
+    { "nop-interval", required_argument, NULL, 0 },
+    { "nop-timeout", required_argument, NULL, 0 },
+    { "command-timeout", required_argument, NULL, 0 },
+    { "abort-timeout", required_argument, NULL, 0 },
+    { "lun-reset-timeout", required_argument, NULL, 0 },
+    { "replacement-timeout", required_argument, NULL, 0 },
     { "log-format", required_argument, NULL, 0 },
     { "log-level", required_argument, NULL, 0 },
     { "help", no_argument, NULL, 'h' },
@@ -103,6 +114,11 @@ static void serve_usage(FILE *f)
                "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
                "                   [--nbd-max-handshakes-per-client N] "
                "[--nbd-client-buffer-mib N]\n"
+               "                   [--login-timeout S] [--logout-timeout S] [--nop-interval S] "
+               "[--nop-timeout S]\n"
+               "                   [--command-timeout S] [--abort-timeout S] "
+               "[--lun-reset-timeout S]\n"
+               "                   [--replacement-timeout S]\n"
                "                   [--log-format text|json] [--log-level error|warn|info|debug]\n"
                "every flag can also be set as TOEGW_<NAME> (e.g. TOEGW_API, TOEGW_NO_TOE=1)\n");
 }
@@ -186,6 +202,13 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
     ret = serve_limit_opt(o, name, value ? value : "", source);
     if (ret != 0)
         return ret < 0 ? ret : 0;
+    ret = app_timeout_opt(&o->tmo, name, value, source, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        return -EINVAL;
+    }
+    if (ret > 0)
+        return 0;
     if (!strcmp(name, "api") || !strcmp(name, "nbd")) {
         if (!listen_addr_ok(value)) {
             app_errorf("%s must be host:port or unix:/path, not \"%.64s\"", source, value);
@@ -516,6 +539,8 @@ int app_cmd_serve(int argc, char **argv)
         .net = { serve_connect, serve_release, sv },
         .max_outstanding = sv->o.max_outstanding,
         .max_outstanding_writes = sv->o.max_outstanding_writes,
+        .timeouts = sv->o.tmo.s,
+        .replacement_timeout_ms = sv->o.tmo.replacement_ms,
     };
     sv->mgr = sto_mgr_new(sv->loop, &mc);
     if (sv->mgr) {

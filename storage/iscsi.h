@@ -22,6 +22,19 @@
 #define ISC_DEFAULT_INITIATOR "iqn.2026-11.io.toegw:initiator"
 #define ISC_SENSE_MAX 252
 
+/*
+ * Timeouts (open-iscsi's defaults). In a configuration 0 means "the default"; an explicit
+ * zero, where one makes sense, is ISC_TIMEOUT_ZERO (no NOP-Out pings at all).
+ */
+#define ISC_TIMEOUT_ZERO UINT32_MAX
+#define ISC_DEF_LOGIN_TIMEOUT_MS 15000
+#define ISC_DEF_LOGOUT_TIMEOUT_MS 15000
+#define ISC_DEF_NOP_INTERVAL_MS 5000
+#define ISC_DEF_NOP_TIMEOUT_MS 5000
+#define ISC_DEF_COMMAND_TIMEOUT_MS 30000
+#define ISC_DEF_ABORT_TIMEOUT_MS 15000
+#define ISC_DEF_LUN_RESET_TIMEOUT_MS 30000
+
 struct isc_session;
 
 /*
@@ -53,8 +66,14 @@ struct isc_session_config {
     uint32_t max_recv_dsl;
     uint32_t max_burst;
     uint32_t first_burst;
-    uint32_t login_timeout_ms;
-    uint32_t nop_interval_ms;
+    /* Timeouts (ms; 0: the ISC_DEF_* default). Every wait on the target is bounded. */
+    uint32_t login_timeout_ms;      /* connect and log in */
+    uint32_t nop_interval_ms;       /* idle this long: NOP-Out ping (ISC_TIMEOUT_ZERO: none) */
+    uint32_t nop_timeout_ms;        /* nothing received this long after a ping: drop */
+    uint32_t command_timeout_ms;    /* a command unanswered this long is aborted */
+    uint32_t abort_timeout_ms;      /* an ABORT TASK unanswered this long: LUN RESET */
+    uint32_t lun_reset_timeout_ms;  /* a LUN RESET unanswered this long: drop */
+    uint32_t logout_timeout_ms;     /* in-flight commands and the logout, together */
     /*
      * Commands sent and not yet answered, at most (0: only the target's CmdSN window
      * limits). Targets slow down with deep queues; more wait in the session meanwhile.
@@ -62,6 +81,24 @@ struct isc_session_config {
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes; /* the same for writes alone (0: no separate limit) */
 };
+
+/* The timeouts of isc_session_config together (0: default), for owners that pass them on. */
+struct isc_timeouts {
+    uint32_t login_ms, logout_ms, nop_interval_ms, nop_timeout_ms;
+    uint32_t command_ms, abort_ms, lun_reset_ms;
+};
+
+static inline void isc_config_timeouts(struct isc_session_config *cfg,
+                                       const struct isc_timeouts *t)
+{
+    cfg->login_timeout_ms = t->login_ms;
+    cfg->logout_timeout_ms = t->logout_ms;
+    cfg->nop_interval_ms = t->nop_interval_ms;
+    cfg->nop_timeout_ms = t->nop_timeout_ms;
+    cfg->command_timeout_ms = t->command_ms;
+    cfg->abort_timeout_ms = t->abort_ms;
+    cfg->lun_reset_timeout_ms = t->lun_reset_ms;
+}
 
 enum isc_session_state {
     ISC_STATE_CONNECTING = 0,
@@ -84,18 +121,42 @@ void isc_session_free(struct isc_session *s);
 
 typedef void (*isc_done_cb)(struct isc_session *s, int err, void *arg);
 
-/* Connect and log in; cb(err) once: 0 when in full feature phase, else -errno. */
+/*
+ * Connect and log in; cb(err) once: 0 when in full feature phase, else -errno. Bounded by
+ * the login timeout. Logging in again keeps the session's ISID, so the target reinstates
+ * the session (RFC 7143 §6.3.5) and ends whatever the old connection left running.
+ */
 int isc_session_login(struct isc_session *s, isc_done_cb cb, void *arg);
-/* Log out (after in-flight commands finish); cb(err) once the connection is closed. */
+/*
+ * Log out (after in-flight commands finish); cb(err) once the connection is closed. The
+ * wait for those commands and the logout together are bounded by the logout timeout: then
+ * the connection is dropped, the commands fail and cb gets -ETIMEDOUT.
+ */
 int isc_session_logout(struct isc_session *s, isc_done_cb cb, void *arg);
+/*
+ * Drop the connection now, without a logout: every command fails with err (callbacks
+ * run), as do pending login, logout and discovery callbacks; the failure callback does not
+ * run. For an owner that deletes a session in whatever state it is.
+ */
+void isc_session_drop(struct isc_session *s, int err, const char *why);
 
 /*
- * Told once when a session that was logged in (or logging out) fails: the connection is
- * already closed, commands in flight are failed right after this returns. Runs on the loop
- * thread; it must not free the session (arm a timer to act later).
+ * Told once per login when a session that was logged in stops taking commands without its
+ * owner asking (isc_session_error says why): either the connection failed - it is already
+ * closed, and the commands in flight are failed right after this returns - or the target
+ * asked for a logout (async event 1) - the commands in flight finish first, then the session
+ * logs out by itself (bounded by the logout timeout) and ends logged_out. Either way the
+ * owner may log in again once the session is no longer logged in, after
+ * isc_session_reconnect_delay_ms. Runs on the loop thread; it must not free the session.
  */
 typedef void (*isc_event_cb)(struct isc_session *s, void *arg);
 void isc_session_set_failure_cb(struct isc_session *s, isc_event_cb cb, void *arg);
+/*
+ * How long to wait before logging in again after a failure: the Time2Wait of the target's
+ * async message that dropped the connection (event 2 or 3; when it says 0, the negotiated
+ * DefaultTime2Wait), else 0.
+ */
+uint32_t isc_session_reconnect_delay_ms(const struct isc_session *s);
 
 /* The last error message of the session ("" when none). Borrowed. */
 const char *isc_session_error(const struct isc_session *s);
@@ -161,6 +222,8 @@ struct isc_session_counters {
     uint64_t cmds, read_bytes, write_bytes, errors;
     uint64_t pdus_in, pdus_out, r2ts, nops_in, nops_out, async_events, rejects;
     uint64_t immediate_bytes, unsolicited_bytes, solicited_bytes;
+    /* timeouts: commands timed out, ABORT TASK / LUN RESET sent, pings unanswered */
+    uint64_t cmd_timeouts, aborts, lun_resets, nop_timeouts;
 };
 const struct isc_session_counters *isc_session_counters(const struct isc_session *s);
 

@@ -7,8 +7,10 @@
  *    it, so a caller that gave up never leaves the loop writing into freed memory.
  *  - sessions: login through the connector (the broker), then an asynchronous LUN probe
  *    (REPORT LUNS; per LUN TEST UNIT READY, INQUIRY, READ CAPACITY, VPD pages), then
- *    volumes. A logged-in session that fails goes to "recovering": it logs in again every
- *    DefaultTime2Wait seconds until the recovery timeout, holding volume I/O meanwhile.
+ *    volumes. A logged-in session that fails (or that the target asks to log out) goes to
+ *    "recovering": it logs in again every DefaultTime2Wait seconds for as long as it
+ *    exists, holding volume I/O meanwhile up to the replacement timeout (then that I/O
+ *    fails with EIO, and new I/O fails at once until the session is back).
  *  - volume I/O: byte ranges split into SCSI commands within the LUN's limits, run in
  *    parallel, re-queued (not failed) when the session drops and recovers.
  */
@@ -29,7 +31,14 @@
 #include "storage/scsi.h"
 
 #define DEF_CALL_TIMEOUT_MS 30000
-#define DEF_RECOVERY_TIMEOUT_MS 120000
+#define DEF_REPLACEMENT_TIMEOUT_MS 120000
+#define RETRY_SOON_MS 200          /* first login after a drop; polling a session leaving */
+/*
+ * A command aborted after the command timeout (or ended by a LUN reset) is issued this many
+ * times more before its request fails: a target that stalled for a moment is not an error
+ * (the Linux SCSI disk driver retries too), one that keeps stalling is.
+ */
+#define CHUNK_TIMEOUT_RETRIES 1
 #define DEF_MAX_OUTSTANDING 128
 #define DEF_MAX_OUTSTANDING_WRITES 32
 #define IO_CHUNK_MAX (4u * 1024 * 1024)
@@ -107,8 +116,9 @@ struct mgr_session {
     size_t nvols;
     struct mgr_call *create_call;  /* completes when login + probe finish */
     struct mgr_call *delete_call;
-    struct sto_timer retry_timer;
-    uint64_t recover_deadline_ms;
+    struct sto_timer retry_timer;  /* the next login while recovering */
+    struct sto_timer repl_timer;   /* the replacement timeout while recovering */
+    bool io_failfast;              /* past it: I/O fails at once until the session is back */
     uint32_t recoveries;
     struct vchunk *held_head, *held_tail;
     /* chunks waiting for a free command slot of the session (-EBUSY), in arrival order */
@@ -217,9 +227,9 @@ static void call_dispatch(void *arg)
  * Post c to the loop and wait up to the call timeout. Returns with c->mu held when the
  * call finished (the caller reads results, then call_release); -ETIMEDOUT otherwise.
  */
-static int call_wait(struct sto_mgr *m, struct mgr_call *c, struct sto_result *res)
+static int call_wait_ms(struct sto_mgr *m, struct mgr_call *c, struct sto_result *res,
+                        uint32_t ms)
 {
-    uint32_t ms = m->cfg.call_timeout_ms;
     struct timespec dl;
     int ret;
 
@@ -258,6 +268,11 @@ static int call_wait(struct sto_mgr *m, struct mgr_call *c, struct sto_result *r
     if (res)
         *res = c->res;
     return c->res.err;
+}
+
+static int call_wait(struct sto_mgr *m, struct mgr_call *c, struct sto_result *res)
+{
+    return call_wait_ms(m, c, res, m->cfg.call_timeout_ms);
 }
 
 static void call_release(struct mgr_call *c)
@@ -319,8 +334,10 @@ struct sto_mgr *sto_mgr_new(struct sto_loop *loop, const struct sto_mgr_config *
     m->cfg = *cfg;
     if (!m->cfg.call_timeout_ms)
         m->cfg.call_timeout_ms = DEF_CALL_TIMEOUT_MS;
-    if (!m->cfg.recovery_timeout_ms)
-        m->cfg.recovery_timeout_ms = DEF_RECOVERY_TIMEOUT_MS;
+    if (!m->cfg.replacement_timeout_ms)
+        m->cfg.replacement_timeout_ms = DEF_REPLACEMENT_TIMEOUT_MS;
+    if (!m->cfg.timeouts.logout_ms)
+        m->cfg.timeouts.logout_ms = ISC_DEF_LOGOUT_TIMEOUT_MS;
     if (!m->cfg.max_outstanding)
         m->cfg.max_outstanding = DEF_MAX_OUTSTANDING;
     if (!m->cfg.max_outstanding_writes)
@@ -571,7 +588,7 @@ static void run_discover(struct sto_mgr *m, struct mgr_call *c)
         cfg.chap_secret = c->chap.secret;
     }
     cfg.connector = (struct isc_connector){ disc_connect, disc_release, d };
-    cfg.login_timeout_ms = 10000;
+    isc_config_timeouts(&cfg, &m->cfg.timeouts);
     d->s = isc_session_new(m->loop, &cfg);
     if (!d->s) {
         free(d);
@@ -855,7 +872,7 @@ static void probe_free(struct mgr_session *ms)
 /* ---------------------------------------------------------------- sessions */
 
 static void held_resubmit(struct mgr_session *ms);
-static void held_fail(struct mgr_session *ms, int err);
+static void held_fail(struct mgr_session *ms, int err, const char *why);
 
 static void ses_free(struct mgr_session *ms)
 {
@@ -867,8 +884,9 @@ static void ses_free(struct mgr_session *ms)
     if (*pp)
         *pp = ms->next;
     sto_timer_disarm(m->loop, &ms->retry_timer);
+    sto_timer_disarm(m->loop, &ms->repl_timer);
     probe_free(ms);
-    held_fail(ms, -ENOTCONN);
+    held_fail(ms, -ENOTCONN, "the volume's session went away");
     for (size_t i = 0; i < ms->nvols; i++) {
         ms->vols[i]->ses = NULL;
         sto_volume_unref(ms->vols[i]);
@@ -890,18 +908,25 @@ static void ses_login_done(struct mgr_session *ms, int err, const char *msg)
     struct mgr_call *c = ms->create_call;
 
     probe_free(ms);
+    if (ms->state == MS_LOGGED_OUT || ms->state == MS_LOGGING_OUT)
+        return; /* deleted meanwhile (run_session_delete): it is being freed */
     if (err) {
         snprintf(ms->error, sizeof(ms->error), "%s", msg && *msg ? msg : strerror(-err));
         if (ms->state == MS_RECOVERING) {
-            /* keep trying until the deadline; the retry timer is armed by the failure */
+            /* the retry timer tries again; a probe that failed leaves the login behind */
+            if (isc_session_state(ms->s) == ISC_STATE_LOGGED_IN)
+                isc_session_drop(ms->s, err, ms->error);
             return;
         }
         ms->state = MS_FAILED;
         log_warn("storage", "session %s to %s at %s failed: %s", ms->id, ms->req.target,
                  ms->req.portal, ms->error);
-        if (c) {
-            ms->create_call = NULL;
+        if (c)
             call_finish(c, err, login_class(err), "%s", ms->error);
+        if (ms->delete_call) /* deleted while logging in: done now */
+            call_finish(ms->delete_call, 0, STO_ERR_NONE, NULL);
+        if (c || ms->delete_call) {
+            ms->create_call = ms->delete_call = NULL;
             /* a session that never came up is not kept */
             sto_loop_post(m->loop, free_session_later, ms);
         }
@@ -914,6 +939,8 @@ static void ses_login_done(struct mgr_session *ms, int err, const char *msg)
         log_info("storage", "session %s to %s is up with %zu volume(s)", ms->id,
                  ms->req.target, ms->nvols);
     ms->state = MS_LOGGED_IN;
+    ms->io_failfast = false;
+    sto_timer_disarm(m->loop, &ms->repl_timer);
     held_resubmit(ms);
     if (c) {
         ms->create_call = NULL;
@@ -927,6 +954,8 @@ static void ses_login_cb(struct isc_session *s, int err, void *arg)
 {
     struct mgr_session *ms = arg;
 
+    if (ms->state == MS_LOGGED_OUT || ms->state == MS_LOGGING_OUT)
+        return; /* deleted meanwhile: it is being freed */
     if (err) {
         ses_login_done(ms, err, isc_session_error(s));
         return;
@@ -944,49 +973,79 @@ static void ses_login_cb(struct isc_session *s, int err, void *arg)
     probe_step(ms);
 }
 
+/*
+ * Recovering: log in again once the session has let go of its connection (a logout the
+ * target asked for finishes first), every DefaultTime2Wait after a failed attempt, for as
+ * long as the session exists (open-iscsi's behaviour; the replacement timeout bounds the
+ * I/O, not the recovery).
+ */
 static void retry_cb(struct sto_timer *t)
 {
     struct mgr_session *ms = (struct mgr_session *)((char *)t -
                                                     offsetof(struct mgr_session, retry_timer));
     struct sto_mgr *m = ms->m;
+    enum isc_session_state st = isc_session_state(ms->s);
     int ret;
 
-    if (ms->state != MS_RECOVERING)
+    if (ms->state != MS_RECOVERING || m->shutting_down)
         return;
-    if (isc_session_state(ms->s) == ISC_STATE_LOGGED_IN)
-        return;
-    if (sto_now_ms() >= ms->recover_deadline_ms) {
-        ms->state = MS_FAILED;
-        log_warn("storage", "session %s: recovery gave up after %u ms: %s", ms->id,
-                 m->cfg.recovery_timeout_ms, ms->error);
-        held_fail(ms, -EIO);
-        changed(m);
+    if (st != ISC_STATE_LOGGED_OUT && st != ISC_STATE_FAILED) {
+        /* logging out (the target asked), logging in, or probing: look again soon */
+        sto_timer_arm(m->loop, &ms->retry_timer, RETRY_SOON_MS);
         return;
     }
     ms->recoveries++;
-    if (isc_session_state(ms->s) != ISC_STATE_CONNECTING &&
-        isc_session_state(ms->s) != ISC_STATE_LOGGING_IN) {
-        ret = isc_session_login(ms->s, ses_login_cb, ms);
-        if (ret < 0)
-            snprintf(ms->error, sizeof(ms->error), "%s", isc_session_error(ms->s));
-    }
+    ret = isc_session_login(ms->s, ses_login_cb, ms);
+    if (ret < 0)
+        snprintf(ms->error, sizeof(ms->error), "%s", isc_session_error(ms->s));
     uint32_t wait = isc_session_params(ms->s)->default_time2wait;
     sto_timer_arm(m->loop, &ms->retry_timer, (wait ? wait : 2) * 1000ull);
 }
 
+/* The replacement timeout passed while recovering: held I/O fails, new I/O fails fast. */
+static void repl_fire(struct mgr_session *ms)
+{
+    ms->io_failfast = true;
+    log_warn("storage", "session %s: not back within the replacement timeout (%u ms): its "
+             "held i/o fails with eio until it is; logging in goes on", ms->id,
+             ms->m->cfg.replacement_timeout_ms == ISC_TIMEOUT_ZERO
+                 ? 0 : ms->m->cfg.replacement_timeout_ms);
+    held_fail(ms, -EIO, "the volume's session is recovering and its replacement timeout "
+              "passed");
+}
+
+static void repl_cb(struct sto_timer *t)
+{
+    struct mgr_session *ms = (struct mgr_session *)((char *)t -
+                                                    offsetof(struct mgr_session, repl_timer));
+
+    if (ms->state == MS_RECOVERING)
+        repl_fire(ms);
+}
+
+/*
+ * The session stopped taking commands: its connection failed, or the target asked for a
+ * logout. Hold I/O, log in again after what the target asked for (Time2Wait of an async
+ * message) or soon, and start the replacement timeout.
+ */
 static void ses_failure_cb(struct isc_session *s, void *arg)
 {
     struct mgr_session *ms = arg;
     struct sto_mgr *m = ms->m;
+    uint32_t delay = isc_session_reconnect_delay_ms(s);
 
     if (ms->state != MS_LOGGED_IN || m->shutting_down)
         return;
     snprintf(ms->error, sizeof(ms->error), "%s", isc_session_error(s));
     log_warn("storage", "session %s lost its connection (%s); recovering", ms->id, ms->error);
     ms->state = MS_RECOVERING;
-    ms->recover_deadline_ms = sto_now_ms() + m->cfg.recovery_timeout_ms;
     /* the first retry comes soon: a dropped TCP connection is often back at once */
-    sto_timer_arm(m->loop, &ms->retry_timer, 200);
+    sto_timer_arm(m->loop, &ms->retry_timer, delay ? delay : RETRY_SOON_MS);
+    if (m->cfg.replacement_timeout_ms == ISC_TIMEOUT_ZERO)
+        repl_fire(ms); /* the commands failing next are not held either */
+    else
+        sto_timer_arm(m->loop, &ms->repl_timer, m->cfg.replacement_timeout_ms);
+    changed(m);
 }
 
 static bool req_valid(const struct sto_session_req *r, char *err, size_t errlen)
@@ -1049,6 +1108,7 @@ static void run_session_create(struct sto_mgr *m, struct mgr_call *c)
         new_session_id(ms->id);
     snprintf(ms->req.id, sizeof(ms->req.id), "%s", ms->id);
     ms->retry_timer.cb = retry_cb;
+    ms->repl_timer.cb = repl_cb;
     cfg.initiator_name = m->initiator;
     cfg.target_name = r->target;
     cfg.header_digest = r->header_digest;
@@ -1062,7 +1122,7 @@ static void run_session_create(struct sto_mgr *m, struct mgr_call *c)
         cfg.target_secret = r->chap.target_secret;
     }
     cfg.connector = (struct isc_connector){ ses_connect, ses_release, ms };
-    cfg.login_timeout_ms = 10000;
+    isc_config_timeouts(&cfg, &m->cfg.timeouts);
     cfg.max_outstanding = m->cfg.max_outstanding;
     cfg.max_outstanding_writes = m->cfg.max_outstanding_writes;
     ms->s = isc_session_new(m->loop, &cfg);
@@ -1119,44 +1179,73 @@ static void ses_logout_cb(struct isc_session *s, int err, void *arg)
     changed(ms->m);
 }
 
+/*
+ * Every state ends in bounded time: a logged-in session logs out (the logout timeout
+ * bounds in-flight commands and the answer); one still logging in, recovering or failed
+ * is dropped at once, its commands failing (never held) and its callbacks run; a second
+ * DELETE while the logout waits drops it too.
+ */
 static void run_session_delete(struct sto_mgr *m, struct mgr_call *c)
 {
     struct mgr_session *ms = ses_find(m, c->id);
     int ret;
 
-    if (!ms) {
+    if (!ms || ms->state == MS_LOGGED_OUT) {
         call_finish(c, -ENOENT, STO_ERR_NOT_FOUND, "no session %s", c->id);
         return;
     }
     if (ms->delete_call || ms->state == MS_LOGGING_OUT) {
-        call_finish(c, -EALREADY, STO_ERR_CONFLICT, "session %s is already logging out",
-                    c->id);
+        if (!ms->delete_call) {
+            call_finish(c, -EALREADY, STO_ERR_CONFLICT, "session %s is logging out", c->id);
+            return;
+        }
+        log_warn("storage", "session %s deleted again while logging out: dropping it", ms->id);
+        isc_session_drop(ms->s, -ECANCELED, "deleted while logging out: connection dropped");
+        if (ms->state == MS_LOGGED_OUT) /* the first DELETE finished just now */
+            call_finish(c, 0, STO_ERR_NONE, NULL);
+        else
+            call_finish(c, -EALREADY, STO_ERR_CONFLICT, "session %s is logging out", c->id);
         return;
     }
     if (ms->state == MS_LOGGING_IN || ms->state == MS_PROBING) {
-        call_finish(c, -EBUSY, STO_ERR_CONFLICT, "session %s is still logging in", c->id);
+        /* the login (or probe) fails at once; ses_login_done finishes both calls */
+        ms->delete_call = c;
+        isc_session_drop(ms->s, -ECANCELED, "the session was deleted while logging in");
+        if (ms->delete_call == c) {
+            ms->delete_call = NULL;
+            call_finish(c, -EBUSY, STO_ERR_CONFLICT, "session %s is still logging in", c->id);
+        }
         return;
     }
     ms->delete_call = c;
+    sto_timer_disarm(m->loop, &ms->retry_timer);
+    sto_timer_disarm(m->loop, &ms->repl_timer);
     if (ms->state == MS_LOGGED_IN) {
         ms->state = MS_LOGGING_OUT;
         ret = isc_session_logout(ms->s, ses_logout_cb, ms);
         if (ret == 0)
             return;
     }
-    /* not connected (recovering, failed): just drop it */
+    /*
+     * Recovering or failed: drop what is left (a login under way, the commands of a logout
+     * the target asked for); with the state logging_out their chunks fail, never wait.
+     */
+    ms->state = MS_LOGGING_OUT;
+    isc_session_drop(ms->s, -ENOTCONN, "the session was deleted");
     ses_logout_cb(ms->s, 0, ms);
 }
 
 int sto_mgr_session_delete(struct sto_mgr *m, const char *id, struct sto_result *res)
 {
     struct mgr_call *c = call_new(m, run_session_delete);
+    /* the logout is bounded by its own timeout: wait for it, whatever that is */
+    uint32_t ms = m->cfg.timeouts.logout_ms + 5000;
     int ret;
 
     if (!c)
         return -ENOMEM;
     snprintf(c->id, sizeof(c->id), "%s", id);
-    ret = call_wait(m, c, res);
+    ret = call_wait_ms(m, c, res, ms > m->cfg.call_timeout_ms ? ms : m->cfg.call_timeout_ms);
     if (ret == -ETIMEDOUT && !c->done)
         return ret;
     call_release(c);
@@ -1346,6 +1435,7 @@ struct vchunk {
     enum sto_io_op op;
     bool same;                     /* sent as WRITE SAME */
     uint8_t retries;               /* unit attentions absorbed so far */
+    uint8_t timeouts;              /* command timeouts absorbed so far */
     struct vchunk *next;
 };
 
@@ -1440,6 +1530,11 @@ static void busy_drain(struct mgr_session *ms)
 
 static void hold_chunk(struct mgr_session *ms, struct vchunk *ch)
 {
+    if (ms->io_failfast) { /* recovering past the replacement timeout: no holding */
+        chunk_done(ch, -EIO, "the volume's session is recovering and its replacement "
+                   "timeout passed");
+        return;
+    }
     ch->next = NULL;
     if (ms->held_tail)
         ms->held_tail->next = ch;
@@ -1471,6 +1566,15 @@ static void chunk_result(struct isc_session *s, const struct isc_scsi_result *r,
 
     if (r->err && v->ses && v->ses->state == MS_RECOVERING) {
         hold_chunk(v->ses, ch); /* the session comes back: run it again then */
+        return;
+    }
+    if (r->err == -ETIMEDOUT && v->ses && v->ses->state == MS_LOGGED_IN &&
+        ch->timeouts < CHUNK_TIMEOUT_RETRIES) {
+        /* aborted (or ended by a lun reset) after the command timeout: once more */
+        ch->timeouts++;
+        log_warn("storage", "volume %s: %s; issuing it again", v->id,
+                 r->why[0] ? r->why : "command timed out");
+        chunk_start(ch);
         return;
     }
     if (r->err) {
@@ -1614,21 +1718,21 @@ static void held_resubmit(struct mgr_session *ms)
     }
 }
 
-static void held_fail(struct mgr_session *ms, int err)
+static void held_fail(struct mgr_session *ms, int err, const char *why)
 {
     struct vchunk *ch = ms->held_head;
 
     ms->held_head = ms->held_tail = NULL;
     while (ch) {
         struct vchunk *next = ch->next;
-        chunk_done(ch, err, "the volume's session did not recover");
+        chunk_done(ch, err, why);
         ch = next;
     }
     ch = ms->busy_head;
     ms->busy_head = ms->busy_tail = NULL;
     while (ch) {
         struct vchunk *next = ch->next;
-        chunk_done(ch, err, "the volume's session went away");
+        chunk_done(ch, err, why);
         ch = next;
     }
 }
@@ -1852,6 +1956,7 @@ static void run_shutdown_all(void *arg)
     m->shutting_down = true;
     for (struct mgr_session *ms = m->sessions; ms; ms = ms->next) {
         sto_timer_disarm(m->loop, &ms->retry_timer);
+        sto_timer_disarm(m->loop, &ms->repl_timer);
         if (ms->state == MS_LOGGED_IN &&
             isc_session_logout(ms->s, shut_logout_cb, st) == 0) {
             ms->state = MS_LOGGING_OUT;

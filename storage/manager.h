@@ -47,7 +47,13 @@ struct sto_mgr_config {
     struct sto_mgr_net net;          /* zeroed: host stack directly */
     const char *initiator_name;      /* NULL: the default IQN */
     uint32_t call_timeout_ms;        /* how long API calls wait (0: 30 s) */
-    uint32_t recovery_timeout_ms;    /* how long a dropped session retries (0: 120 s) */
+    struct isc_timeouts timeouts;    /* every session's (0: storage/iscsi.h's defaults) */
+    /*
+     * Replacement timeout: I/O held while a session recovers fails with EIO this long
+     * after the connection was lost, and new I/O fails at once until the session is back;
+     * the session itself keeps logging in again (0: 120 s; ISC_TIMEOUT_ZERO: no holding).
+     */
+    uint32_t replacement_timeout_ms;
     uint32_t max_outstanding;        /* SCSI commands in flight per session (0: 128) */
     uint32_t max_outstanding_writes; /* of which writes (0: 32) */
     /* Called on the loop thread whenever sessions change (for persistence). */
@@ -106,7 +112,11 @@ int sto_mgr_discover(struct sto_mgr *m, const char *portal, enum stk_policy stac
 /* Log in and probe the LUNs. On success the new session's id is in id_out. */
 int sto_mgr_session_create(struct sto_mgr *m, const struct sto_session_req *req,
                            char id_out[STO_ID_MAX], struct sto_result *res);
-/* Log out, release the connection, drop the session and its volumes. */
+/*
+ * Log out, release the connection, drop the session and its volumes. Bounded whatever
+ * the target does: a logged-in session logs out within the logout timeout (then the
+ * connection is dropped and its commands fail with EIO); any other is dropped at once.
+ */
 int sto_mgr_session_delete(struct sto_mgr *m, const char *id, struct sto_result *res);
 
 struct sto_volume_view {
@@ -183,7 +193,8 @@ bool sto_volume_alive(const struct sto_volume *v);
 /*
  * Async I/O on the loop thread: split into SCSI commands within the target's limits, run in
  * parallel; cb(err) once when all are done (-ERANGE, -EIO, -EROFS, -ENOTCONN, ...). While
- * the session is recovering, requests wait (up to the recovery timeout).
+ * the session is recovering, requests wait (up to the replacement timeout). A command
+ * aborted after the command timeout is issued once more before its request fails.
  */
 int sto_volume_submit(struct sto_volume *v, enum sto_io_op op, uint64_t offset, uint32_t len,
                       void *buf, bool fua, sto_io_cb cb, void *arg);

@@ -24,6 +24,7 @@
 #include "storage/chap.h"
 #include "storage/pdu.h"
 #include "storage/scsi.h"
+#include "storage/tmf.h"
 
 #define TASKS_MAX 1024             /* commands queued or in flight per session */
 #define RBUF_SIZE (256 * 1024)     /* read-ahead buffer */
@@ -44,8 +45,6 @@
 #define DEF_MAX_RECV_DSL (256 * 1024)
 #define DEF_MAX_BURST (16 * 1024 * 1024 - 512)
 #define DEF_FIRST_BURST (256 * 1024)
-#define DEF_LOGIN_TIMEOUT_MS 15000
-#define DEF_NOP_INTERVAL_MS 5000
 
 /* ITTs of non-SCSI requests: low 16 bits beyond any task index. */
 #define ITT_LOGIN 0x0000fff1u
@@ -86,6 +85,10 @@ struct task {
     unsigned tx_queued;     /* PDUs in the transmit queue that send from req.buf */
     bool in_use;
     bool sent;
+    bool aborting;          /* timed out: task management is ending it (tmf.c) */
+    uint32_t cmdsn;         /* once sent: for an ABORT TASK's RefCmdSN */
+    uint64_t submit_ms;     /* when it was submitted */
+    uint64_t sent_ms;       /* when it was sent: the command timeout runs from here */
     struct task *next_wait;
 };
 
@@ -135,6 +138,11 @@ struct isc_session {
     isc_done_cb logout_cb;
     void *logout_arg;
     bool logout_wanted;
+    bool target_logout;             /* the target asked for it (async event 1) */
+    struct sto_timer logout_timer;  /* in-flight commands + logout response */
+    uint32_t logout_limit_ms;       /* what logout_timer was armed for */
+    bool owner_told;                /* failure_cb ran since the last login */
+    uint32_t reconnect_delay_ms;    /* Time2Wait of an async message that dropped us */
 
     /* commands */
     struct task *tasks;
@@ -173,6 +181,13 @@ struct isc_session {
     uint64_t last_rx_ms;
     uint64_t nop_sent_ms;           /* 0: no ping outstanding */
     uint16_t nop_gen;
+
+    /* command timeouts: one watchdog timer per session, armed for the earliest deadline */
+    struct sto_timer cmd_timer;
+    struct isc_tmf tmf;             /* the escalation in progress (tmf.c) */
+    uint32_t reset_cmdsn;           /* CmdSN of the LUN reset in flight: older ones end */
+    uint64_t window_closed_ms;      /* commands wait on a closed CmdSN window since (0: no) */
+    uint64_t text_sent_ms;          /* a SendTargets request is unanswered since (0: no) */
 
     struct isc_session_counters counters;
 };
@@ -228,7 +243,15 @@ static inline bool data_digest_on(const struct isc_session *s)
 /* ---------------------------------------------------------------- lifecycle */
 
 static void login_timeout_cb(struct sto_timer *t);
+static void logout_timeout_cb(struct sto_timer *t);
 static void nop_timer_cb(struct sto_timer *t);
+static void cmd_timer_cb(struct sto_timer *t);
+
+static void default_ms(uint32_t *v, uint32_t def)
+{
+    if (!*v)
+        *v = def;
+}
 
 struct isc_session *isc_session_new(struct sto_loop *loop, const struct isc_session_config *cfg)
 {
@@ -251,10 +274,13 @@ struct isc_session *isc_session_new(struct sto_loop *loop, const struct isc_sess
         s->cfg.max_burst = DEF_MAX_BURST;
     if (!s->cfg.first_burst)
         s->cfg.first_burst = DEF_FIRST_BURST;
-    if (!s->cfg.login_timeout_ms)
-        s->cfg.login_timeout_ms = DEF_LOGIN_TIMEOUT_MS;
-    if (!s->cfg.nop_interval_ms)
-        s->cfg.nop_interval_ms = DEF_NOP_INTERVAL_MS;
+    default_ms(&s->cfg.login_timeout_ms, ISC_DEF_LOGIN_TIMEOUT_MS);
+    default_ms(&s->cfg.nop_interval_ms, ISC_DEF_NOP_INTERVAL_MS);
+    default_ms(&s->cfg.nop_timeout_ms, ISC_DEF_NOP_TIMEOUT_MS);
+    default_ms(&s->cfg.command_timeout_ms, ISC_DEF_COMMAND_TIMEOUT_MS);
+    default_ms(&s->cfg.abort_timeout_ms, ISC_DEF_ABORT_TIMEOUT_MS);
+    default_ms(&s->cfg.lun_reset_timeout_ms, ISC_DEF_LUN_RESET_TIMEOUT_MS);
+    default_ms(&s->cfg.logout_timeout_ms, ISC_DEF_LOGOUT_TIMEOUT_MS);
     s->tasks = calloc(TASKS_MAX, sizeof(*s->tasks));
     s->free_idx = calloc(TASKS_MAX, sizeof(*s->free_idx));
     s->rbuf = malloc(RBUF_SIZE);
@@ -270,7 +296,10 @@ struct isc_session *isc_session_new(struct sto_loop *loop, const struct isc_sess
     s->nfree = TASKS_MAX;
     s->target_addr = cfg->portal;
     s->login_timer.cb = login_timeout_cb;
+    s->logout_timer.cb = logout_timeout_cb;
     s->nop_timer.cb = nop_timer_cb;
+    s->cmd_timer.cb = cmd_timer_cb;
+    isc_tmf_reset(&s->tmf);
     s->watch.fd = -1;
     s->watch.cb = conn_cb;
     s->state = ISC_STATE_LOGGED_OUT;
@@ -315,7 +344,9 @@ void isc_session_free(struct isc_session *s)
     if (!s)
         return;
     sto_timer_disarm(s->loop, &s->login_timer);
+    sto_timer_disarm(s->loop, &s->logout_timer);
     sto_timer_disarm(s->loop, &s->nop_timer);
+    sto_timer_disarm(s->loop, &s->cmd_timer);
     conn_close(s, true);
     tx_free_all(s);
     isc_kv_clear(&s->offered);
@@ -347,6 +378,11 @@ const struct isc_params *isc_session_params(const struct isc_session *s) { retur
 struct stk_conn *isc_session_conn(const struct isc_session *s) { return s->conn; }
 uint16_t isc_session_tsih(const struct isc_session *s) { return s->tsih; }
 unsigned isc_session_inflight(const struct isc_session *s) { return s->inflight; }
+
+uint32_t isc_session_reconnect_delay_ms(const struct isc_session *s)
+{
+    return s->reconnect_delay_ms;
+}
 
 const struct isc_session_counters *isc_session_counters(const struct isc_session *s)
 {
@@ -488,14 +524,22 @@ static void session_fail(struct isc_session *s, int err, const char *fmt, ...)
     bool was_up = in_ffp(s);
     s->state = ISC_STATE_FAILED;
     sto_timer_disarm(s->loop, &s->nop_timer);
+    sto_timer_disarm(s->loop, &s->cmd_timer);
+    sto_timer_disarm(s->loop, &s->logout_timer);
+    isc_tmf_reset(&s->tmf);
+    s->text_sent_ms = 0;
+    s->window_closed_ms = 0;
     conn_close(s, true);
     tx_free_all(s);
     s->rx = RX_HDR;
     s->rgot = 0;
     s->rstart = s->rend = 0;
     s->logout_wanted = false;
-    if (was_up && s->failure_cb)
+    s->target_logout = false;
+    if (was_up && s->failure_cb && !s->owner_told) {
+        s->owner_told = true;
         s->failure_cb(s, s->failure_arg);
+    }
     fail_all_tasks(s, err);
     s->logout_cb = NULL;
     s->disc_cb = NULL;
@@ -772,18 +816,22 @@ int isc_session_login(struct isc_session *s, isc_done_cb cb, void *arg)
         session_error(s, "chap needs both a user and a secret (mutual chap needs one-way too)");
         return -EINVAL;
     }
+    if (!s->isid[0]) {
+        /* once per session: a login after a failure reinstates it (RFC 7143 §6.3.5) */
+        ret = isc_chap_random(s->isid + 1, 3);
+        if (ret < 0)
+            return ret;
+        s->isid[0] = 0x80; /* type 10b: random qualifier */
+        s->isid[4] = 0;
+        s->isid[5] = 1;
+    }
     s->err[0] = '\0';
     s->login_cb = cb;
     s->login_arg = arg;
     s->redirects = 0;
+    s->reconnect_delay_ms = 0;
     s->target_addr = s->cfg.portal;
     s->state = ISC_STATE_CONNECTING;
-    ret = isc_chap_random(s->isid + 1, 3);
-    if (ret < 0)
-        return ret;
-    s->isid[0] = 0x80; /* type 10b: random qualifier */
-    s->isid[4] = 0;
-    s->isid[5] = 1;
     ret = conn_open(s);
     if (ret < 0) {
         s->state = ISC_STATE_FAILED;
@@ -1115,7 +1163,12 @@ static void login_done(struct isc_session *s)
         s->params.first_burst = s->params.max_burst;
     s->state = ISC_STATE_LOGGED_IN;
     s->last_rx_ms = sto_now_ms();
-    sto_timer_arm(s->loop, &s->nop_timer, s->cfg.nop_interval_ms);
+    s->nop_sent_ms = 0;
+    s->owner_told = false;
+    s->window_closed_ms = 0;
+    isc_tmf_reset(&s->tmf);
+    if (s->cfg.nop_interval_ms != ISC_TIMEOUT_ZERO)
+        sto_timer_arm(s->loop, &s->nop_timer, s->cfg.nop_interval_ms);
     log_info("iscsi", "logged in to %s at %s (tsih %u, %s stack, digests %s/%s, "
              "burst %u/%u, r2t %s, immediate %s)",
              s->cfg.discovery ? "discovery" : s->cfg.target_name,
@@ -1366,6 +1419,9 @@ static void queue_data_out(struct isc_session *s, struct task *t, uint32_t ttt, 
     }
 }
 
+static void cmd_window_check(struct isc_session *s);
+static void cmd_timer_at(struct isc_session *s, uint64_t due_ms);
+
 static void task_send(struct isc_session *s, struct task *t)
 {
     struct tx_pdu *p = tx_new(s);
@@ -1394,6 +1450,9 @@ static void task_send(struct isc_session *s, struct task *t)
     put_common(s, p->hdr, ISC_OP_SCSI_CMD, flags, t->itt);
     isc_put64(p->hdr, ISC_OFF_LUN, isc_lun_encode(t->req.lun));
     isc_put32(p->hdr, ISC_OFF_CMD_EDTL, t->req.len);
+    t->cmdsn = s->cmdsn;
+    t->sent_ms = sto_now_ms();
+    cmd_timer_at(s, t->sent_ms + s->cfg.command_timeout_ms);
     isc_put32(p->hdr, ISC_OFF_CMDSN, s->cmdsn++);
     memcpy(p->hdr + ISC_OFF_CDB, t->req.cdb, t->req.cdb_len);
     p->task = imm ? t : NULL;
@@ -1403,13 +1462,16 @@ static void task_send(struct isc_session *s, struct task *t)
     s->counters.cmds++;
 }
 
-/* Send queued commands while the CmdSN window is open. */
+/*
+ * Send queued commands while the CmdSN window is open (and no LUN reset is in flight: a
+ * command sent meanwhile could be ended by it or not, the target decides).
+ */
 static void send_waiting(struct isc_session *s)
 {
     bool sent = false;
 
     while (s->wait_head && s->state == ISC_STATE_LOGGED_IN &&
-           isc_sn_le(s->cmdsn, s->max_cmdsn) &&
+           s->tmf.state != ISC_TMF_RESETTING && isc_sn_le(s->cmdsn, s->max_cmdsn) &&
            (!s->cfg.max_outstanding || s->outstanding < s->cfg.max_outstanding)) {
         struct task *t = s->wait_head;
         bool write = t->req.dir == ISC_DIR_WRITE;
@@ -1426,6 +1488,7 @@ static void send_waiting(struct isc_session *s)
         task_send(s, t);
         sent = true;
     }
+    cmd_window_check(s);
     if (sent)
         tx_kick(s);
 }
@@ -1443,6 +1506,7 @@ int isc_session_submit(struct isc_session *s, const struct isc_scsi_req *req)
     if (!t)
         return -EBUSY;
     t->req = *req;
+    t->submit_ms = sto_now_ms();
     s->inflight++;
     if (s->wait_tail)
         s->wait_tail->next_wait = t;
@@ -1636,7 +1700,7 @@ static void handle_nop_in(struct isc_session *s, const uint8_t *h)
 
     s->counters.nops_in++;
     if (itt != ISC_RSVD_TAG) {
-        if ((itt & 0xffff) == ITT_NOP)
+        if (itt == (((uint32_t)s->nop_gen << 16) | ITT_NOP))
             s->nop_sent_ms = 0; /* our ping came back */
         return;
     }
@@ -1646,10 +1710,41 @@ static void handle_nop_in(struct isc_session *s, const uint8_t *h)
 
 static void start_logout(struct isc_session *s);
 
+/*
+ * The target asks for a logout (async event 1, within Parameter3 seconds): the owner is
+ * told at once (it holds new I/O and logs in again once the session is logged out), the
+ * commands in flight finish, then the session logs out, bounded by the logout timeout.
+ * A session that is leaving already just goes on.
+ */
+static void target_requests_logout(struct isc_session *s, const uint8_t *h)
+{
+    uint32_t within_ms = isc_get16(h, ISC_OFF_ASYNC_PARAM3) * 1000u;
+    uint32_t limit = s->cfg.logout_timeout_ms;
+
+    log_info("iscsi", "target %s requests a logout within %u s (%u commands in flight)",
+             s->cfg.discovery ? "discovery" : s->cfg.target_name, within_ms / 1000,
+             s->inflight);
+    if (s->state != ISC_STATE_LOGGED_IN || s->logout_wanted)
+        return;
+    session_error(s, "the target requested a logout (async event 1)");
+    s->logout_wanted = true;
+    s->target_logout = true;
+    if (within_ms && within_ms < limit)
+        limit = within_ms;
+    s->logout_limit_ms = limit;
+    sto_timer_arm(s->loop, &s->logout_timer, limit);
+    if (s->failure_cb && !s->owner_told) {
+        s->owner_told = true;
+        s->failure_cb(s, s->failure_arg);
+    }
+    start_logout(s);
+}
+
 static void handle_async(struct isc_session *s, const uint8_t *h, const uint8_t *data,
                          uint32_t len)
 {
     uint8_t event = h[ISC_OFF_ASYNC_EVENT];
+    uint32_t wait_s;
 
     s->counters.async_events++;
     switch (event) {
@@ -1658,14 +1753,18 @@ static void handle_async(struct isc_session *s, const uint8_t *h, const uint8_t 
                  isc_lun_decode(isc_get64(h, ISC_OFF_LUN)), len >= 2 ? isc_get16(data, 0) : 0);
         break;
     case 1:
-        log_info("iscsi", "target requests logout within %u s", isc_get16(h, 40));
-        s->logout_wanted = true;
-        start_logout(s);
+        target_requests_logout(s, h);
         break;
     case 2:
     case 3:
-        session_fail(s, -ECONNRESET, "target is dropping the connection (async event %u)",
-                     event);
+        /* Parameter2 is Time2Wait: how long to wait before connecting again */
+        wait_s = isc_get16(h, ISC_OFF_ASYNC_PARAM2);
+        if (!wait_s)
+            wait_s = s->params.default_time2wait;
+        s->reconnect_delay_ms = wait_s * 1000u; /* before the owner hears of it */
+        session_fail(s, -ECONNRESET, "target is dropping %s (async event %u); logging in "
+                     "again after %u s", event == 2 ? "the connection" : "all connections",
+                     event, wait_s);
         break;
     case 4:
         log_info("iscsi", "target asks for parameter renegotiation; keeping current values");
@@ -1729,6 +1828,9 @@ int isc_session_send_targets(struct isc_session *s, isc_discovery_cb cb, void *a
     isc_put32(p->hdr, ISC_OFF_TTT, ISC_RSVD_TAG);
     isc_put32(p->hdr, ISC_OFF_CMDSN, s->cmdsn++);
     tx_queue(s, p, (const uint8_t *)req, sizeof(req));
+    /* the answer is bounded like a command's (cmd_timer_cb) */
+    s->text_sent_ms = sto_now_ms();
+    cmd_timer_at(s, s->text_sent_ms + s->cfg.command_timeout_ms);
     tx_kick(s);
     return 0;
 }
@@ -1817,9 +1919,11 @@ static void handle_text_rsp(struct isc_session *s, const uint8_t *h, const uint8
         isc_put32(p->hdr, ISC_OFF_TTT, ttt);
         isc_put32(p->hdr, ISC_OFF_CMDSN, s->cmdsn++);
         tx_queue(s, p, NULL, 0);
+        s->text_sent_ms = sto_now_ms(); /* each continuation gets its own time */
         tx_kick(s);
         return;
     }
+    s->text_sent_ms = 0;
     struct isc_target_list *l = parse_send_targets(s->text_buf, s->text_len);
     free(s->text_buf);
     s->text_buf = NULL;
@@ -1839,7 +1943,7 @@ static void start_logout(struct isc_session *s)
     struct tx_pdu *p;
 
     if (s->state != ISC_STATE_LOGGED_IN || s->inflight)
-        return; /* sent when the last command completes */
+        return; /* sent when the last command completes (bounded by the logout timer) */
     p = tx_new(s);
     if (!p) {
         session_fail(s, -ENOMEM, "out of memory");
@@ -1851,7 +1955,6 @@ static void start_logout(struct isc_session *s)
     isc_put16(p->hdr, ISC_OFF_CID, 0);
     isc_put32(p->hdr, ISC_OFF_CMDSN, s->cmdsn);
     tx_queue(s, p, NULL, 0);
-    sto_timer_arm(s->loop, &s->login_timer, s->cfg.login_timeout_ms);
     tx_kick(s);
 }
 
@@ -1863,56 +1966,339 @@ int isc_session_logout(struct isc_session *s, isc_done_cb cb, void *arg)
         return -EALREADY;
     s->logout_cb = cb;
     s->logout_arg = arg;
+    s->owner_told = true; /* the owner asked: how it ends goes to cb, not failure_cb */
+    if (!s->logout_wanted) { /* a logout the target asked for keeps its deadline */
+        s->logout_limit_ms = s->cfg.logout_timeout_ms;
+        sto_timer_arm(s->loop, &s->logout_timer, s->logout_limit_ms);
+    }
     s->logout_wanted = true;
     start_logout(s);
     return 0;
+}
+
+/*
+ * The commands in flight did not finish, or the target did not answer the logout, in
+ * time: drop the connection; the commands fail, the logout's callback gets -ETIMEDOUT.
+ */
+static void logout_timeout_cb(struct sto_timer *t)
+{
+    struct isc_session *s = (struct isc_session *)((char *)t -
+                                                   offsetof(struct isc_session, logout_timer));
+    char addr[32];
+
+    if (s->state == ISC_STATE_LOGGING_OUT)
+        session_fail(s, -ETIMEDOUT, "logout from %s timed out after %u ms (no logout "
+                     "response); connection dropped",
+                     stk_addr_str(&s->target_addr, addr, sizeof(addr)), s->logout_limit_ms);
+    else
+        session_fail(s, -ETIMEDOUT, "logout from %s timed out after %u ms (%u commands "
+                     "still in flight); connection dropped",
+                     stk_addr_str(&s->target_addr, addr, sizeof(addr)), s->logout_limit_ms,
+                     s->inflight);
 }
 
 static void handle_logout_rsp(struct isc_session *s, const uint8_t *h)
 {
     isc_done_cb cb = s->logout_cb;
     uint8_t response = h[ISC_OFF_RSP_RESPONSE];
+    bool by_target = s->target_logout;
 
-    if (s->state != ISC_STATE_LOGGING_OUT) {
+    if (s->state != ISC_STATE_LOGGING_OUT || isc_get32(h, ISC_OFF_ITT) != ITT_LOGOUT) {
         session_fail(s, -EPROTO, "unexpected logout response");
         return;
     }
-    sto_timer_disarm(s->loop, &s->login_timer);
+    sto_timer_disarm(s->loop, &s->logout_timer);
     sto_timer_disarm(s->loop, &s->nop_timer);
+    sto_timer_disarm(s->loop, &s->cmd_timer);
     conn_close(s, false);
     tx_free_all(s);
     s->state = ISC_STATE_LOGGED_OUT;
     s->logout_cb = NULL;
     s->logout_wanted = false;
+    s->target_logout = false;
     if (response != 0)
         session_error(s, "logout answered with response %u", response);
-    log_info("iscsi", "logged out of %s", s->cfg.discovery ? "discovery"
-                                                           : s->cfg.target_name);
-    if (cb)
+    else if (!cb)
+        session_error(s, "%s", by_target ? "logged out at the target's request (async event 1)"
+                                         : "logged out");
+    log_info("iscsi", "logged out of %s%s", s->cfg.discovery ? "discovery"
+                                                             : s->cfg.target_name,
+             by_target ? " at the target's request" : "");
+    if (s->inflight)
+        fail_all_tasks(s, -ENOTCONN);
+    if (cb) {
         cb(s, response ? -EIO : 0, s->logout_arg);
+    } else if (s->failure_cb && !s->owner_told) {
+        /* nobody here asked for this logout: the owner must learn the session is gone */
+        s->owner_told = true;
+        s->failure_cb(s, s->failure_arg);
+    }
 }
 
 /* ---------------------------------------------------------------- liveness */
 
+/*
+ * NOP-Out ping after nop_interval without anything received; the connection is dropped
+ * when nothing at all arrives for nop_timeout after it (the answer may queue behind data,
+ * so any PDU counts, as in Linux's iSCSI initiator).
+ */
 static void nop_timer_cb(struct sto_timer *t)
 {
     struct isc_session *s = (struct isc_session *)((char *)t -
                                                    offsetof(struct isc_session, nop_timer));
-    uint64_t now = sto_now_ms();
+    uint64_t now = sto_now_ms(), due;
 
-    if (s->state != ISC_STATE_LOGGED_IN)
+    if (s->state != ISC_STATE_LOGGED_IN || s->cfg.nop_interval_ms == ISC_TIMEOUT_ZERO)
         return;
-    if (s->nop_sent_ms && now - s->nop_sent_ms >= 2ull * s->cfg.nop_interval_ms) {
-        session_fail(s, -ETIMEDOUT, "target stopped answering (no nop-in for %llu ms)",
-                     (unsigned long long)(now - s->nop_sent_ms));
-        return;
-    }
-    if (!s->nop_sent_ms && now - s->last_rx_ms >= s->cfg.nop_interval_ms) {
+    if (s->nop_sent_ms) {
+        uint64_t since = s->last_rx_ms > s->nop_sent_ms ? s->last_rx_ms : s->nop_sent_ms;
+        if (now - since >= s->cfg.nop_timeout_ms) {
+            s->counters.nop_timeouts++;
+            session_fail(s, -ETIMEDOUT, "target stopped answering: nop-out timed out after "
+                         "%u ms (nothing received for %llu ms)", s->cfg.nop_timeout_ms,
+                         (unsigned long long)(now - s->last_rx_ms));
+            return;
+        }
+        due = since + s->cfg.nop_timeout_ms;
+    } else if (now - s->last_rx_ms >= s->cfg.nop_interval_ms) {
         s->nop_gen++;
         s->nop_sent_ms = now;
         send_nop_out(s, ((uint32_t)s->nop_gen << 16) | ITT_NOP, ISC_RSVD_TAG, 0);
+        due = now + s->cfg.nop_timeout_ms;
+    } else {
+        due = s->last_rx_ms + s->cfg.nop_interval_ms;
     }
-    sto_timer_arm(s->loop, &s->nop_timer, s->cfg.nop_interval_ms / 2);
+    sto_timer_arm(s->loop, &s->nop_timer, due > now ? due - now : 0);
+}
+
+/* ---------------------------------------------------------------- command timeouts */
+
+/*
+ * One watchdog timer per session, armed for the earliest deadline: a sent command's
+ * (sent + command timeout), the CmdSN window's when commands wait on it, SendTargets',
+ * and the task management request's in flight. Deadlines only move later as commands are
+ * added, so arming is a comparison; the timer rescans all slots when it fires.
+ */
+static void cmd_timer_at(struct isc_session *s, uint64_t due_ms)
+{
+    uint64_t now = sto_now_ms();
+
+    if (s->cmd_timer.armed && s->cmd_timer.due_ms <= due_ms)
+        return;
+    sto_timer_arm(s->loop, &s->cmd_timer, due_ms > now ? due_ms - now : 0);
+}
+
+/*
+ * Commands that wait because the target keeps its window closed (MaxCmdSN) time out from
+ * when it closed; commands that wait for toegw's own limits (max_outstanding) do not: the
+ * commands ahead of them carry the deadline.
+ */
+static void cmd_window_check(struct isc_session *s)
+{
+    if (s->wait_head && s->state == ISC_STATE_LOGGED_IN && !isc_sn_le(s->cmdsn, s->max_cmdsn)) {
+        if (!s->window_closed_ms) {
+            s->window_closed_ms = sto_now_ms();
+            cmd_timer_at(s, s->window_closed_ms + s->cfg.command_timeout_ms);
+        }
+    } else {
+        s->window_closed_ms = 0;
+    }
+}
+
+static void wait_remove(struct isc_session *s, struct task *t)
+{
+    struct task **pp = &s->wait_head, *prev = NULL;
+
+    while (*pp && *pp != t) {
+        prev = *pp;
+        pp = &(*pp)->next_wait;
+    }
+    if (!*pp)
+        return;
+    *pp = t->next_wait;
+    if (s->wait_tail == t)
+        s->wait_tail = prev;
+    t->next_wait = NULL;
+}
+
+/* "abort task got no answer within 15000 ms" / "... was refused (function rejected)" */
+static const char *tmf_outcome(char *buf, size_t len, const char *what, int response,
+                               uint32_t ms)
+{
+    if (response < 0)
+        snprintf(buf, len, "%s got no answer within %u ms", what, ms);
+    else
+        snprintf(buf, len, "%s was refused (%s)", what, isc_tmf_response_name(response));
+    return buf;
+}
+
+/* Carry out what the task management machine (tmf.c) decided. */
+static void tmf_act(struct isc_session *s, enum isc_tmf_action a)
+{
+    const char *name = s->cfg.target_name ? s->cfg.target_name : "discovery";
+    uint32_t lun = s->tmf.lun, cmd_ms = s->cfg.command_timeout_ms;
+    char o1[96], o2[96];
+    struct tx_pdu *p;
+    struct task *t;
+
+    switch (a) {
+    case ISC_TMF_NONE:
+        return;
+    case ISC_TMF_SEND_ABORT:
+    case ISC_TMF_SEND_LUN_RESET:
+        p = tx_new(s);
+        if (!p) {
+            session_fail(s, -ENOMEM, "out of memory queueing a task management request");
+            return;
+        }
+        t = task_find(s, s->tmf.ref_itt);
+        isc_tmf_build(&s->tmf, p->hdr, s->cmdsn, s->exp_statsn, t ? t->cmdsn : 0);
+        s->reset_cmdsn = s->cmdsn; /* no command leaves while it is in flight */
+        tx_queue(s, p, NULL, 0);
+        if (a == ISC_TMF_SEND_ABORT) {
+            s->counters.aborts++;
+            log_info("iscsi", "%s: command 0x%08x to lun %u timed out after %u ms; sending "
+                     "abort task", name, s->tmf.ref_itt, lun, cmd_ms);
+        } else {
+            s->counters.lun_resets++;
+            log_info("iscsi", "%s: %s; sending lun reset to lun %u", name,
+                     tmf_outcome(o1, sizeof(o1), "abort task", s->tmf.abort_response,
+                                 s->cfg.abort_timeout_ms), lun);
+        }
+        cmd_timer_at(s, s->tmf.deadline_ms);
+        tx_kick(s);
+        return;
+    case ISC_TMF_FAIL_TASK:
+        t = task_find(s, s->tmf.ref_itt);
+        if (t)
+            task_fail(s, t, -ETIMEDOUT, "command to lun %u timed out after %u ms and was "
+                      "aborted (%s)", lun, cmd_ms,
+                      isc_tmf_response_name(s->tmf.abort_response));
+        break;
+    case ISC_TMF_FAIL_LUN:
+        log_info("iscsi", "%s: lun reset of lun %u done: its commands are ended", name, lun);
+        for (unsigned i = 0; i < TASKS_MAX && in_ffp(s); i++) {
+            t = &s->tasks[i];
+            /* a callback may send a new command to the lun at once: that one stays */
+            if (t->in_use && t->sent && t->req.lun == lun &&
+                isc_sn_lt(t->cmdsn, s->reset_cmdsn))
+                task_fail(s, t, -ETIMEDOUT, "command to lun %u was ended by a lun reset "
+                          "after a command timed out (%u ms)", lun, cmd_ms);
+        }
+        break;
+    case ISC_TMF_DROP:
+        session_fail(s, -ETIMEDOUT, "a command to lun %u timed out after %u ms; %s, %s: "
+                     "connection dropped", lun, cmd_ms,
+                     tmf_outcome(o1, sizeof(o1), "abort task", s->tmf.abort_response,
+                                 s->cfg.abort_timeout_ms),
+                     tmf_outcome(o2, sizeof(o2), "lun reset", s->tmf.reset_response,
+                                 s->cfg.lun_reset_timeout_ms));
+        return;
+    case ISC_TMF_UNEXPECTED:
+        session_fail(s, -EPROTO, "task management response to no request in flight");
+        return;
+    }
+    if (!in_ffp(s))
+        return;
+    /* the machine is idle: commands that timed out meanwhile get their turn next */
+    sto_timer_arm(s->loop, &s->cmd_timer, 0);
+    if (s->state == ISC_STATE_LOGGED_IN) {
+        send_waiting(s);
+        if (s->logout_wanted && !s->inflight)
+            start_logout(s);
+    }
+}
+
+static void handle_tmf_rsp(struct isc_session *s, const uint8_t *h)
+{
+    uint32_t itt = isc_get32(h, ISC_OFF_ITT);
+    uint8_t response = h[ISC_OFF_TMF_RESPONSE];
+    enum isc_tmf_state was = s->tmf.state;
+    enum isc_tmf_action a = isc_tmf_response(&s->tmf, itt, response, sto_now_ms(),
+                                             s->cfg.lun_reset_timeout_ms);
+
+    if (a == ISC_TMF_UNEXPECTED) {
+        session_fail(s, -EPROTO, "task management response with task tag 0x%08x, which no "
+                     "request in flight has", itt);
+        return;
+    }
+    log_info("iscsi", "%s: %s answered: %s", s->cfg.target_name ? s->cfg.target_name : "",
+             was == ISC_TMF_RESETTING && itt == s->tmf.itt ? "lun reset" : "abort task",
+             isc_tmf_response_name(response));
+    tmf_act(s, a);
+}
+
+static void cmd_timer_cb(struct sto_timer *tm)
+{
+    struct isc_session *s = (struct isc_session *)((char *)tm -
+                                                   offsetof(struct isc_session, cmd_timer));
+    uint64_t now = sto_now_ms(), next = UINT64_MAX;
+    uint32_t cmd_ms = s->cfg.command_timeout_ms;
+
+    if (!in_ffp(s))
+        return;
+    if (s->tmf.state != ISC_TMF_IDLE) {
+        tmf_act(s, isc_tmf_expired(&s->tmf, now, s->cfg.lun_reset_timeout_ms));
+        if (!in_ffp(s))
+            return;
+    }
+    if (s->text_sent_ms) {
+        if (now - s->text_sent_ms >= cmd_ms) {
+            session_fail(s, -ETIMEDOUT, "sendtargets timed out after %u ms", cmd_ms);
+            return;
+        }
+        next = s->text_sent_ms + cmd_ms;
+    }
+    for (unsigned i = 0; i < TASKS_MAX; i++) {
+        struct task *t = &s->tasks[i];
+        uint64_t due;
+
+        if (!t->in_use || t->aborting)
+            continue;
+        if (t->sent)
+            due = t->sent_ms + cmd_ms;
+        else if (s->window_closed_ms)
+            due = (t->submit_ms > s->window_closed_ms ? t->submit_ms : s->window_closed_ms) +
+                  cmd_ms;
+        else
+            continue;
+        if (due > now) {
+            if (due < next)
+                next = due;
+            continue;
+        }
+        if (!t->sent) {
+            /* the target never had it: nothing to abort */
+            s->counters.cmd_timeouts++;
+            wait_remove(s, t);
+            task_fail(s, t, -ETIMEDOUT, "command to lun %u timed out after %u ms waiting for "
+                      "the target's command window (cmdsn %u, maxcmdsn %u)", t->req.lun,
+                      cmd_ms, s->cmdsn, s->max_cmdsn);
+            if (!in_ffp(s))
+                return;
+            continue;
+        }
+        if (s->tmf.state != ISC_TMF_IDLE)
+            continue; /* its turn comes when the request in flight ends (tmf_act) */
+        s->counters.cmd_timeouts++;
+        t->aborting = true;
+        tmf_act(s, isc_tmf_timed_out(&s->tmf, t->itt, t->req.lun, now,
+                                     s->cfg.abort_timeout_ms));
+        if (!in_ffp(s))
+            return;
+    }
+    if (s->tmf.state != ISC_TMF_IDLE && s->tmf.deadline_ms < next)
+        next = s->tmf.deadline_ms;
+    if (next != UINT64_MAX)
+        cmd_timer_at(s, next);
+    if (s->state == ISC_STATE_LOGGED_IN && s->logout_wanted && !s->inflight)
+        start_logout(s);
+}
+
+void isc_session_drop(struct isc_session *s, int err, const char *why)
+{
+    s->owner_told = true; /* the owner asked for it: no failure callback */
+    session_fail(s, err, "%s", why);
 }
 
 /* ---------------------------------------------------------------- receive */
@@ -1966,7 +2352,8 @@ static void rx_dispatch(struct isc_session *s)
         handle_reject(s, h, s->rdata, s->rdsl);
         break;
     case ISC_OP_TMF_RSP:
-        break; /* we send no task management requests */
+        handle_tmf_rsp(s, h);
+        break;
     default:
         session_fail(s, -EPROTO, "target sent an unexpected %s pdu (opcode 0x%02x)",
                      isc_opcode_name(op), op);
