@@ -65,6 +65,7 @@ struct serve {
     pthread_t restore_thread;
     bool restore_running;
     char *last_state;            /* what was last written, to write only on change */
+    char last_save_err[300];     /* the last failure to save, logged once until it changes */
 };
 
 static const struct option serve_long[] = {
@@ -386,9 +387,17 @@ static void state_save(struct serve *sv)
         return;
     }
     if (app_state_write(sv->o.state_dir, text, err, sizeof(err)) < 0) {
-        log_error("state", "%s", err);
+        /* retried every 0.5 s: say it once, and again only when the reason changes */
+        if (strcmp(err, sv->last_save_err)) {
+            log_error("state", "%s (retrying)", err);
+            snprintf(sv->last_save_err, sizeof(sv->last_save_err), "%s", err);
+        }
         app_state_text_free(text);
         return;
+    }
+    if (sv->last_save_err[0]) {
+        log_info("state", "state saved again");
+        sv->last_save_err[0] = '\0';
     }
     app_state_text_free(sv->last_state);
     sv->last_state = text;
