@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ struct serve {
     pthread_mutex_t lock;
     struct sto_session_req *pending;
     size_t npending;
-    volatile bool stopping;
+    _Atomic bool stopping;       /* main thread sets, restore thread reads */
     pthread_t restore_thread;
     bool restore_running;
     char *last_state;            /* what was last written, to write only on change */
