@@ -54,6 +54,24 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    TOEGW_BIN=$(CURDIR)/build-asan/toegw scripts/run-tests build-asan
 
+# ThreadSanitizer: toegw, the unit tests and the TOE's driver built with -fsanitize=thread in
+# build-tsan/, then the unit tests and the integration tests that run toegw's threads
+# (TSAN_TESTS: serve, the API, NBD, the TOE, the broker, the soak). Reports go to files under
+# build-tsan/tsan-reports/ and any report fails the run (scripts/run-tests checks).
+TSAN_TESTS ?= serve api nbd_data nbd_faults nbd_export toe_iscsi toe_conns broker recovery soak
+.PHONY: tsan tsan-clean
+clean: tsan-clean
+tsan-clean:
+	rm -rf build-tsan
+tsan:
+	$(MAKE) BUILD=build-tsan BIN=build-tsan/toegw \
+	    OPT="-O1 -fno-omit-frame-pointer -fsanitize=thread" build-tsan/toegw unit
+	rm -rf build-tsan/tsan-reports
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+	    SAN_REPORT_DIR=$(CURDIR)/build-tsan/tsan-reports \
+	    TOEGW_BIN=$(CURDIR)/build-tsan/toegw TOE_TOOL=$(CURDIR)/build-tsan/toe-tool \
+	    scripts/run-tests build-tsan $(TSAN_TESTS)
+
 demo: $(BIN)
 	@scripts/demo
 

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 #include "api/api.h"
 #include "appliance/cli.h"
+#include "appliance/heap.h"
 #include "appliance/net.h"
 #include "appliance/state.h"
 #include "appliance/timeouts.h"
@@ -61,11 +63,13 @@ struct serve {
     pthread_mutex_t lock;
     struct sto_session_req *pending;
     size_t npending;
-    volatile bool stopping;
+    _Atomic bool stopping;       /* main thread sets, restore thread reads */
     pthread_t restore_thread;
     bool restore_running;
     char *last_state;            /* what was last written, to write only on change */
     char last_save_err[300];     /* the last failure to save, logged once until it changes */
+    uint64_t state_writes;       /* how often the state changed: sessions, reservations */
+    struct app_heap_idle heap;   /* main thread only */
 };
 
 static const struct option serve_long[] = {
@@ -401,6 +405,17 @@ static void state_save(struct serve *sv)
     }
     app_state_text_free(sv->last_state);
     sv->last_state = text;
+    sv->state_writes++;
+}
+
+/* Activity for the idle heap trim: NBD traffic and clients, changes of the state. */
+static uint64_t serve_activity(struct serve *sv)
+{
+    struct nbds_stats ns = { 0 };
+
+    if (sv->nbd)
+        nbds_server_stats(sv->nbd, &ns);
+    return ns.requests + ns.clients_total + sv->state_writes;
 }
 
 /* Log the saved sessions in again; retry those that fail until shutdown. */
@@ -592,7 +607,8 @@ int app_cmd_serve(int argc, char **argv)
     else
         api_server_set_ready(sv->api, 1);
 
-    /* main thread: signals, and the state file whenever something changed */
+    /* main thread: signals, the state file whenever something changed, the idle heap trim */
+    app_heap_idle_init(&sv->heap, app_heap_now_ms());
     for (;;) {
         struct timespec ts = { .tv_sec = 0, .tv_nsec = 500000000L };
         int sig = sigtimedwait(&sigs, NULL, &ts);
@@ -601,6 +617,7 @@ int app_cmd_serve(int argc, char **argv)
             break;
         }
         state_save(sv);
+        app_heap_idle_tick(&sv->heap, serve_activity(sv));
     }
     status = APP_EXIT_OK;
     api_server_set_ready(sv->api, 0);

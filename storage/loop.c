@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ struct sto_loop {
     struct posted *posted_head, *posted_tail;
     struct sto_watch *kicked;       /* singly linked list of kicked watches */
     struct sto_timer timers;        /* sentinel of the doubly linked timer list */
-    volatile bool stopping;
+    _Atomic bool stopping;          /* set by sto_loop_stop from any thread */
 };
 
 uint64_t sto_now_ns(void)
