@@ -71,21 +71,36 @@ out_is_prefix() {
     [ "$n" -eq 0 ] || cmp -s -n "$n" "$H_OUT" "$BACK"
 }
 
+# Peak memory of every command (GNU time), for the cases that flood toegw.
+TIMECMD=()
+if [ -x /usr/bin/time ]; then
+    TIMECMD=(/usr/bin/time -f %M -o "$H_TMP/rss")
+else
+    h_skip "$H_TEST.memory" "GNU time (/usr/bin/time) not found: peak memory is not checked"
+fi
+MEM_SLACK_KB=32768          # a flood may cost toegw this much more than a baseline read
+declare -A BASE_RSS=()
+
+# rss_kb - the last command's peak RSS in KiB (empty when unknown).
+rss_kb() {
+    grep -E '^[0-9]+$' "$H_TMP/rss" 2>/dev/null | tail -n 1
+}
+
 # run_cmd STACK CMD AUTH QUERY FLAGS... - one toegw command of a case; sets H_OUT/H_ERR/H_RC.
 run_cmd() {
-    local stack=$1 cmd=$2 auth=$3 query=$4
+    local stack=$1 cmd=$2 auth=$3 query=$4 host=127.0.0.1
     shift 4
+    [ "$stack" = toe ] && host=192.0.2.1
+    rm -f "$H_TMP/rss"
+    local run=(h_run "${TIMECMD[@]}" "$TOEGW")
     case $cmd in
-        luns) h_run "$TOEGW" luns "$(case_url "$stack" "$auth" "$query")" --stack "$stack" \
-            "$@" </dev/null ;;
-        read) h_run "$TOEGW" read "$(case_url "$stack" "$auth" "$query" 1)" --length "$RLEN" \
+        luns) "${run[@]}" luns "$(case_url "$stack" "$auth" "$query")" --stack "$stack" "$@" \
+            </dev/null ;;
+        read) "${run[@]}" read "$(case_url "$stack" "$auth" "$query" 1)" --length "$RLEN" \
             --stack "$stack" "$@" </dev/null ;;
-        write) h_run "$TOEGW" write "$(case_url "$stack" "$auth" "$query" 1)" \
-            --stack "$stack" "$@" <"$WIN" ;;
-        discover)
-            local host=127.0.0.1
-            [ "$stack" = toe ] && host=192.0.2.1
-            h_run "$TOEGW" discover "$host:$PORT" --stack "$stack" "$@" </dev/null ;;
+        write) "${run[@]}" write "$(case_url "$stack" "$auth" "$query" 1)" --stack "$stack" \
+            "$@" <"$WIN" ;;
+        discover) "${run[@]}" discover "$host:$PORT" --stack "$stack" "$@" </dev/null ;;
     esac
 }
 
@@ -122,6 +137,16 @@ problems() {
     elif ! grep -qiE -- "$expect" "$H_ERR"; then
         echo "the error does not match /$expect/"
     fi
+}
+
+# memory_problem STACK - the last command took far more memory than a baseline read.
+memory_problem() {
+    local rss base=${BASE_RSS[$1]:-}
+    rss=$(rss_kb)
+    [ -n "$rss" ] && [ -n "$base" ] || return 0
+    h_log "peak memory ${rss} KiB, baseline read ${base} KiB" >&2
+    [ "$rss" -le $((base + MEM_SLACK_KB)) ] ||
+        echo "peak memory $((rss / 1024)) MiB, $(((rss - base) / 1024)) MiB above a baseline read"
 }
 
 # verdict NAME PROBLEMS - one PASS or FAIL line for a case on a stack.
@@ -161,12 +186,16 @@ run_case() {
         if [ -z "$p" ]; then
             run_cmd "$stack" read "$auth" "$query" "${flags[@]}"
             p=$(problems read ok)
+            BASE_RSS[$stack]=$(rss_kb)
         fi
         [ -n "$p" ] || [ "$(md5sum <"$BACK")" != "$before" ] || p="nothing was written"
         h_random "$WIN" $((8 * 1048576))  # the next round trip writes new data
     else
         run_cmd "$stack" "$cmd" "$auth" "$query" "${flags[@]}"
         p=$(problems "$cmd" "$expect")
+        case ,$needs, in
+            *,mem,*) p="${p:+$p$'\n'}$(memory_problem "$stack")" ;;
+        esac
     fi
     # a baseline with digests proves nothing unless they were on
     if [ "$expect" = ok ] && [ -z "$p" ]; then

@@ -336,6 +336,9 @@ class Conn(ScsiMixin):
                 if pick not in ("None", "CRC32C"):
                     pick = "None"
                 self.neg[k] = pick
+                if k == "HeaderDigest" and self.case == "keys-digest-reject":
+                    self.neg[k] = "CRC32C"  # insists on digests whatever it answered
+                    pick = "Reject"
                 out.append((k, pick))
             elif k == "MaxRecvDataSegmentLength":
                 self.neg[k] = int(v, 0)
@@ -349,7 +352,7 @@ class Conn(ScsiMixin):
                 o = int(v, 0)
                 r = min(o, ours[k]) if k in mins else max(o, ours[k])
                 if k == "MaxBurstLength" and self.case == "keys-burst-above-offer":
-                    r = o * 2
+                    r = min(o * 2, (1 << 24) - 1)
                 self.neg[k] = r
                 out.append((k, str(r)))
             elif k in ("InitialR2T", "DataPDUInOrder", "DataSequenceInOrder"):
