@@ -539,6 +539,7 @@ struct io_job {
     struct io_slot slots[IO_SLOTS];
     unsigned busy;
     bool any_done;
+    bool reported;      /* the first failure was printed: one line, not one per slot */
 };
 
 static void io_cb(struct isc_session *s, const struct isc_scsi_result *r, void *arg)
@@ -564,10 +565,18 @@ static int io_submit(struct io_job *j, struct io_slot *slot, bool write)
     slot->busy = true;
     slot->done = false;
     j->busy++;
-    return isc_session_submit(j->cs->s, &req);
+    int ret = isc_session_submit(j->cs->s, &req);
+    if (ret < 0) { /* no callback will come: the slot is free again */
+        slot->busy = false;
+        j->busy--;
+    }
+    return ret;
 }
 
-/* Check a finished slot: 0, or prints and returns APP_EXIT_FAILED. */
+/*
+ * Check a finished slot: 0, or APP_EXIT_FAILED. The first failure of the job is printed;
+ * the commands in flight beside it usually fail for the same reason and stay quiet.
+ */
 static int io_check(struct io_job *j, struct io_slot *slot, bool write)
 {
     char what[96], err[320];
@@ -576,19 +585,17 @@ static int io_check(struct io_job *j, struct io_slot *slot, bool write)
     j->busy--;
     snprintf(what, sizeof(what), "%s of %u bytes at offset %" PRIu64, write ? "write" : "read",
              slot->len, slot->off);
-    if (slot->res.err && !slot->res.why[0] && isc_session_error(j->cs->s)[0]) {
-        app_errorf("%s failed: %s", what, isc_session_error(j->cs->s));
-        return APP_EXIT_FAILED;
-    }
-    if (sto_scsi_check(&slot->res, what, err, sizeof(err)) < 0) {
+    if (slot->res.err && !slot->res.why[0] && isc_session_error(j->cs->s)[0])
+        snprintf(err, sizeof(err), "%s failed: %s", what, isc_session_error(j->cs->s));
+    else if (sto_scsi_check(&slot->res, what, err, sizeof(err)) == 0 &&
+             !write && slot->res.data_in_len < slot->len)
+        snprintf(err, sizeof(err), "%s returned only %u bytes", what, slot->res.data_in_len);
+    else if (!slot->res.err && slot->res.status == 0)
+        return 0;
+    if (!j->reported)
         app_errorf("%s", err);
-        return APP_EXIT_FAILED;
-    }
-    if (!write && slot->res.data_in_len < slot->len) {
-        app_errorf("%s returned only %u bytes", what, slot->res.data_in_len);
-        return APP_EXIT_FAILED;
-    }
-    return 0;
+    j->reported = true;
+    return APP_EXIT_FAILED;
 }
 
 /* Open the session and probe the URL's LUN; sets up the job. */
@@ -697,7 +704,9 @@ int app_cmd_read(int argc, char **argv)
             next += slot->len;
             head++;
             if (io_submit(&j, slot, false) < 0) {
-                app_errorf("cannot queue a read: %s", isc_session_error(cs.s));
+                if (!j.reported)
+                    app_errorf("cannot queue a read: %s", isc_session_error(cs.s));
+                j.reported = true;
                 status = APP_EXIT_FAILED;
             }
         }
@@ -860,7 +869,9 @@ int app_cmd_write(int argc, char **argv)
             slot->len = (uint32_t)n;
             off += (uint64_t)n;
             if (io_submit(&j, slot, true) < 0) {
-                app_errorf("cannot queue a write: %s", isc_session_error(cs.s));
+                if (!j.reported)
+                    app_errorf("cannot queue a write: %s", isc_session_error(cs.s));
+                j.reported = true;
                 slot->busy = false;
                 j.busy--;
                 status = APP_EXIT_FAILED;

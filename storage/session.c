@@ -35,6 +35,7 @@
 #define AHS_MAX 1020
 #define REDIRECTS_MAX 5
 #define LOGIN_ROUNDS_MAX 16
+#define CHAP_CHALLENGE_MIN 16         /* bytes of a target's CHAP_C we accept */
 /*
  * NOP-Out answers owed to the target that may wait unsent. A target that pings faster than
  * it reads would otherwise grow the transmit queue without bound: past this many, the
@@ -71,6 +72,7 @@ struct tx_pdu {
     uint8_t *own;          /* owned data (login/text), freed after sending */
     struct task *task;     /* the command whose buffer `data` points into, or NULL */
     bool nop_reply;        /* an answer to the target's NOP-In (TX_NOP_REPLIES_MAX) */
+    bool r2t_end;          /* the last Data-Out answering an R2T: that R2T is done */
     uint8_t trailer[3 + ISC_DIGEST_LEN];
     uint32_t trailer_len;
     size_t done;           /* bytes already written */
@@ -83,6 +85,7 @@ struct task {
     uint32_t exp_datasn;
     uint32_t r2t_bytes;     /* solicited bytes asked for so far (each byte once at ERL 0) */
     unsigned tx_queued;     /* PDUs in the transmit queue that send from req.buf */
+    unsigned r2t_open;      /* R2Ts whose Data-Out has not all left (MaxOutstandingR2T) */
     bool in_use;
     bool sent;
     bool aborting;          /* timed out: task management is ending it (tmf.c) */
@@ -567,6 +570,7 @@ static struct tx_pdu *tx_new(struct isc_session *s)
     p->own = NULL;
     p->task = NULL;
     p->nop_reply = false;
+    p->r2t_end = false;
     p->trailer_len = 0;
     p->done = 0;
     return p;
@@ -611,6 +615,8 @@ static void tx_retire(struct isc_session *s, struct tx_pdu *p)
 {
     if (p->task)
         p->task->tx_queued--;
+    if (p->task && p->r2t_end)
+        p->task->r2t_open--;
     s->tx_nop_replies -= p->nop_reply;
     free(p->own);
     p->next = s->tx_free;
@@ -1036,6 +1042,15 @@ static int login_chap_challenge(struct isc_session *s, const struct isc_kvlist *
         session_fail(s, -EPROTO, "target sent an invalid CHAP_C");
         return -EPROTO;
     }
+    /*
+     * A short challenge lets whoever sees the answer replay or brute-force the secret:
+     * targets send at least 16 bytes (Linux's target 16, tgtd 16-31), so fewer is refused.
+     */
+    if (clen < CHAP_CHALLENGE_MIN) {
+        session_fail(s, -EPROTO, "target's chap challenge CHAP_C is %d bytes, fewer than the "
+                     "%d required", clen, CHAP_CHALLENGE_MIN);
+        return -EPROTO;
+    }
     dlen = isc_chap_response(s->chap_alg, (uint8_t)idv, s->cfg.chap_secret,
                              strlen(s->cfg.chap_secret), challenge, (size_t)clen, digest);
     if (dlen < 0) {
@@ -1414,6 +1429,7 @@ static void queue_data_out(struct isc_session *s, struct task *t, uint32_t ttt, 
         isc_put32(p->hdr, ISC_OFF_DATASN, datasn++);
         isc_put32(p->hdr, ISC_OFF_BUFOFF, off);
         p->task = t;
+        p->r2t_end = ttt != ISC_RSVD_TAG && off + n == end;
         tx_queue(s, p, (const uint8_t *)t->req.buf + off, n);
         off += n;
     }
@@ -1673,6 +1689,13 @@ static void handle_r2t(struct isc_session *s, const uint8_t *h)
                      t->req.len);
         return;
     }
+    /* an R2T is outstanding until the last of its Data-Out has left */
+    if (t->r2t_open >= (s->params.max_outstanding_r2t ? s->params.max_outstanding_r2t : 1)) {
+        session_fail(s, -EPROTO, "target sent more r2ts at once than the MaxOutstandingR2T=%u "
+                     "negotiated", s->params.max_outstanding_r2t);
+        return;
+    }
+    t->r2t_open++;
     t->r2t_bytes += len;
     s->counters.solicited_bytes += len;
     queue_data_out(s, t, isc_get32(h, ISC_OFF_TTT), off, len);
