@@ -340,6 +340,8 @@ static int cli_session_open(struct cli_opts *o, const char *where, bool discover
     cfg.target_name = discovery ? NULL : cs->url.target;
     cfg.header_digest = cs->url.header_digest;
     cfg.data_digest = cs->url.data_digest;
+    cfg.no_header_digest = cs->url.no_header_digest;
+    cfg.no_data_digest = cs->url.no_data_digest;
     cfg.chap_user = cs->url.user;
     cfg.chap_secret = cs->url.secret;
     cfg.target_user = cs->url.target_user;

@@ -57,6 +57,8 @@ struct isc_session_config {
     bool discovery;
     bool header_digest;             /* require CRC32C header digests */
     bool data_digest;               /* require CRC32C data digests */
+    bool no_header_digest;          /* refuse them: offer None alone (neither flag: offer */
+    bool no_data_digest;            /* None,CRC32C and let the target choose) */
     const char *chap_user;          /* one-way CHAP (NULL: AuthMethod=None) */
     const char *chap_secret;
     const char *target_user;        /* mutual CHAP: what the target must answer as */

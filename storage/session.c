@@ -925,12 +925,21 @@ static int offer_operational(struct isc_session *s, struct isc_kvlist *kv)
 
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const struct isc_key_def *k = isc_key_find(keys[i]);
+        const char *offer = val;
         if (s->cfg.discovery && !k->discovery)
             continue;
-        isc_key_format(k, isc_params_get(&s->want, k), val, sizeof(val));
-        if (isc_kv_add(kv, k->name, val) < 0)
+        if (k->kind == ISC_KEY_DIGEST) {
+            /* neither required nor refused: None,CRC32C, so a target may insist on them */
+            bool hd = !strcmp(k->name, "HeaderDigest");
+            offer = isc_digest_offer(
+                isc_digest_accepted(hd ? s->cfg.header_digest : s->cfg.data_digest,
+                                    hd ? s->cfg.no_header_digest : s->cfg.no_data_digest));
+        } else {
+            isc_key_format(k, isc_params_get(&s->want, k), val, sizeof(val));
+        }
+        if (isc_kv_add(kv, k->name, offer) < 0)
             return -ENOMEM;
-        if (k->kind != ISC_KEY_DECLARATIVE && isc_kv_add(&s->offered, k->name, val) < 0)
+        if (k->kind != ISC_KEY_DECLARATIVE && isc_neg_offer(&s->offered, k, offer) < 0)
             return -ENOMEM;
     }
     /* our declaration holds whatever the target says */
@@ -1118,15 +1127,18 @@ static int login_chap_verify(struct isc_session *s, const struct isc_kvlist *kv)
     return 0;
 }
 
-/* Apply the target's operational answers and offers. */
-static int login_operational(struct isc_session *s, const struct isc_kvlist *kv)
+/*
+ * Apply the target's operational answers and offers (s->offered is the login's negotiation
+ * record); `last`: this response ends the login, so every offer must have an outcome.
+ */
+static int login_operational(struct isc_session *s, const struct isc_kvlist *kv, bool last)
 {
     char err[200], val[32];
 
     for (size_t i = 0; i < kv->n; i++) {
         const char *key = kv->v[i].key, *value = kv->v[i].value;
         const struct isc_key_def *k = isc_key_find(key);
-        uint32_t result;
+        uint32_t ours, result;
         int ret;
 
         if (!k) {
@@ -1135,39 +1147,37 @@ static int login_operational(struct isc_session *s, const struct isc_kvlist *kv)
                 !strcmp(key, "TargetAddress") || !strcmp(key, "TargetName"))
                 continue;
             if (isc_kv_add(&s->replies, key, "NotUnderstood") < 0)
-                return -ENOMEM;
+                goto nomem;
             continue;
         }
-        if (k->kind == ISC_KEY_DECLARATIVE) {
-            ret = isc_negotiate_answer(k, "512", value, &result, err, sizeof(err));
-        } else {
-            const char *offered = isc_kv_get(&s->offered, key);
-            if (offered) {
-                ret = isc_negotiate_answer(k, offered, value, &result, err, sizeof(err));
-                /* answered: drop it from the outstanding offers */
-                for (size_t j = 0; j < s->offered.n; j++) {
-                    if (!strcmp(s->offered.v[j].key, key)) {
-                        s->offered.v[j].key[0] = '\0';
-                        break;
-                    }
-                }
-            } else {
-                ret = isc_negotiate_reply(k, isc_params_get(&s->want, k), value, &result,
-                                          err, sizeof(err));
-                if (!ret) {
-                    isc_key_format(k, result, val, sizeof(val));
-                    if (isc_kv_add(&s->replies, key, val) < 0)
-                        return -ENOMEM;
-                }
-            }
+        ours = isc_params_get(&s->want, k);
+        if (k->kind == ISC_KEY_DIGEST) {
+            bool hd = !strcmp(k->name, "HeaderDigest");
+            ours = isc_digest_accepted(hd ? s->cfg.header_digest : s->cfg.data_digest,
+                                       hd ? s->cfg.no_header_digest : s->cfg.no_data_digest);
         }
+        ret = isc_neg_receive(&s->offered, k, ours, value, &result, val, sizeof(val), err,
+                              sizeof(err));
+        if (ret == -ENOMEM)
+            goto nomem;
         if (ret < 0) {
             session_fail(s, -EPROTO, "login negotiation failed: %s", err);
             return ret;
         }
+        if (ret == ISC_NEG_ECHO)
+            continue;
+        if (ret == ISC_NEG_REPLY && isc_kv_add(&s->replies, key, val) < 0)
+            goto nomem;
         isc_params_set(&s->params, k, result);
     }
+    if (last && isc_neg_finish(&s->offered, err, sizeof(err)) < 0) {
+        session_fail(s, -EPROTO, "login negotiation failed: %s", err);
+        return -EPROTO;
+    }
     return 0;
+nomem:
+    session_fail(s, -ENOMEM, "out of memory in the login negotiation");
+    return -ENOMEM;
 }
 
 static void login_done(struct isc_session *s)
@@ -1372,7 +1382,7 @@ static void handle_login_rsp(struct isc_session *s, const uint8_t *h, const uint
     }
 
     /* operational stage */
-    if (login_operational(s, &kv) < 0)
+    if (login_operational(s, &kv, transit && nsg == ISC_STAGE_FFP) < 0)
         goto out;
     if (transit && nsg == ISC_STAGE_FFP) {
         if (s->replies.n) {

@@ -21,6 +21,7 @@ int isc_kv_add(struct isc_kvlist *l, const char *key, const char *value)
     }
     l->v[l->n].key = strdup(key);
     l->v[l->n].value = strdup(value);
+    l->v[l->n].state = 0;
     if (!l->v[l->n].key || !l->v[l->n].value) {
         free(l->v[l->n].key);
         free(l->v[l->n].value);
@@ -328,20 +329,28 @@ int isc_negotiate_answer(const struct isc_key_def *k, const char *offered, const
     uint32_t ours, theirs;
     int ret;
 
-    if (!strcmp(answer, "Irrelevant") && k->kind != ISC_KEY_DIGEST) {
-        /* the key does not apply here: its RFC default stands */
+    if (!strcmp(answer, "Irrelevant")) {
+        /* the key does not apply here: its RFC default stands (None for a digest) */
         struct isc_params def;
+        if (k->kind == ISC_KEY_DIGEST && !list_has(offered, "None")) {
+            snprintf(err, errlen, "target answered %s=Irrelevant to %s: digests were "
+                     "required", k->name, offered);
+            return -EPROTO;
+        }
         isc_params_defaults(&def);
         *result = isc_params_get(&def, k);
         return 0;
     }
-    if (!strcmp(answer, "Reject") || !strcmp(answer, "NotUnderstood") ||
-        !strcmp(answer, "Irrelevant")) {
-        if (k->kind == ISC_KEY_DIGEST && !strcmp(offered, "None")) {
-            *result = 0;
-            return 0;
-        }
-        snprintf(err, errlen, "target answered %s=%s to %s", k->name, answer, offered);
+    if (!strcmp(answer, "Reject") || !strcmp(answer, "NotUnderstood")) {
+        /*
+         * Never read as the default: a target that insists on digests rejects None and
+         * then sends them anyway, and the first command would die on its framing.
+         */
+        if (k->kind == ISC_KEY_DIGEST && !strcmp(offered, "None"))
+            snprintf(err, errlen, "target answered %s=%s to None, the only value offered "
+                     "(it may require CRC32C digests)", k->name, answer);
+        else
+            snprintf(err, errlen, "target answered %s=%s to %s", k->name, answer, offered);
         return -EPROTO;
     }
     if (k->kind == ISC_KEY_DIGEST) {
@@ -404,16 +413,24 @@ int isc_negotiate_reply(const struct isc_key_def *k, uint32_t ours, const char *
     int ret;
 
     if (k->kind == ISC_KEY_DIGEST) {
-        /* the target offers a list; pick our preference if listed, else None if listed */
-        if (list_has(theirs, ours ? "CRC32C" : "None")) {
-            *result = ours;
-            return 0;
+        /* the target offers a list: answer its first value that we accept */
+        for (const char *p = theirs; *p;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if ((ours & ISC_DIGEST_NONE) && len == 4 && !strncmp(p, "None", 4)) {
+                *result = 0;
+                return 0;
+            }
+            if ((ours & ISC_DIGEST_CRC32C) && len == 6 && !strncmp(p, "CRC32C", 6)) {
+                *result = 1;
+                return 0;
+            }
+            if (!comma)
+                break;
+            p = comma + 1;
         }
-        if (list_has(theirs, ours ? "None" : "CRC32C")) {
-            *result = !ours;
-            return 0;
-        }
-        snprintf(err, errlen, "target offered %s=%.32s, nothing we support", k->name, theirs);
+        snprintf(err, errlen, "target offered %s=%.32s, none of which we accept (%s)",
+                 k->name, theirs, isc_digest_offer(ours) ? isc_digest_offer(ours) : "none");
         return -EPROTO;
     }
     ret = parse_value(k, theirs, &v, err, errlen);
@@ -435,6 +452,124 @@ int isc_negotiate_reply(const struct isc_key_def *k, uint32_t ours, const char *
     default:
         *result = v;
         break;
+    }
+    return 0;
+}
+
+const char *isc_digest_offer(uint32_t accepted)
+{
+    switch (accepted & ISC_DIGEST_ANY) {
+    case ISC_DIGEST_NONE: return "None";
+    case ISC_DIGEST_CRC32C: return "CRC32C";
+    case ISC_DIGEST_ANY: return "None,CRC32C";
+    default: return NULL;
+    }
+}
+
+uint32_t isc_digest_accepted(bool require, bool refuse)
+{
+    if (require)
+        return ISC_DIGEST_CRC32C;
+    return refuse ? ISC_DIGEST_NONE : ISC_DIGEST_ANY;
+}
+
+/* ---------------------------------------------------------------- negotiation record */
+
+static struct isc_kv *neg_find(struct isc_kvlist *neg, const char *key)
+{
+    for (size_t i = 0; i < neg->n; i++)
+        if (neg->v[i].state && !strcmp(neg->v[i].key, key))
+            return &neg->v[i];
+    return NULL;
+}
+
+int isc_neg_offer(struct isc_kvlist *neg, const struct isc_key_def *k, const char *value)
+{
+    int ret = isc_kv_add(neg, k->name, value);
+
+    if (ret == 0)
+        neg->v[neg->n - 1].state = ISC_NEG_OFFERED;
+    return ret;
+}
+
+/* Replace the entry's value with what the target sent and mark the key settled. */
+static int neg_settle(struct isc_kv *e, const char *value)
+{
+    char *v = strdup(value);
+
+    if (!v)
+        return -ENOMEM;
+    free(e->value);
+    e->value = v;
+    e->state = ISC_NEG_SETTLED;
+    return 0;
+}
+
+/* A settled key sent again: only an exact echo of the first value is harmless. */
+static int neg_repeat(const struct isc_key_def *k, const struct isc_kv *e, const char *value,
+                      uint32_t *result, char *err, size_t errlen)
+{
+    char scratch[8];
+    uint32_t before, now;
+
+    if (strcmp(e->value, value) != 0) {
+        /* the same number spelled another way (0x1000, 4096) is still the same value */
+        if (k->kind == ISC_KEY_DIGEST ||
+            parse_value(k, e->value, &before, scratch, sizeof(scratch)) < 0 ||
+            parse_value(k, value, &now, scratch, sizeof(scratch)) < 0 || before != now) {
+            snprintf(err, errlen, "target negotiated %s again in a later login round "
+                     "(%.32s before, now %.32s)", k->name, e->value, value);
+            return -EPROTO;
+        }
+    }
+    *result = 0;
+    return ISC_NEG_ECHO;
+}
+
+int isc_neg_receive(struct isc_kvlist *neg, const struct isc_key_def *k, uint32_t ours,
+                    const char *value, uint32_t *result, char *reply, size_t replylen,
+                    char *err, size_t errlen)
+{
+    struct isc_kv *e = neg_find(neg, k->name);
+    int ret;
+
+    if (e && e->state == ISC_NEG_SETTLED)
+        return neg_repeat(k, e, value, result, err, errlen);
+    if (e) {
+        ret = isc_negotiate_answer(k, e->value, value, result, err, errlen);
+        if (ret == 0)
+            ret = neg_settle(e, value);
+        return ret < 0 ? ret : ISC_NEG_APPLY;
+    }
+    if (k->kind == ISC_KEY_DECLARATIVE) {
+        /* the target's own declaration: only its range to check */
+        ret = parse_num(k, value, result, err, errlen);
+    } else {
+        ret = isc_negotiate_reply(k, ours, value, result, err, errlen);
+        if (ret == 0)
+            isc_key_format(k, *result, reply, replylen);
+    }
+    if (ret < 0)
+        return ret;
+    ret = isc_kv_add(neg, k->name, value);
+    if (ret < 0)
+        return ret;
+    neg->v[neg->n - 1].state = ISC_NEG_SETTLED;
+    return k->kind == ISC_KEY_DECLARATIVE ? ISC_NEG_APPLY : ISC_NEG_REPLY;
+}
+
+int isc_neg_finish(const struct isc_kvlist *neg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < neg->n; i++) {
+        const struct isc_kv *e = &neg->v[i];
+        const struct isc_key_def *k = isc_key_find(e->key);
+        if (e->state != ISC_NEG_OFFERED || !k || k->kind != ISC_KEY_DIGEST)
+            continue;
+        if (!list_has(e->value, "None")) {
+            snprintf(err, errlen, "target ended the login without answering %s=%s (the "
+                     "default None was not offered)", e->key, e->value);
+            return -EPROTO;
+        }
     }
     return 0;
 }

@@ -14,8 +14,9 @@
 #define ISC_TEXT_MAX 65536   /* cap on one text/login data segment */
 
 struct isc_kv {
-    char *key;   /* owned */
-    char *value; /* owned */
+    char *key;     /* owned */
+    char *value;   /* owned */
+    uint8_t state; /* enum isc_neg_state in a negotiation record, else 0 */
 };
 
 /* An ordered key=value list. Zero-initialise; free with isc_kv_clear. */
@@ -64,7 +65,7 @@ struct isc_params {
 void isc_params_defaults(struct isc_params *p);
 
 enum isc_key_kind {
-    ISC_KEY_DIGEST,     /* list: CRC32C,None */
+    ISC_KEY_DIGEST,     /* list of None, CRC32C */
     ISC_KEY_NUM_MIN,    /* numerical, result = minimum */
     ISC_KEY_NUM_MAX,    /* numerical, result = maximum */
     ISC_KEY_BOOL_AND,   /* result = AND */
@@ -83,20 +84,79 @@ struct isc_key_def {
 const struct isc_key_def *isc_key_find(const char *name);
 
 /*
+ * Digest values a side accepts, as a mask: our preference for a digest key wherever a
+ * function takes `ours`.
+ */
+#define ISC_DIGEST_NONE 0x1u
+#define ISC_DIGEST_CRC32C 0x2u
+#define ISC_DIGEST_ANY (ISC_DIGEST_NONE | ISC_DIGEST_CRC32C)
+
+/*
+ * The list we offer for a digest key: "None", "CRC32C" or, when both are accepted,
+ * "None,CRC32C" (None first, as libiscsi: the target chooses, and one that insists on
+ * digests can have them). NULL for an empty mask.
+ */
+const char *isc_digest_offer(uint32_t accepted);
+/* What a side accepts when it requires digests, refuses them, or neither (both). */
+uint32_t isc_digest_accepted(bool require, bool refuse);
+
+/*
  * Check the target's `answer` to the value we `offered` for key `k` and compute the
  * result into *result (booleans and digests as 0/1). A violation of the RFC's rules
- * (out of range, above a minimum we offered, a list item we never offered, "Reject")
- * is -EPROTO with a message in err.
+ * (out of range, above a minimum we offered, a list item we never offered, "Reject" or
+ * "NotUnderstood") is -EPROTO with a message in err. "Irrelevant" leaves the key's RFC
+ * default, for a digest only when the offer holds None (the default).
  */
 int isc_negotiate_answer(const struct isc_key_def *k, const char *offered, const char *answer,
                          uint32_t *result, char *err, size_t errlen);
 
 /*
  * The target proposed `theirs` for `k` without us offering it: compute the value to
- * answer from our preference `ours` (same encoding as above). -EPROTO if invalid.
+ * answer from our preference `ours` (same encoding as above; for a digest key the
+ * ISC_DIGEST_* mask we accept, and the answer is the first value of the target's list
+ * in it, RFC 7143 §6.2). -EPROTO if invalid or, for a digest, nothing acceptable.
  */
 int isc_negotiate_reply(const struct isc_key_def *k, uint32_t ours, const char *theirs,
                         uint32_t *result, char *err, size_t errlen);
+
+/*
+ * One login's negotiation record (RFC 7143 §6.2): an isc_kvlist whose entries carry a
+ * state. Every operational key is negotiated once per login; the record says which keys
+ * we offered and still wait for, and which are settled and how.
+ */
+enum isc_neg_state {
+    ISC_NEG_OFFERED = 1, /* value: what we offered, not answered yet */
+    ISC_NEG_SETTLED,     /* value: what the target sent for it (its answer, offer or
+                            declaration) */
+};
+
+/* Record our offer `value` of key `k` (not for declarative keys). 0 or -ENOMEM. */
+int isc_neg_offer(struct isc_kvlist *neg, const struct isc_key_def *k, const char *value);
+
+/*
+ * Apply one key=value the target sent in the operational stage and settle the key:
+ *  - the answer to our outstanding offer is checked against it (isc_negotiate_answer);
+ *  - a declaration (MaxRecvDataSegmentLength) is checked against the key's range;
+ *  - a key the target offers first gets our answer from `ours` (isc_negotiate_reply),
+ *    written into `reply` (at least 16 bytes);
+ *  - a key settled before (a repeat in a later round) is a renegotiation, which RFC 7143
+ *    §6.2 forbids: -EPROTO unless it repeats exactly what the target sent the first time
+ *    (an echo changes nothing; a different value would have the two sides disagree).
+ * Returns ISC_NEG_APPLY (*result is the key's value for isc_params_set), ISC_NEG_REPLY
+ * (the same, and send `reply`), ISC_NEG_ECHO (nothing changes), -EPROTO (message in err)
+ * or -ENOMEM.
+ */
+enum { ISC_NEG_APPLY = 0, ISC_NEG_REPLY = 1, ISC_NEG_ECHO = 2 };
+int isc_neg_receive(struct isc_kvlist *neg, const struct isc_key_def *k, uint32_t ours,
+                    const char *value, uint32_t *result, char *reply, size_t replylen,
+                    char *err, size_t errlen);
+
+/*
+ * The target ended the login: a digest offer it never answered leaves the default None,
+ * which is a failure unless None was offered. Unanswered numeric and boolean offers keep
+ * their RFC defaults. 0 or -EPROTO (message in err).
+ */
+int isc_neg_finish(const struct isc_kvlist *neg, char *err, size_t errlen);
 
 /* Store a negotiated value into the params field for `k`. */
 void isc_params_set(struct isc_params *p, const struct isc_key_def *k, uint32_t v);

@@ -39,14 +39,13 @@ void isc_url_clear(struct isc_url *u)
     u->lun = -1;
 }
 
-static int parse_digest(const char *v, bool *out)
+/* "crc32c" sets *on, "none" sets *off; the last of repeated keys wins. */
+static int parse_digest(const char *v, bool *on, bool *off)
 {
-    if (!strcmp(v, "none"))
-        *out = false;
-    else if (!strcmp(v, "crc32c"))
-        *out = true;
-    else
+    if (strcmp(v, "none") != 0 && strcmp(v, "crc32c") != 0)
         return -EINVAL;
+    *on = !strcmp(v, "crc32c");
+    *off = !*on;
     return 0;
 }
 
@@ -64,10 +63,10 @@ static int parse_query(char *q, struct isc_url *u, char *err, size_t errlen)
         *eq = '\0';
         val = eq + 1;
         if (!strcmp(kv, "header_digest")) {
-            if (parse_digest(val, &u->header_digest) < 0)
+            if (parse_digest(val, &u->header_digest, &u->no_header_digest) < 0)
                 goto bad_digest;
         } else if (!strcmp(kv, "data_digest")) {
-            if (parse_digest(val, &u->data_digest) < 0)
+            if (parse_digest(val, &u->data_digest, &u->no_data_digest) < 0)
                 goto bad_digest;
         } else if (!strcmp(kv, "target_user")) {
             free(u->target_user);

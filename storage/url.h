@@ -15,8 +15,10 @@ struct isc_url {
     char *portal;           /* owned: "host[:port]" */
     char *target;           /* owned; NULL when the URL names only a portal */
     int32_t lun;            /* -1 when absent */
-    bool header_digest;
-    bool data_digest;
+    bool header_digest;     /* header_digest=crc32c */
+    bool data_digest;       /* data_digest=crc32c */
+    bool no_header_digest;  /* header_digest=none (absent: neither flag) */
+    bool no_data_digest;    /* data_digest=none */
     char *target_user;      /* owned; mutual CHAP */
     char *target_secret;    /* owned; wiped by isc_url_clear */
 };

@@ -493,17 +493,61 @@ Test(negotiate, declarative_takes_theirs)
 
 Test(negotiate, digest_reject_and_not_understood)
 {
+    char err[200] = "";
     uint32_t r;
 
     /* refusing a digest we require is a failure */
     cr_assert_eq(answer("HeaderDigest", "CRC32C,None", "Reject", &r), -EPROTO);
     cr_assert_eq(answer("DataDigest", "CRC32C", "NotUnderstood", &r), -EPROTO);
     cr_assert_eq(answer("DataDigest", "CRC32C", "Irrelevant", &r), -EPROTO);
-    /* refusing "None" leaves the default, which is None */
-    cr_assert_eq(answer("HeaderDigest", "None", "NotUnderstood", &r), 0);
+    /*
+     * Refusing "None" is never read as None: istgt rejects a lone None on a LU that
+     * insists on digests and then runs them anyway.
+     */
+    cr_assert_eq(answer("HeaderDigest", "None", "NotUnderstood", &r), -EPROTO);
+    cr_assert_eq(answer("HeaderDigest", "None", "Reject", &r), -EPROTO);
+    cr_assert_eq(answer("DataDigest", "None,CRC32C", "Reject", &r), -EPROTO);
+    cr_assert_eq(isc_negotiate_answer(isc_key_find("HeaderDigest"), "None", "Reject", &r, err,
+                                      sizeof(err)), -EPROTO);
+    cr_assert_not_null(strstr(err, "HeaderDigest=Reject"), "message: %s", err);
+    cr_assert_not_null(strstr(err, "CRC32C"), "message says what the target may want: %s",
+                       err);
+}
+
+Test(negotiate, digest_irrelevant_is_the_default_only_when_offered)
+{
+    uint32_t r;
+
+    cr_assert_eq(answer("HeaderDigest", "None,CRC32C", "Irrelevant", &r), 0);
+    cr_assert_eq(r, 0, "the default None, which we offered");
+    cr_assert_eq(answer("HeaderDigest", "None", "Irrelevant", &r), 0);
     cr_assert_eq(r, 0);
-    cr_assert_eq(answer("HeaderDigest", "None", "Reject", &r), 0);
+    cr_assert_eq(answer("HeaderDigest", "CRC32C", "Irrelevant", &r), -EPROTO,
+                 "None was not offered");
+}
+
+Test(negotiate, digest_answers_to_our_default_offer)
+{
+    uint32_t r;
+
+    cr_assert_eq(answer("HeaderDigest", "None,CRC32C", "CRC32C", &r), 0);
+    cr_assert_eq(r, 1);
+    cr_assert_eq(answer("DataDigest", "None,CRC32C", "None", &r), 0);
     cr_assert_eq(r, 0);
+    cr_assert_eq(answer("DataDigest", "None,CRC32C", "None,CRC32C", &r), -EPROTO);
+    cr_assert_eq(answer("DataDigest", "None,CRC32C", "MD5", &r), -EPROTO);
+}
+
+Test(negotiate, digest_offers)
+{
+    cr_assert_str_eq(isc_digest_offer(ISC_DIGEST_ANY), "None,CRC32C", "None first, as libiscsi");
+    cr_assert_str_eq(isc_digest_offer(ISC_DIGEST_NONE), "None");
+    cr_assert_str_eq(isc_digest_offer(ISC_DIGEST_CRC32C), "CRC32C");
+    cr_assert_null(isc_digest_offer(0));
+    cr_assert_eq(isc_digest_accepted(false, false), ISC_DIGEST_ANY, "not asked: either");
+    cr_assert_eq(isc_digest_accepted(false, true), ISC_DIGEST_NONE, "refused: None only");
+    cr_assert_eq(isc_digest_accepted(true, false), ISC_DIGEST_CRC32C, "required: CRC32C only");
+    cr_assert_eq(isc_digest_accepted(true, true), ISC_DIGEST_CRC32C, "required wins");
 }
 
 Test(negotiate, irrelevant_keeps_a_valid_result)
@@ -605,18 +649,29 @@ Test(negotiate_reply, digest_selection)
 {
     uint32_t r;
 
-    cr_assert_eq(reply("HeaderDigest", 1, "CRC32C,None", &r), 0);
+    /* RFC 7143 §6.2: the first value of the target's list that we accept */
+    cr_assert_eq(reply("HeaderDigest", ISC_DIGEST_CRC32C, "CRC32C,None", &r), 0);
     cr_assert_eq(r, 1);
-    cr_assert_eq(reply("HeaderDigest", 0, "CRC32C,None", &r), 0);
+    cr_assert_eq(reply("HeaderDigest", ISC_DIGEST_NONE, "CRC32C,None", &r), 0);
     cr_assert_eq(r, 0);
-    cr_assert_eq(reply("HeaderDigest", 1, "None,CRC32C", &r), 0);
-    cr_assert_eq(r, 1, "our preference wins over the target's order");
-    cr_assert_eq(reply("DataDigest", 1, "None", &r), 0);
-    cr_assert_eq(r, 0, "fall back to what the target offers");
-    cr_assert_eq(reply("DataDigest", 0, "CRC32C", &r), 0);
+    cr_assert_eq(reply("HeaderDigest", ISC_DIGEST_CRC32C, "None,CRC32C", &r), 0);
+    cr_assert_eq(r, 1, "None is not acceptable when digests are required");
+    cr_assert_eq(reply("HeaderDigest", ISC_DIGEST_ANY, "None,CRC32C", &r), 0);
+    cr_assert_eq(r, 0, "the target's order when both are acceptable");
+    cr_assert_eq(reply("HeaderDigest", ISC_DIGEST_ANY, "CRC32C,None", &r), 0);
     cr_assert_eq(r, 1);
-    cr_assert_eq(reply("DataDigest", 1, "MD5,Adler", &r), -EPROTO, "nothing we support");
-    cr_assert_eq(reply("DataDigest", 1, "", &r), -EPROTO);
+    cr_assert_eq(reply("DataDigest", ISC_DIGEST_CRC32C, "None", &r), -EPROTO,
+                 "no fall back to None when CRC32C is required");
+    cr_assert_eq(reply("DataDigest", ISC_DIGEST_NONE, "CRC32C", &r), -EPROTO,
+                 "no CRC32C when it is refused");
+    cr_assert_eq(reply("DataDigest", ISC_DIGEST_ANY, "CRC32C", &r), 0);
+    cr_assert_eq(r, 1);
+    cr_assert_eq(reply("DataDigest", ISC_DIGEST_ANY, "MD5,Adler", &r), -EPROTO,
+                 "nothing we support");
+    cr_assert_eq(reply("DataDigest", ISC_DIGEST_ANY, "", &r), -EPROTO);
+    cr_assert_eq(reply("DataDigest", ISC_DIGEST_ANY, "CRC32,None", &r), 0,
+                 "an unknown item is skipped");
+    cr_assert_eq(r, 0);
 }
 
 Test(negotiate_reply, declarative)
@@ -626,4 +681,178 @@ Test(negotiate_reply, declarative)
     cr_assert_eq(reply("MaxRecvDataSegmentLength", 262144, "65536", &r), 0);
     cr_assert_eq(r, 65536);
     cr_assert_eq(reply("MaxRecvDataSegmentLength", 262144, "100", &r), -EPROTO);
+}
+
+/* ---------------------------------------------------------------- negotiation record */
+
+/* isc_neg_receive on a record; on failure the message must be non-empty. */
+static int receive(struct isc_kvlist *neg, const char *key, uint32_t ours, const char *value,
+                   uint32_t *res, char *rep)
+{
+    char err[200] = "";
+    const struct isc_key_def *k = isc_key_find(key);
+    int ret;
+
+    cr_assert_not_null(k, "%s", key);
+    *res = 0xdeadbeef;
+    rep[0] = '\0';
+    ret = isc_neg_receive(neg, k, ours, value, res, rep, 32, err, sizeof(err));
+    if (ret < 0)
+        cr_assert_neq(err[0], '\0', "%s=%s: failure without a message", key, value);
+    return ret;
+}
+
+static void offer(struct isc_kvlist *neg, const char *key, const char *value)
+{
+    cr_assert_eq(isc_neg_offer(neg, isc_key_find(key), value), 0);
+}
+
+Test(neg, plain_lists_carry_no_state)
+{
+    struct isc_kvlist l;
+
+    cr_assert_eq(PARSE_LIT("HeaderDigest=None\0", &l), 0);
+    cr_assert_eq(l.v[0].state, 0);
+    cr_assert_eq(isc_kv_add(&l, "X", "y"), 0);
+    cr_assert_eq(l.v[1].state, 0);
+    isc_kv_clear(&l);
+}
+
+Test(neg, answer_settles_an_offer)
+{
+    struct isc_kvlist neg = { 0 };
+    uint32_t r;
+    char rep[32];
+
+    offer(&neg, "HeaderDigest", "None,CRC32C");
+    offer(&neg, "MaxBurstLength", "16776704");
+    cr_assert_eq(neg.v[0].state, ISC_NEG_OFFERED);
+    cr_assert_eq(receive(&neg, "HeaderDigest", ISC_DIGEST_ANY, "CRC32C", &r, rep),
+                 ISC_NEG_APPLY);
+    cr_assert_eq(r, 1);
+    cr_assert_eq(rep[0], '\0', "an answer is not answered");
+    cr_assert_eq(neg.v[0].state, ISC_NEG_SETTLED);
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 16776704, "262144", &r, rep), ISC_NEG_APPLY);
+    cr_assert_eq(r, 262144);
+    isc_kv_clear(&neg);
+}
+
+/*
+ * Digest downgrade: with CRC32C required and agreed, a later round that says
+ * HeaderDigest=None must fail the login (RFC 7143 §6.2: a key is negotiated once; the
+ * initiator drops the connection).
+ */
+Test(neg, digest_negotiated_again_differently_fails)
+{
+    struct isc_kvlist neg = { 0 };
+    const struct isc_key_def *k = isc_key_find("HeaderDigest");
+    char err[200] = "", rep[32];
+    uint32_t r;
+
+    offer(&neg, "HeaderDigest", "CRC32C");
+    cr_assert_eq(receive(&neg, "HeaderDigest", ISC_DIGEST_CRC32C, "CRC32C", &r, rep),
+                 ISC_NEG_APPLY);
+    cr_assert_eq(r, 1);
+    cr_assert_eq(isc_neg_receive(&neg, k, ISC_DIGEST_CRC32C, "None", &r, rep, sizeof(rep), err,
+                                 sizeof(err)), -EPROTO);
+    cr_assert_not_null(strstr(err, "HeaderDigest again"), "message: %s", err);
+    cr_assert_not_null(strstr(err, "CRC32C before, now None"), "message: %s", err);
+    /* the same with the default offer, and with any other value */
+    cr_assert_eq(receive(&neg, "HeaderDigest", ISC_DIGEST_CRC32C, "None,CRC32C", &r, rep),
+                 -EPROTO);
+    cr_assert_eq(receive(&neg, "HeaderDigest", ISC_DIGEST_CRC32C, "Reject", &r, rep), -EPROTO);
+    isc_kv_clear(&neg);
+
+    offer(&neg, "DataDigest", "None,CRC32C");
+    cr_assert_eq(receive(&neg, "DataDigest", ISC_DIGEST_ANY, "CRC32C", &r, rep), ISC_NEG_APPLY);
+    cr_assert_eq(receive(&neg, "DataDigest", ISC_DIGEST_ANY, "None", &r, rep), -EPROTO);
+    isc_kv_clear(&neg);
+}
+
+Test(neg, exact_echo_changes_nothing)
+{
+    struct isc_kvlist neg = { 0 };
+    uint32_t r;
+    char rep[32];
+
+    offer(&neg, "HeaderDigest", "CRC32C");
+    cr_assert_eq(receive(&neg, "HeaderDigest", ISC_DIGEST_CRC32C, "CRC32C", &r, rep),
+                 ISC_NEG_APPLY);
+    cr_assert_eq(receive(&neg, "HeaderDigest", ISC_DIGEST_CRC32C, "CRC32C", &r, rep),
+                 ISC_NEG_ECHO);
+    offer(&neg, "MaxBurstLength", "1048576");
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 1048576, "262144", &r, rep), ISC_NEG_APPLY);
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 1048576, "0x40000", &r, rep), ISC_NEG_ECHO,
+                 "the same number in hex");
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 1048576, "65536", &r, rep), -EPROTO,
+                 "a different number");
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 1048576, "lots", &r, rep), -EPROTO);
+    isc_kv_clear(&neg);
+}
+
+Test(neg, declaration_is_settled_once)
+{
+    struct isc_kvlist neg = { 0 };
+    uint32_t r;
+    char rep[32];
+
+    cr_assert_eq(receive(&neg, "MaxRecvDataSegmentLength", 262144, "8192", &r, rep),
+                 ISC_NEG_APPLY);
+    cr_assert_eq(r, 8192);
+    cr_assert_eq(rep[0], '\0', "a declaration needs no answer");
+    cr_assert_eq(receive(&neg, "MaxRecvDataSegmentLength", 262144, "8192", &r, rep),
+                 ISC_NEG_ECHO);
+    cr_assert_eq(receive(&neg, "MaxRecvDataSegmentLength", 262144, "16384", &r, rep), -EPROTO,
+                 "declared again differently");
+    cr_assert_eq(receive(&neg, "MaxRecvDataSegmentLength", 262144, "511", &r, rep), -EPROTO);
+    isc_kv_clear(&neg);
+    cr_assert_eq(receive(&neg, "MaxRecvDataSegmentLength", 262144, "511", &r, rep), -EPROTO,
+                 "out of range on its first declaration");
+    isc_kv_clear(&neg);
+}
+
+Test(neg, target_offer_is_answered_once)
+{
+    struct isc_kvlist neg = { 0 };
+    uint32_t r;
+    char rep[32];
+
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 262144, "65536", &r, rep), ISC_NEG_REPLY);
+    cr_assert_eq(r, 65536);
+    cr_assert_str_eq(rep, "65536");
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 262144, "65536", &r, rep), ISC_NEG_ECHO);
+    cr_assert_eq(receive(&neg, "MaxBurstLength", 262144, "131072", &r, rep), -EPROTO);
+    cr_assert_eq(receive(&neg, "HeaderDigest", ISC_DIGEST_ANY, "CRC32C,None", &r, rep),
+                 ISC_NEG_REPLY);
+    cr_assert_eq(r, 1);
+    cr_assert_str_eq(rep, "CRC32C");
+    cr_assert_eq(receive(&neg, "DataDigest", ISC_DIGEST_NONE, "CRC32C", &r, rep), -EPROTO,
+                 "digests refused");
+    cr_assert_eq(receive(&neg, "InitialR2T", 0, "Yes", &r, rep), ISC_NEG_REPLY);
+    cr_assert_str_eq(rep, "Yes");
+    isc_kv_clear(&neg);
+}
+
+Test(neg, finish_needs_an_outcome_we_offered)
+{
+    struct isc_kvlist neg = { 0 };
+    char err[200] = "", rep[32];
+    uint32_t r;
+
+    /* unanswered offers that include the default None, and numeric ones: defaults stand */
+    offer(&neg, "HeaderDigest", "None,CRC32C");
+    offer(&neg, "DataDigest", "None");
+    offer(&neg, "MaxBurstLength", "1048576");
+    cr_assert_eq(isc_neg_finish(&neg, err, sizeof(err)), 0, "%s", err);
+    isc_kv_clear(&neg);
+
+    /* CRC32C required and never answered: the default None is not what we offered */
+    offer(&neg, "DataDigest", "CRC32C");
+    cr_assert_eq(isc_neg_finish(&neg, err, sizeof(err)), -EPROTO);
+    cr_assert_not_null(strstr(err, "DataDigest=CRC32C"), "message: %s", err);
+    cr_assert_eq(receive(&neg, "DataDigest", ISC_DIGEST_CRC32C, "CRC32C", &r, rep),
+                 ISC_NEG_APPLY);
+    err[0] = '\0';
+    cr_assert_eq(isc_neg_finish(&neg, err, sizeof(err)), 0, "answered now: %s", err);
+    isc_kv_clear(&neg);
 }

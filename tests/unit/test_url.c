@@ -150,6 +150,20 @@ Test(url, digests)
     cr_assert_null(u.target);
 }
 
+/* Absent, none and crc32c are three answers: the login offers None,CRC32C / None / CRC32C. */
+Test(url, digest_none_is_not_absent)
+{
+    expect_ok("iscsi://host/iqn.x/1");
+    cr_assert_not(u.header_digest || u.no_header_digest || u.data_digest || u.no_data_digest);
+    isc_url_clear(&u);
+    expect_ok("iscsi://host/iqn.x/1?header_digest=none&data_digest=crc32c");
+    cr_assert(u.no_header_digest && !u.header_digest);
+    cr_assert(u.data_digest && !u.no_data_digest);
+    isc_url_clear(&u);
+    expect_ok("iscsi://host/iqn.x/1?header_digest=none&header_digest=crc32c");
+    cr_assert(u.header_digest && !u.no_header_digest, "the last of repeated keys wins");
+}
+
 Test(url, mutual_chap)
 {
     expect_ok("iscsi://alice%a-secret@host/iqn.x/0"
