@@ -50,8 +50,10 @@ $(LWIP_LIB): $(LWIP_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-# The driver for tests/integration/test_toe_*.sh and bench/toe-bulk (not part of toegw).
-$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(LWIP_LIB)
+# The driver for tests/integration/test_toe_*.sh and bench/toe-bulk (not part of toegw);
+# stacks/host.o: `flood` runs its consumer over the host stack too, for comparison.
+$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(BUILD)/stacks/host.o \
+                   $(LWIP_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 .PHONY: toe-tool lwip
