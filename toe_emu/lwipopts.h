@@ -74,6 +74,19 @@
  * peer's late segments of the old connection looked valid to both ends of the new one.
  */
 #define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) LWIP_RAND()
+/*
+ * Every segment lwIP sends passes toe_lwip_tcp_out (toe_emu/tcp_hooks.c), which adds no
+ * options: while a zero-window probe is unanswered, a segment without data carries SND.UNA,
+ * not the probe's snd_nxt that a peer with a closed window must drop (its ACKs and window
+ * updates were lost while the peer did not read).
+ */
+#include <stdint.h>
+struct pbuf;
+struct tcp_hdr;
+struct tcp_pcb;
+uint32_t *toe_lwip_tcp_out(struct pbuf *p, struct tcp_hdr *hdr, const struct tcp_pcb *pcb,
+                           uint32_t *opts);
+#define LWIP_HOOK_TCP_OUT_ADD_TCPOPTS(p, hdr, pcb, opts) toe_lwip_tcp_out(p, hdr, pcb, opts)
 #define TCP_TTL                     64
 /* Largest MSS we accept or announce; the wire MTU (netif->mtu) bounds the real one. */
 #define TCP_MSS                     65495

@@ -34,6 +34,9 @@ LDLIBS   += -lpcap
 
 $(BUILD)/toe_emu/%.o: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
 $(TOE_OBJS) $(TOE_TOOL_OBJS): | $(LWIP_STAMP)
+# The unit test of toe_emu/tcp_hooks.c builds lwIP's segment and pcb structures itself.
+$(BUILD)/tests/test_toe_hooks: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
+$(BUILD)/tests/test_toe_hooks: | $(LWIP_STAMP)
 
 $(LWIP_STAMP):
 	@scripts/fetch-lwip $(LWIP_SRC)
@@ -50,8 +53,10 @@ $(LWIP_LIB): $(LWIP_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-# The driver for tests/integration/test_toe_*.sh and bench/toe-bulk (not part of toegw).
-$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(LWIP_LIB)
+# The driver for tests/integration/test_toe_*.sh and bench/toe-bulk (not part of toegw);
+# stacks/host.o: `flood` runs its consumer over the host stack too, for comparison.
+$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(BUILD)/stacks/host.o \
+                   $(LWIP_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 .PHONY: toe-tool lwip

@@ -12,6 +12,8 @@
  *   toe-tool linkdown [--conns N]
  *   toe-tool pcap  --out FILE [--bytes N] [--ring]
  *   toe-tool bench [--seconds N] [--rounds N] [--mtus 1500,9000] [--no-offload]
+ *   toe-tool flood [--stack toe|host|both] [--bytes N] [--pace-ms N] [--pause-ms N]
+ *                  [--limit S] [--out FILE]
  *
  * Output: `key=value` lines; `bench` ends with one JSON line. Exit 0 on success, 1 when a
  * check failed, 2 on bad usage.
@@ -41,16 +43,14 @@
 #include "common/log.h"
 #include "toe_emu/toe.h"
 
-#define PAT_LEN     (4u * 1024 * 1024 + 13)   /* odd period: misplaced data shows */
-#define CHUNK       (256u * 1024)
-#define SRV_PORT    5001
+#include "toe_emu/tools/tool.h"
+
 #define LOOP_PORT   5002
-#define TOE_PORT0   20000
 
 static uint8_t *pattern;           /* PAT_LEN + CHUNK bytes, periodic */
-static bool verify = true;
+bool verify = true;
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
 
@@ -58,8 +58,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
     va_list ap;
 
@@ -87,7 +86,7 @@ static void pattern_init(void)
     memcpy(pattern + PAT_LEN, pattern, CHUNK);
 }
 
-static const uint8_t *pat_at(uint64_t off)
+const uint8_t *pat_at(uint64_t off)
 {
     return pattern + off % PAT_LEN;
 }
@@ -112,7 +111,7 @@ static void netns_enter(void)
     close(s);
 }
 
-static struct toe_dev *dev_up(unsigned mtu, unsigned max_conns, bool no_offload)
+struct toe_dev *dev_up(unsigned mtu, unsigned max_conns, bool no_offload)
 {
     struct toe_config cfg;
     struct toe_dev *dev;
@@ -127,7 +126,7 @@ static struct toe_dev *dev_up(unsigned mtu, unsigned max_conns, bool no_offload)
     return dev;
 }
 
-static struct sockaddr_in host_addr(uint16_t port)
+struct sockaddr_in host_addr(uint16_t port)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 
@@ -135,7 +134,7 @@ static struct sockaddr_in host_addr(uint16_t port)
     return a;
 }
 
-static int listen_on(const char *ip, uint16_t port)
+int listen_on(const char *ip, uint16_t port)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
     int one = 1, s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -241,14 +240,14 @@ static void *server_main(void *arg)
 
 /* ---- the TOE side, through the driver interface ------------------------------------- */
 
-static void wait_fd(int fd, int ms)
+void wait_fd(int fd, int ms)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN };
 
     poll(&p, 1, ms);
 }
 
-static struct stk_conn *toe_dial(struct toe_dev *dev, uint16_t dport, uint16_t lport)
+struct stk_conn *toe_dial(struct toe_dev *dev, uint16_t dport, uint16_t lport)
 {
     struct sockaddr_in dst = host_addr(dport);
     struct stk_conn *c;
@@ -413,7 +412,7 @@ static double gbps(const struct stream_result *r)
     return t > 0 ? (double)r->bytes / t / 1e9 : 0;
 }
 
-static void print_counters(struct toe_dev *dev)
+void print_counters(struct toe_dev *dev)
 {
     struct toe_counters k;
 
@@ -447,21 +446,6 @@ static bool check_stream(const char *name, const struct stream_result *sent,
 }
 
 /* ---- subcommands -------------------------------------------------------------------- */
-
-struct opts {
-    unsigned mtu;
-    uint64_t bytes;
-    const char *dir;
-    struct toe_faults faults;
-    unsigned max;
-    unsigned conns;
-    const char *out;
-    bool ring;
-    double seconds;
-    const char *mtus;
-    bool no_offload;
-    unsigned rounds;
-};
 
 static int cmd_bulk(const struct opts *o)
 {
@@ -843,7 +827,7 @@ static uint64_t parse_size(const char *s)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: toe-tool bulk|conns|linkdown|pcap|bench [options] "
+    fprintf(stderr, "usage: toe-tool bulk|conns|linkdown|pcap|bench|flood [options] "
                     "(see toe_emu/tools/toe_tool.c)\n");
     exit(2);
 }
@@ -852,7 +836,7 @@ int main(int argc, char **argv)
 {
     struct opts o = {
         .mtu = 9000, .bytes = 64u << 20, .dir = "both", .max = 64, .conns = 8,
-        .seconds = 3, .mtus = "1500,9000", .rounds = 1,
+        .seconds = 3, .mtus = "1500,9000", .rounds = 1, .stack = "both", .limit = 30,
     };
     static const struct option lo[] = {
         { "mtu", required_argument, NULL, 'm' },
@@ -869,6 +853,10 @@ int main(int argc, char **argv)
         { "no-offload", no_argument, NULL, 'n' },
         { "rounds", required_argument, NULL, 'R' },
         { "quiet", no_argument, NULL, 'q' },
+        { "stack", required_argument, NULL, 'S' },
+        { "pause-ms", required_argument, NULL, 'P' },
+        { "pace-ms", required_argument, NULL, 'A' },
+        { "limit", required_argument, NULL, 'L' },
         { 0 },
     };
     int opt;
@@ -893,6 +881,10 @@ int main(int argc, char **argv)
         case 'M': o.mtus = optarg; break;
         case 'n': o.no_offload = true; break;
         case 'R': o.rounds = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'S': o.stack = optarg; break;
+        case 'A': o.pace_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'P': o.pause_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'L': o.limit = strtod(optarg, NULL); break;
         default: usage();
         }
     }
@@ -909,5 +901,7 @@ int main(int argc, char **argv)
         return cmd_pcap(&o);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(&o);
+    if (!strcmp(cmd, "flood"))
+        return cmd_flood(&o);
     usage();
 }
