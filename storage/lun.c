@@ -186,6 +186,13 @@ int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t 
             return -EPROTO;
         }
         uint64_t want = (uint64_t)scsi_report_luns_listed(buf, got) * 8 + 8;
+        if (want > got && got < alloc) {
+            /* there was room for the whole list, and the target sent less than it claims */
+            free(buf);
+            snprintf(err, errlen, "report luns claims a %llu-byte list but sent %u bytes",
+                     (unsigned long long)want - 8, got < 8 ? 0 : got - 8);
+            return -EPROTO;
+        }
         if (want > alloc && round == 0) {
             /* the list is longer than our buffer: ask once more, for at most 1 MiB */
             alloc = want < REPORT_LUNS_MAX ? (uint32_t)want : REPORT_LUNS_MAX;

@@ -677,6 +677,14 @@ static void probe_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
     case P_REPORT_LUNS: {
         ret = sto_scsi_check(r, "report luns", err, sizeof(err));
         int count = ret == 0 ? scsi_parse_report_luns(p->buf, got, NULL, 0) : ret;
+        uint64_t listed = count >= 0 ? (uint64_t)scsi_report_luns_listed(p->buf, got) * 8 : 0;
+        if (count >= 0 && listed + 8 > got && got < PROBE_BUF) {
+            /* there was room for the whole list, and the target sent less than it claims */
+            snprintf(err, sizeof(err), "report luns claims a %llu-byte list but sent %u bytes",
+                     (unsigned long long)listed, got < 8 ? 0 : got - 8);
+            ses_login_done(ms, -EPROTO, err);
+            return;
+        }
         if (count < 0) {
             ses_login_done(ms, count, ret ? err : "report luns returned malformed data");
             return;

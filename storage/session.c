@@ -2525,6 +2525,12 @@ static void rx_process(struct isc_session *s)
                 break;
             if (s->rneed == ISC_BHS_LEN) {
                 uint32_t ahs = isc_bhs_ahs_len(s->rhdr);
+                /* junk (not iSCSI at all) fails here, not after waiting for an AHS */
+                if (!(s->rhdr[0] & 0x20) || (s->rhdr[0] & 0x80)) {
+                    session_fail(s, -EPROTO, "target sent initiator opcode 0x%02x (not an "
+                                 "iscsi target pdu)", s->rhdr[0]);
+                    break;
+                }
                 bool hd = header_digest_on(s);
                 if (ahs > AHS_MAX) {
                     session_fail(s, -EPROTO, "ahs of %u bytes", ahs);

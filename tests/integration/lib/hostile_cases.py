@@ -48,7 +48,7 @@ CASES = [
     # text keys
     ("keys-malformed", "luns", "-", "-", "-", "malformed|key|text",
      "operational answer with a key without '='"),
-    ("keys-repeated", "luns", "-", "-", "-", "repeat|twice|duplicate|more than once",
+    ("keys-repeated", "luns", "-", "-", "-", "repeat|twice|duplicate|more than once|again",
      "MaxBurstLength answered twice with different values"),
     ("keys-digest-downgrade", "read", "-", "-", "header_digest=crc32c", "digest",
      "HeaderDigest=CRC32C agreed, then HeaderDigest=None offered in a later round"),
