@@ -277,24 +277,34 @@ int sto_sync_probe_lun(struct sto_loop *loop, struct isc_session *s, uint32_t lu
     }
     out->size_bytes = out->cap.blocks * out->cap.block_size;
 
-    /* VPD pages are optional: their absence is not an error */
+    /* VPD pages are optional: their absence is not an error, a page that lies is */
     ret = sync_cmd(loop, s, lun, cdb, scsi_cdb_inquiry(cdb, true, 0x00, 255), buf, 255, &res);
     if (ret == 0 && res.status == SCSI_STATUS_GOOD && !res.err) {
+        static const struct { uint8_t page; uint16_t alloc; } opt[] = {
+            { 0x80, 255 }, { 0x83, 255 }, { 0xb0, 64 },
+        };
         uint8_t pages[256];
         uint32_t plen = res.data_in_len < sizeof(pages) ? res.data_in_len : sizeof(pages);
         memcpy(pages, buf, plen);
-        if (scsi_vpd_supported(pages, plen, 0x80) &&
-            sync_cmd(loop, s, lun, cdb, scsi_cdb_inquiry(cdb, true, 0x80, 255), buf, 255,
-                     &res) == 0 && res.status == SCSI_STATUS_GOOD && !res.err)
-            scsi_parse_serial(buf, res.data_in_len, out->serial, sizeof(out->serial));
-        if (scsi_vpd_supported(pages, plen, 0x83) &&
-            sync_cmd(loop, s, lun, cdb, scsi_cdb_inquiry(cdb, true, 0x83, 255), buf, 255,
-                     &res) == 0 && res.status == SCSI_STATUS_GOOD && !res.err)
-            scsi_parse_device_id(buf, res.data_in_len, out->wwn, sizeof(out->wwn));
-        if (scsi_vpd_supported(pages, plen, 0xb0) &&
-            sync_cmd(loop, s, lun, cdb, scsi_cdb_inquiry(cdb, true, 0xb0, 64), buf, 64,
-                     &res) == 0 && res.status == SCSI_STATUS_GOOD && !res.err)
-            scsi_parse_block_limits(buf, res.data_in_len, &out->limits);
+        if (scsi_vpd_check(pages, plen, 255, 0x00, err, errlen) < 0)
+            return -EPROTO;
+        for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
+            if (!scsi_vpd_supported(pages, plen, opt[i].page) ||
+                sync_cmd(loop, s, lun, cdb, scsi_cdb_inquiry(cdb, true, opt[i].page,
+                                                             opt[i].alloc),
+                         buf, opt[i].alloc, &res) != 0 ||
+                res.status != SCSI_STATUS_GOOD || res.err)
+                continue;
+            if (scsi_vpd_check(buf, res.data_in_len, opt[i].alloc, opt[i].page, err,
+                               errlen) < 0)
+                return -EPROTO;
+            if (opt[i].page == 0x80)
+                scsi_parse_serial(buf, res.data_in_len, out->serial, sizeof(out->serial));
+            else if (opt[i].page == 0x83)
+                scsi_parse_device_id(buf, res.data_in_len, out->wwn, sizeof(out->wwn));
+            else
+                scsi_parse_block_limits(buf, res.data_in_len, &out->limits);
+        }
     }
     if (isc_session_state(s) != ISC_STATE_LOGGED_IN) {
         snprintf(err, errlen, "%s", isc_session_error(s));

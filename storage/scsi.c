@@ -417,3 +417,23 @@ bool scsi_vpd_supported(const uint8_t *buf, size_t len, uint8_t page)
             return true;
     return false;
 }
+
+int scsi_vpd_check(const uint8_t *buf, size_t got, size_t alloc, uint8_t page, char *err,
+                   size_t errlen)
+{
+    if (got < 4) {
+        snprintf(err, errlen, "vpd page 0x%02x: %zu bytes, fewer than its 4-byte header", page,
+                 got);
+        return -EPROTO;
+    }
+    if (buf[1] != page) {
+        snprintf(err, errlen, "vpd page 0x%02x came back as page 0x%02x", page, buf[1]);
+        return -EPROTO;
+    }
+    size_t len = 4 + (size_t)isc_get16(buf, 2);
+    if (len > got && got < alloc) {
+        snprintf(err, errlen, "vpd page 0x%02x claims %zu bytes but sent %zu", page, len, got);
+        return -EPROTO;
+    }
+    return 0;
+}

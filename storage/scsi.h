@@ -121,6 +121,12 @@ int scsi_parse_block_limits(const uint8_t *buf, size_t len, struct scsi_block_li
 int scsi_parse_serial(const uint8_t *buf, size_t len, char *out, size_t cap);
 /* Device identification VPD (0x83): the best NAA/EUI designator as hex "naa.<hex>". */
 int scsi_parse_device_id(const uint8_t *buf, size_t len, char *out, size_t cap);
+/*
+ * A VPD page as it came back (got bytes of the alloc asked for): -EPROTO and the reason when
+ * it is another page, or claims more than it sent although there was room for it.
+ */
+int scsi_vpd_check(const uint8_t *buf, size_t got, size_t alloc, uint8_t page, char *err,
+                   size_t errlen);
 /* Supported VPD pages (0x00): whether `page` is listed. */
 bool scsi_vpd_supported(const uint8_t *buf, size_t len, uint8_t page);
 
