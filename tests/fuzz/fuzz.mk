@@ -16,8 +16,12 @@ FUZZ_SECONDS ?= 10
 FUZZ_JOBS    ?= 2
 FUZZ_ALL     := pdu session text chap scsi url nbd api $(if $(TOE_SRCS),frame)
 FUZZERS      ?= $(FUZZ_ALL)
+# Every UBSan check aborts, but those tests/fuzz/ubsan-open.supp suppresses for known open
+# findings (a suppression needs a recoverable check; tests/fuzz/run sets halt_on_error=1).
+FUZZ_UBSAN_OPEN := pointer-overflow
 FUZZ_OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link \
-                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                $(if $(FUZZ_UBSAN_OPEN),-fsanitize-recover=$(FUZZ_UBSAN_OPEN))
 
 # The harnesses (fuzz_<name>.c and what they share), without the libFuzzer entry point.
 FUZZ_LIB_SRCS := $(filter-out tests/fuzz/fuzz_main.c $(if $(TOE_SRCS),,tests/fuzz/fuzz_frame.c), \
