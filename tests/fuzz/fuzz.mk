@@ -18,7 +18,7 @@ FUZZ_ALL     := pdu session text chap scsi url nbd api $(if $(TOE_SRCS),frame)
 FUZZERS      ?= $(FUZZ_ALL)
 # Every UBSan check aborts, but those tests/fuzz/ubsan-open.supp suppresses for known open
 # findings (a suppression needs a recoverable check; tests/fuzz/run sets halt_on_error=1).
-FUZZ_UBSAN_OPEN := pointer-overflow
+FUZZ_UBSAN_OPEN := pointer-overflow,nonnull-attribute
 FUZZ_OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 $(if $(FUZZ_UBSAN_OPEN),-fsanitize-recover=$(FUZZ_UBSAN_OPEN))
