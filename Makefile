@@ -25,7 +25,7 @@ MAIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all test unit integration asan demo bench clean distclean
+.PHONY: all test unit integration asan demo bench clean distclean fuzz
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJS) $(TOE_LIBS)
@@ -82,3 +82,6 @@ clean:
 
 # Benchmark helpers (bench/): built on demand (make bench-tools), never part of toegw.
 -include bench/bench.mk
+
+# Fuzzers (tests/fuzz/): make fuzz [FUZZ_SECONDS=N]; docs/fuzzing.md.
+-include tests/fuzz/fuzz.mk

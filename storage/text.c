@@ -234,6 +234,20 @@ void isc_key_format(const struct isc_key_def *k, uint32_t v, char *buf, size_t l
     }
 }
 
+/*
+ * A value from the target, fit to quote in a message: at most 32 bytes, anything but
+ * printable ASCII shown as '?' (the message is one line in a log and in the API).
+ */
+static const char *quote(const char *s, char *buf, size_t len)
+{
+    size_t i;
+
+    for (i = 0; s[i] && i < 32 && i + 1 < len; i++)
+        buf[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    buf[i] = '\0';
+    return buf;
+}
+
 static int parse_num(const struct isc_key_def *k, const char *s, uint32_t *out, char *err,
                      size_t errlen)
 {
@@ -267,12 +281,15 @@ bad:
 static int parse_bool(const struct isc_key_def *k, const char *s, uint32_t *out, char *err,
                       size_t errlen)
 {
+    char q[33];
+
     if (!strcmp(s, "Yes")) {
         *out = 1;
     } else if (!strcmp(s, "No")) {
         *out = 0;
     } else {
-        snprintf(err, errlen, "target sent %s=\"%.32s\", not Yes or No", k->name, s);
+        snprintf(err, errlen, "target sent %s=\"%s\", not Yes or No", k->name,
+                 quote(s, q, sizeof(q)));
         return -EPROTO;
     }
     return 0;
@@ -281,12 +298,15 @@ static int parse_bool(const struct isc_key_def *k, const char *s, uint32_t *out,
 static int parse_digest(const struct isc_key_def *k, const char *s, uint32_t *out, char *err,
                         size_t errlen)
 {
+    char q[33];
+
     if (!strcmp(s, "CRC32C")) {
         *out = 1;
     } else if (!strcmp(s, "None")) {
         *out = 0;
     } else {
-        snprintf(err, errlen, "target sent %s=\"%.32s\", not CRC32C or None", k->name, s);
+        snprintf(err, errlen, "target sent %s=\"%s\", not CRC32C or None", k->name,
+                 quote(s, q, sizeof(q)));
         return -EPROTO;
     }
     return 0;
@@ -327,6 +347,7 @@ int isc_negotiate_answer(const struct isc_key_def *k, const char *offered, const
                          uint32_t *result, char *err, size_t errlen)
 {
     uint32_t ours, theirs;
+    char qo[33], qa[33];
     int ret;
 
     if (!strcmp(answer, "Irrelevant")) {
@@ -355,8 +376,8 @@ int isc_negotiate_answer(const struct isc_key_def *k, const char *offered, const
     }
     if (k->kind == ISC_KEY_DIGEST) {
         if (!list_has(offered, answer)) {
-            snprintf(err, errlen, "target does not support %s=%s (it answered %.32s)",
-                     k->name, offered, answer);
+            snprintf(err, errlen, "target does not support %s=%s (it answered %s)",
+                     k->name, quote(offered, qo, sizeof(qo)), quote(answer, qa, sizeof(qa)));
             return -EPROTO;
         }
         return parse_digest(k, answer, result, err, errlen);
@@ -410,6 +431,7 @@ int isc_negotiate_reply(const struct isc_key_def *k, uint32_t ours, const char *
                         uint32_t *result, char *err, size_t errlen)
 {
     uint32_t v;
+    char q[33];
     int ret;
 
     if (k->kind == ISC_KEY_DIGEST) {
@@ -429,8 +451,9 @@ int isc_negotiate_reply(const struct isc_key_def *k, uint32_t ours, const char *
                 break;
             p = comma + 1;
         }
-        snprintf(err, errlen, "target offered %s=%.32s, none of which we accept (%s)",
-                 k->name, theirs, isc_digest_offer(ours) ? isc_digest_offer(ours) : "none");
+        snprintf(err, errlen, "target offered %s=%s, none of which we accept (%s)",
+                 k->name, quote(theirs, q, sizeof(q)),
+                 isc_digest_offer(ours) ? isc_digest_offer(ours) : "none");
         return -EPROTO;
     }
     ret = parse_value(k, theirs, &v, err, errlen);

@@ -39,6 +39,44 @@ void isc_url_clear(struct isc_url *u)
     u->lun = -1;
 }
 
+/*
+ * Part of the URL fit to quote in a message: at most `max` bytes, anything but printable
+ * ASCII shown as '?' (the message is one line). Never called on a secret.
+ */
+static const char *quote(const char *s, size_t max, char *buf, size_t len)
+{
+    size_t i;
+
+    for (i = 0; s[i] && i < max && i + 1 < len; i++)
+        buf[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    buf[i] = '\0';
+    return buf;
+}
+
+/*
+ * Where the user info ends: at the first '@' with no '/' before it. It is taken off before
+ * the query is looked for, so a secret may hold '?' or '&'. But a '?' before that '@' with
+ * no '%' or ':' in front of it, or after a port ("host:3260?"), starts the query: the '@'
+ * is then inside a query value (a target_password), which must never become a user name
+ * that an error message would quote. NULL when there is no user info.
+ */
+static const char *userinfo_end(const char *p)
+{
+    const char *slash = strchr(p, '/');
+    const char *at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+    const char *qm, *colon;
+
+    if (!at || !(qm = memchr(p, '?', (size_t)(at - p))) || memchr(p, '%', (size_t)(qm - p)))
+        return at;
+    colon = memchr(p, ':', (size_t)(qm - p));
+    if (!colon || colon + 1 == qm)
+        return colon ? at : NULL;
+    for (const char *d = colon + 1; d < qm; d++)
+        if (*d < '0' || *d > '9')
+            return at;
+    return NULL;
+}
+
 /* "crc32c" sets *on, "none" sets *off; the last of repeated keys wins. */
 static int parse_digest(const char *v, bool *on, bool *off)
 {
@@ -51,13 +89,14 @@ static int parse_digest(const char *v, bool *on, bool *off)
 
 static int parse_query(char *q, struct isc_url *u, char *err, size_t errlen)
 {
-    char *save = NULL;
+    char *save = NULL, qbuf[33];
 
     for (char *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(kv, '=');
         const char *val;
         if (!eq) {
-            snprintf(err, errlen, "url query item \"%.32s\" has no value", kv);
+            snprintf(err, errlen, "url query item \"%s\" has no value",
+                     quote(kv, 32, qbuf, sizeof(qbuf)));
             return -EINVAL;
         }
         *eq = '\0';
@@ -77,7 +116,8 @@ static int parse_query(char *q, struct isc_url *u, char *err, size_t errlen)
             if (!(u->target_secret = strdup(val)))
                 return -ENOMEM;
         } else {
-            snprintf(err, errlen, "unknown url query key \"%.32s\"", kv);
+            snprintf(err, errlen, "unknown url query key \"%s\"",
+                     quote(kv, 32, qbuf, sizeof(qbuf)));
             return -EINVAL;
         }
         continue;
@@ -91,7 +131,7 @@ bad_digest:
 int isc_url_parse(const char *s, struct isc_url *out, char *err, size_t errlen)
 {
     const char *p, *at, *slash, *q, *end;
-    char *query = NULL;
+    char *query = NULL, qbuf[65];
     int ret = -EINVAL;
 
     memset(out, 0, sizeof(*out));
@@ -101,12 +141,7 @@ int isc_url_parse(const char *s, struct isc_url *out, char *err, size_t errlen)
         return -EINVAL;
     }
     p = s + 8;
-    /*
-     * The user info ends at the first '@' with no '/' before it; it is taken off before
-     * the query is looked for, so a secret may hold '?' or '&'.
-     */
-    slash = strchr(p, '/');
-    at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+    at = userinfo_end(p);
     if (at) {
         /* libiscsi's separator is '%'; without one, "user:secret" is accepted too */
         const char *pct = memchr(p, '%', (size_t)(at - p));
@@ -181,7 +216,8 @@ int isc_url_parse(const char *s, struct isc_url *out, char *err, size_t errlen)
         goto fail_inval;
     }
     if (out->user && !out->secret) {
-        snprintf(err, errlen, "url names chap user \"%.64s\" without a secret", out->user);
+        snprintf(err, errlen, "url names chap user \"%s\" without a secret",
+                 quote(out->user, 64, qbuf, sizeof(qbuf)));
         goto fail_inval;
     }
     return 0;
