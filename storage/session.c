@@ -2138,21 +2138,6 @@ static void cmd_window_check(struct isc_session *s)
     }
 }
 
-static void wait_remove(struct isc_session *s, struct task *t)
-{
-    struct task **pp = &s->wait_head, *prev = NULL;
-
-    while (*pp && *pp != t) {
-        prev = *pp;
-        pp = &(*pp)->next_wait;
-    }
-    if (!*pp)
-        return;
-    *pp = t->next_wait;
-    if (s->wait_tail == t)
-        s->wait_tail = prev;
-    t->next_wait = NULL;
-}
 
 /* "abort task got no answer within 15000 ms" / "... was refused (function rejected)" */
 static const char *tmf_outcome(char *buf, size_t len, const char *what, int response,
@@ -2301,15 +2286,16 @@ static void cmd_timer_cb(struct sto_timer *tm)
             continue;
         }
         if (!t->sent) {
-            /* the target never had it: nothing to abort */
+            /*
+             * The target never had it, so there is nothing to abort; but a window closed
+             * for a whole command timeout is a stuck target: drop the connection, so that
+             * the owner recovers (or, without recovery, every command ends with this).
+             */
             s->counters.cmd_timeouts++;
-            wait_remove(s, t);
-            task_fail(s, t, -ETIMEDOUT, "command to lun %u timed out after %u ms waiting for "
-                      "the target's command window (cmdsn %u, maxcmdsn %u)", t->req.lun,
-                      cmd_ms, s->cmdsn, s->max_cmdsn);
-            if (!in_ffp(s))
-                return;
-            continue;
+            session_fail(s, -ETIMEDOUT, "command to lun %u timed out after %u ms waiting for "
+                         "the target's command window (cmdsn %u, maxcmdsn %u)", t->req.lun,
+                         cmd_ms, s->cmdsn, s->max_cmdsn);
+            return;
         }
         if (s->tmf.state != ISC_TMF_IDLE)
             continue; /* its turn comes when the request in flight ends (tmf_act) */

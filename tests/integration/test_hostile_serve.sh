@@ -294,7 +294,7 @@ run_scase() {
         case $io in
             read) n=1 ;;
             write) n=8 ;;
-            read32) n=32 ;;
+            read32) n=16 ;; # the hostile LUN holds 16 MiB
         esac
         "$PY" "$H_TMP/hio.py" "$uri" "${io%32}" "$n" "$HBACK" $((POLL + 25)) \
             >"$hout" 2>&1 </dev/null &

@@ -543,7 +543,8 @@ Test(session_timeouts, closed_window_times_out_queued_commands)
     cr_assert(strstr(err, "command window"), "%s", err);
     cr_assert_eq(p.commands, 1, "the second command is never sent");
     cr_assert_eq(p.ntmf, 0, "nothing to abort: the target never had it");
-    cr_assert_eq(st, ISC_STATE_LOGGED_IN);
+    cr_assert_eq(st, ISC_STATE_FAILED, "a window closed for a whole command timeout drops the "
+                 "connection, so that the owner recovers");
 }
 
 /* Data-In that never carries status: the command timeout catches it. */
