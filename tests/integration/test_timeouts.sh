@@ -19,7 +19,9 @@
 #     hang), new I/O fails at once, and I/O works again once the session is back;
 #   - login timeout: POST /api/v1/sessions against a stopped tgtd answers in time;
 #   - DELETE of a session whose target is stopped, with writes in flight, and of a
-#     recovering one: 204 in bounded time, nothing left behind (connections, fds).
+#     recovering one: 204 in bounded time, nothing left behind (connections, fds);
+#   - async event 1 (the scripted target of lib/hostile_target.py asks for a logout at
+#     every connection's first READ): logout and login again, I/O held, byte-exact.
 # shellcheck source-path=SCRIPTDIR source=lib/harness.sh
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
@@ -310,6 +312,39 @@ for _ in $(seq 25); do
 done
 h_check timeouts.serve.delete.no_fd_leak "serve has $fds descriptors, $fds0 before the sessions" \
     test "$fds" -le "$fds0"
+# async event 1: the scripted target asks for a logout at the first READ of every
+# connection; the session logs out and in again (recovering, then logged_in) with the I/O
+# held meanwhile, never ESHUTDOWN: a whole read of the export is byte-exact
+# shellcheck source-path=SCRIPTDIR source=lib/hostile.sh
+. "$(dirname "$0")/lib/hostile.sh"
+if [ -z "$HT_PY" ]; then
+    h_skip timeouts.serve.async_logout "python3 not found (scripts/install-deps installs it)"
+elif ht_start async-logout 3261 "$H_TMP/cmd.data"; then
+    body=$(jq -nc --arg t "$HT_IQN" '{portal: "127.0.0.1:3261", target: $t, stack: "host"}')
+    code=$(api POST /api/v1/sessions "$body")
+    h_check timeouts.serve.async_logout.login "POST answered $code: $(head -c 200 "$H_TMP/api.json")" \
+        test "$code" = 201
+    sid=$(jq -r '.id' "$H_TMP/api.json")
+    vol=$(jq -r '.luns[0].volume' "$H_TMP/api.json")
+    api GET "/api/v1/volumes/$vol" >/dev/null
+    huri=$(jq -r '.export' "$H_TMP/api.json")
+    timeout -k 5 60 nbdcopy "$huri" "$H_TMP/async.back" >"$H_TMP/async.copy" 2>&1
+    rc=$?
+    h_check timeouts.serve.async_logout.io_held \
+        "nbdcopy exit $rc: $(h__oneline "$(tail -c 300 "$H_TMP/async.copy")")" test "$rc" -eq 0
+    h_check timeouts.serve.async_logout.byte_exact "read back differs from the target's data" \
+        cmp -s "$H_TMP/cmd.data" "$H_TMP/async.back"
+    h_check timeouts.serve.async_logout.logged "no logout request in the log" \
+        grep -q "session $sid lost its connection (the target requested a logout (async event 1))" \
+        "$H_TMP/serve.log"
+    h_check timeouts.serve.async_logout.logged_in_again "state $(session_field "$sid" .state)" \
+        wait_state "$sid" logged_in 10
+    n=$(session_field "$sid" .counters.recoveries)
+    h_check timeouts.serve.async_logout.recovered "recoveries $n" test "$n" -ge 1
+    code=$(api DELETE "/api/v1/sessions/$sid")
+    h_check timeouts.serve.async_logout.delete "DELETE answered $code" test "$code" = 204
+    ht_stop
+fi
 h_check timeouts.serve.alive "toegw serve is gone" serve_alive
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID"
