@@ -2481,7 +2481,8 @@ static int rx_header_done(struct isc_session *s)
             s->scratch = b;
             s->scratch_cap = dsl;
         }
-        s->rdata = s->scratch;
+        /* never NULL, even for an empty segment: rdata + 0 and memcpy of 0 stay defined */
+        s->rdata = s->scratch ? s->scratch : s->rtrail;
     }
     return 0;
 }
@@ -2582,7 +2583,8 @@ static void rx_process(struct isc_session *s)
     if (s->conn) {
         tx_flush(s);
         /* more PDUs already buffered, or budget spent: come back without sleeping */
-        if (s->conn && !s->rx_paused && (!budget || s->rend > s->rstart || s->conn->ops->pending(s->conn)))
+        if (s->conn && !s->rx_paused &&
+            (!budget || s->rend > s->rstart || s->conn->ops->pending(s->conn)))
             sto_loop_kick(s->loop, &s->watch);
     }
     return;
