@@ -54,7 +54,7 @@ SCASES=(
     "async-drop;fail;read;-;-;async|drop"
     "async-logout;fail;read;-;-;logout"
     "nop-only;fail;read;cmd,repl;-;timed out|timeout"
-    "maxcmdsn-frozen;fail;read;cmd,repl;-;timed out|timeout|window|cmdsn"
+    "maxcmdsn-frozen;fail;read32;cmd,repl;-;timed out|timeout|window|cmdsn"
     "datain-never-final;fail;read;cmd,repl;-;timed out|timeout"
     "nop-flood;fail;read;cmd,repl;-;timed out|timeout|flood|nop"
     "silent-mid-command;fail;read;nop,repl;-;timed out|timeout|stopped answering"
