@@ -161,7 +161,7 @@ fi
 # --- the broker holds a port: host applications cannot take it -----------------------------
 
 PORT=20100
-"$TOEGW" perf "iscsi://$HOST_IP:3260/${H_IQN[1]}/2" -t 3 -b 8 -m 8 --stack toe \
+"$TOEGW" perf "iscsi://$HOST_IP:3260/${H_IQN[1]}/2" -t 10 -b 8 -m 8 --stack toe \
     --port-range "$PORT-$PORT" --log-level debug >"$H_TMP/perf.out" 2>"$H_TMP/perf.err" \
     </dev/null &
 perf_pid=$!
