@@ -355,7 +355,7 @@ int isc_negotiate_answer(const struct isc_key_def *k, const char *offered, const
         struct isc_params def;
         if (k->kind == ISC_KEY_DIGEST && !list_has(offered, "None")) {
             snprintf(err, errlen, "target answered %s=Irrelevant to %s: digests were "
-                     "required", k->name, offered);
+                     "required", k->name, quote(offered, qo, sizeof(qo)));
             return -EPROTO;
         }
         isc_params_defaults(&def);
@@ -371,7 +371,8 @@ int isc_negotiate_answer(const struct isc_key_def *k, const char *offered, const
             snprintf(err, errlen, "target answered %s=%s to None, the only value offered "
                      "(it may require CRC32C digests)", k->name, answer);
         else
-            snprintf(err, errlen, "target answered %s=%s to %s", k->name, answer, offered);
+            snprintf(err, errlen, "target answered %s=%s to %s", k->name, answer,
+                     quote(offered, qo, sizeof(qo)));
         return -EPROTO;
     }
     if (k->kind == ISC_KEY_DIGEST) {
