@@ -22,14 +22,14 @@ struct nbds_server;
 struct nbds_limits {
     unsigned handshake_timeout_ms;     /* accept to transmission phase (10 s) */
     unsigned max_handshakes_per_client; /* connections of one address still in the
-                                           handshake; more are closed at once (16) */
+                                           handshake; more are closed at once (64) */
     unsigned max_handshakes;           /* of all clients; the oldest is closed for a new
                                            one (256) */
     uint64_t max_buffered_bytes;       /* request and reply data one connection holds:
                                            beyond it its requests wait (64 MiB) */
 };
 #define NBDS_HANDSHAKE_TIMEOUT_MS 10000u
-#define NBDS_MAX_HANDSHAKES_PER_CLIENT 16u
+#define NBDS_MAX_HANDSHAKES_PER_CLIENT 64u
 #define NBDS_MAX_HANDSHAKES 256u
 #define NBDS_MAX_BUFFERED_BYTES (64ull << 20)
 

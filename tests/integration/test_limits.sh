@@ -53,7 +53,9 @@ LUN=$(h_lun_path 1 1)
 h_random "$LUN" $((256 * MIB))
 h_lun_file 1 1 256M 512
 
-nbd_serve --no-toe
+# the per-address handshake cap at 16 (the default is 64) keeps the idle-connection checks
+# below small
+nbd_serve --no-toe --nbd-max-handshakes-per-client 16
 nbd_login host 1 127.0.0.1 host || h_end
 EXPORT=${URI[host.1]}
 VOLID=${VOL[host.1]}
