@@ -37,6 +37,7 @@
 
 #include "api/api_int.h"
 #include "common/log.h"
+#include "common/sockspec.h"
 
 /* See handlers.c: a build without toe_emu/ links none of the toe_ functions. */
 #pragma weak toe_capture_stop
@@ -557,100 +558,30 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---------------------------------------------------------------- listening */
 
+static const struct sockspec_listen_opts api_listen_opts = {
+    .what = "api", .backlog = 128, .unix_mode = 0660,
+};
+
 static int listen_unix(struct api_server *s, const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un sa;
-    struct stat st;
-    int fd, ret;
+    char spec[sizeof(s->unix_path) + 8];
+    int fd;
 
-    if (!path[0] || strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(err, errlen, "api address \"unix:%s\": path empty or too long", path);
-        return -EINVAL;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, path, strlen(path));
-    /* a socket left by a previous run is replaced; any other file is not ours to remove */
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            snprintf(err, errlen, "api address \"unix:%s\": exists and is not a socket",
-                     path);
-            return -EEXIST;
-        }
-        unlink(path);
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        ret = -errno;
-        snprintf(err, errlen, "api socket: %s", strerror(-ret));
-        return ret;
-    }
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-        listen(fd, 128) < 0) {
-        ret = -errno;
-        snprintf(err, errlen, "cannot listen on \"unix:%s\": %s", path, strerror(-ret));
-        close(fd);
-        unlink(path);
-        return ret;
-    }
+    snprintf(spec, sizeof(spec), "unix:%s", path);
+    fd = sockspec_listen(spec, &api_listen_opts, s->addr, sizeof(s->addr), err, errlen);
+    if (fd < 0)
+        return fd;
     snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
-    snprintf(s->addr, sizeof(s->addr), "unix:%s", path);
     s->listen_fd = fd;
     return 0;
 }
 
 static int listen_tcp(struct api_server *s, const char *addr, char *err, size_t errlen)
 {
-    const char *colon = strrchr(addr, ':');
-    struct sockaddr_in sa;
-    socklen_t salen = sizeof(sa);
-    char host[256], ip[INET_ADDRSTRLEN];
-    uint64_t port;
-    int fd, ret, one = 1;
+    int fd = sockspec_listen(addr, &api_listen_opts, s->addr, sizeof(s->addr), err, errlen);
 
-    if (!colon || (size_t)(colon - addr) >= sizeof(host) ||
-        api_parse_u64(colon + 1, strlen(colon + 1), &port) < 0 || port > 65535) {
-        snprintf(err, errlen, "api address \"%s\": expected host:port or unix:/path", addr);
-        return -EINVAL;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (host[0] == '\0' || strcmp(host, "*") == 0) {
-        sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    } else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
-        struct addrinfo *ai = NULL;
-        int gai = getaddrinfo(host, NULL, &hints, &ai);
-
-        if (gai != 0 || !ai) {
-            snprintf(err, errlen, "api address \"%s\": cannot resolve \"%s\": %s", addr, host,
-                     gai_strerror(gai));
-            return -EINVAL;
-        }
-        sa.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        freeaddrinfo(ai);
-    }
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        ret = -errno;
-        snprintf(err, errlen, "api socket: %s", strerror(-ret));
-        return ret;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
-        ret = -errno;
-        snprintf(err, errlen, "cannot listen on \"%s\": %s", addr, strerror(-ret));
-        close(fd);
-        return ret;
-    }
-    if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
-        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip)))
-        snprintf(s->addr, sizeof(s->addr), "%s:%u", ip, ntohs(sa.sin_port));
-    else
-        snprintf(s->addr, sizeof(s->addr), "%s", addr);
+    if (fd < 0)
+        return fd;
     s->listen_fd = fd;
     return 0;
 }

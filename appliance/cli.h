@@ -1,6 +1,6 @@
 /*
- * cli.h - the client commands of contract §1 (discover, luns, read, write, perf), each
- * running the initiator in-process on its own storage loop.
+ * cli.h - the client commands (discover, luns, read, write, perf, netstat), each running
+ * in-process (the initiator on its own storage loop), and the error line they all print.
  */
 #ifndef TOEGW_APPLIANCE_CLI_H
 #define TOEGW_APPLIANCE_CLI_H

@@ -3,62 +3,24 @@
  * from its REST API (GET /api/v1/connections), printed like `ss -tn` with an
  * offload-state column.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "appliance/cli.h"
 #include "appliance/state.h"
-#include "stacks/transport.h"
+#include "common/sockspec.h"
 
 #define RESPONSE_MAX (16u * 1024 * 1024)
 
+/* The appliance's API at addr (host[:port], port 8080 by default, or unix:/path). */
 static int connect_api(const char *addr, char *err, size_t errlen)
 {
-    struct timeval tv = { .tv_sec = 10 };
-    int fd;
-
-    if (!strncmp(addr, "unix:", 5)) {
-        struct sockaddr_un un = { .sun_family = AF_UNIX };
-        if (strlen(addr + 5) >= sizeof(un.sun_path)) {
-            snprintf(err, errlen, "unix socket path too long");
-            return -EINVAL;
-        }
-        strcpy(un.sun_path, addr + 5);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0)
-            goto fail;
-    } else {
-        struct sockaddr_in sa;
-        int ret = stk_parse_hostport(addr, 8080, &sa);
-        if (ret < 0) {
-            snprintf(err, errlen, "bad api address \"%.64s\"", addr);
-            return ret;
-        }
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-            goto fail;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    return fd;
-fail:
-    {
-        int ret = -errno;
-        if (fd >= 0)
-            close(fd);
-        snprintf(err, errlen, "cannot reach the appliance's api at %s: %s", addr,
-                 strerror(-ret));
-        return ret;
-    }
+    return sockspec_connect(addr, 8080, "appliance's api", 10, err, errlen);
 }
 
 /* GET path; returns the body (caller frees) and the status, or NULL with err. */

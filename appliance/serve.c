@@ -29,6 +29,7 @@
 #include "appliance/state.h"
 #include "appliance/timeouts.h"
 #include "common/log.h"
+#include "common/sockspec.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
 
@@ -50,8 +51,18 @@ struct serve_opts {
     enum log_format format;
 };
 
+/* How far the start got; serve_stop undoes exactly that much. */
+enum serve_stage {
+    SERVE_NOTHING = 0,
+    SERVE_NET,                   /* the TOE and the broker */
+    SERVE_LOOP,                  /* + the storage loop (and, if made, the manager and NBD) */
+    SERVE_LOOP_THREAD,           /* + the loop's thread */
+    SERVE_API,                   /* + the API and the restore thread: fully started */
+};
+
 struct serve {
     struct serve_opts o;
+    enum serve_stage stage;      /* main thread only */
     struct app_net net;
     struct sto_loop *loop;
     pthread_t loop_thread;
@@ -128,20 +139,17 @@ static void serve_usage(FILE *f)
                "every flag can also be set as TOEGW_<NAME> (e.g. TOEGW_API, TOEGW_NO_TOE=1)\n");
 }
 
-/* "host:port" with a port, or "unix:/path". */
+/*
+ * A listen address for --api and --nbd: a sockspec with a port, or a Unix socket by its
+ * absolute path (a relative one would depend on the directory serve was started in).
+ */
 static bool listen_addr_ok(const char *s)
 {
-    const char *colon;
-    char *end;
-    long port;
+    struct sockspec sp;
 
-    if (!strncmp(s, "unix:", 5))
-        return s[5] == '/' && strlen(s) < 5 + 108;
-    colon = strrchr(s, ':');
-    if (!colon || colon == s)
+    if (sockspec_parse(s, 0, &sp) < 0)
         return false;
-    port = strtol(colon + 1, &end, 10);
-    return !*end && port > 0 && port <= 65535;
+    return !sp.is_unix || sp.path[0] == '/';
 }
 
 /*
@@ -496,69 +504,87 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
-int app_cmd_serve(int argc, char **argv)
+/*
+ * Start, step 1 (nothing started yet): the log settings, the signal mask every thread
+ * inherits (only the main thread takes the signals), the state dir, the API token and the
+ * saved state (into *st). 0, or -1 after printing why.
+ */
+static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
 {
-    struct serve *sv = calloc(1, sizeof(*sv));
-    struct app_state st = { 0 };
-    sigset_t sigs;
     char err[400];
-    int ret, status = APP_EXIT_FAILED;
+    int ret;
 
-    if (!sv)
-        return APP_EXIT_FAILED;
-    ret = serve_parse(argc, argv, &sv->o);
-    if (ret) {
-        free(sv);
-        return ret;
-    }
     log_set_level(sv->o.level);
     log_set_format(sv->o.format);
-    pthread_mutex_init(&sv->lock, NULL);
 
     /* every thread inherits this mask: only the main thread takes the signals */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
 
     ret = mkdir_p(sv->o.state_dir);
     if (ret < 0) {
         app_errorf("cannot create state dir \"%s\": %s", sv->o.state_dir, strerror(-ret));
-        goto out;
+        return -1;
     }
     ret = app_token_load(sv->o.token_file, sv->token, sizeof(sv->token), err, sizeof(err));
     if (ret < 0) {
         app_errorf("%s", err);
-        goto out;
+        return -1;
     }
-    ret = app_state_load(sv->o.state_dir, &st, err, sizeof(err));
+    ret = app_state_load(sv->o.state_dir, st, err, sizeof(err));
     if (ret < 0) {
         app_errorf("%s", err);
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/*
+ * Start, step 2: the TOE and the broker, with the saved port reservations; the saved
+ * sessions move from *st to sv->pending for the restore thread. 0, or -1 after printing why.
+ */
+static int serve_start_net(struct serve *sv, struct app_state *st)
+{
+    char err[400];
+    int ret;
+
     ret = app_net_start(&sv->o.net, !sv->o.net.no_toe, &sv->net, err, sizeof(err));
     if (ret < 0) {
         app_errorf("%s (the toe needs CAP_NET_ADMIN and /dev/net/tun; --no-toe runs on "
                    "the host stack only)", err);
-        goto out;
+        return -1;
     }
-    for (size_t i = 0; i < st.nreservations; i++) {
-        ret = stk_restore_reservation(sv->net.broker, &st.reservations[i]);
+    sv->stage = SERVE_NET;
+    for (size_t i = 0; i < st->nreservations; i++) {
+        ret = stk_restore_reservation(sv->net.broker, &st->reservations[i]);
         if (ret < 0)
             log_warn("state", "cannot restore reservation %llu of \"%s\" (port %u): %s",
-                     (unsigned long long)st.reservations[i].id, st.reservations[i].holder,
-                     st.reservations[i].port, strerror(-ret));
+                     (unsigned long long)st->reservations[i].id, st->reservations[i].holder,
+                     st->reservations[i].port, strerror(-ret));
     }
-    sv->pending = st.sessions;
-    sv->npending = st.nsessions;
-    st.sessions = NULL;
-    st.nsessions = 0;
+    sv->pending = st->sessions;
+    sv->npending = st->nsessions;
+    st->sessions = NULL;
+    st->nsessions = 0;
+    return 0;
+}
+
+/*
+ * Start, step 3: the storage loop, the session manager on it, the NBD export, and the
+ * loop's thread. 0, or -1 after printing why.
+ */
+static int serve_start_storage(struct serve *sv)
+{
+    char err[400];
 
     sv->loop = sto_loop_new();
     if (!sv->loop) {
         app_errorf("cannot create the storage loop: %s", strerror(errno));
-        goto out_net;
+        return -1;
     }
+    sv->stage = SERVE_LOOP;
     struct sto_mgr_config mc = {
         .net = { serve_connect, serve_release, sv },
         .max_outstanding = sv->o.max_outstanding,
@@ -573,22 +599,31 @@ int app_cmd_serve(int argc, char **argv)
                                   sizeof(err));
         if (!sv->nbd) {
             app_errorf("%s", err);
-            goto out_loop;
+            return -1;
         }
     }
     if (!sv->mgr || pthread_create(&sv->loop_thread, NULL, loop_main, sv) != 0) {
         app_errorf("cannot start the storage loop");
-        goto out_loop;
+        return -1;
     }
+    sv->stage = SERVE_LOOP_THREAD;
+    return 0;
+}
 
-    char nbd_host[300];
-    snprintf(nbd_host, sizeof(nbd_host), "%s", sv->o.nbd);
-    char *colon = strrchr(nbd_host, ':');
-    uint16_t nbd_port = 10809;
-    if (colon && strncmp(nbd_host, "unix:", 5)) {
-        *colon = '\0';
-        nbd_port = (uint16_t)atoi(colon + 1);
-    }
+/*
+ * Start, step 4: the REST API (its volumes' nbd:// URIs name the NBD export's address),
+ * then the restore thread, which sets the API ready once the saved sessions are back.
+ * 0, or -1 after printing why.
+ */
+static int serve_start_api(struct serve *sv)
+{
+    struct sockspec nbd_spec;
+    char err[400];
+
+    /* serve_opt checked the spec: a TCP one has a host and a port */
+    sockspec_parse(sv->o.nbd, 10809, &nbd_spec);
+    const char *nbd_host = nbd_spec.is_unix ? sv->o.nbd : nbd_spec.host;
+    uint16_t nbd_port = nbd_spec.is_unix ? 10809 : nbd_spec.port;
     struct api_config ac = {
         .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
@@ -598,20 +633,35 @@ int app_cmd_serve(int argc, char **argv)
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {
         app_errorf("cannot start the api on %s: %s", sv->o.api, err);
-        goto out_thread;
+        return -1;
     }
+    sv->stage = SERVE_API;
     log_info("serve", "toegw serving: api %s, nbd %s, state %s, toe %s", sv->o.api, sv->o.nbd,
              sv->o.state_dir, sv->net.toe ? sv->o.net.toe.ifname : "off");
     if (pthread_create(&sv->restore_thread, NULL, restore_main, sv) == 0)
         sv->restore_running = true;
     else
         api_server_set_ready(sv->api, 1);
+    return 0;
+}
 
+/* Start: each step in turn; the first to fail stops the start (serve_stop undoes the rest). */
+static int serve_start(struct serve *sv, struct app_state *st, sigset_t *sigs)
+{
+    if (serve_setup(sv, st, sigs) < 0 || serve_start_net(sv, st) < 0 ||
+        serve_start_storage(sv) < 0 || serve_start_api(sv) < 0)
+        return -1;
+    return 0;
+}
+
+/* Run until SIGTERM or SIGINT. */
+static void serve_run(struct serve *sv, const sigset_t *sigs)
+{
     /* main thread: signals, the state file whenever something changed, the idle heap trim */
     app_heap_idle_init(&sv->heap, app_heap_now_ms());
     for (;;) {
         struct timespec ts = { .tv_sec = 0, .tv_nsec = 500000000L };
-        int sig = sigtimedwait(&sigs, NULL, &ts);
+        int sig = sigtimedwait(sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("serve", "%s: shutting down", sig == SIGTERM ? "sigterm" : "sigint");
             break;
@@ -619,25 +669,67 @@ int app_cmd_serve(int argc, char **argv)
         state_save(sv);
         app_heap_idle_tick(&sv->heap, serve_activity(sv));
     }
-    status = APP_EXIT_OK;
-    api_server_set_ready(sv->api, 0);
-    sv->stopping = true;
-    if (sv->restore_running)
-        pthread_join(sv->restore_thread, NULL);
-    state_save(sv); /* the sessions as they are: restored at the next start */
-    api_server_quiesce(sv->api); /* no new requests; handlers in flight finish */
-    sto_mgr_shutdown(sv->mgr, SHUTDOWN_LOGOUT_MS);
-    api_server_stop(sv->api);
-out_thread:
-    sto_loop_stop(sv->loop);
-    pthread_join(sv->loop_thread, NULL);
-out_loop:
-    nbds_server_free(sv->nbd);
-    sto_mgr_free(sv->mgr);
-    sto_loop_free(sv->loop);
-out_net:
-    app_net_stop(&sv->net);
-out:
+}
+
+/*
+ * Stop: undo exactly what the start steps did (sv->stage), in reverse. From a full start:
+ * not ready, the restore thread joined, the state saved, no new requests, every session
+ * logged out, the API stopped, then the loop, the export, the manager and the stacks.
+ */
+static void serve_stop(struct serve *sv)
+{
+    switch (sv->stage) {
+    case SERVE_API:
+        api_server_set_ready(sv->api, 0);
+        sv->stopping = true;
+        if (sv->restore_running)
+            pthread_join(sv->restore_thread, NULL);
+        state_save(sv); /* the sessions as they are: restored at the next start */
+        api_server_quiesce(sv->api); /* no new requests; handlers in flight finish */
+        sto_mgr_shutdown(sv->mgr, SHUTDOWN_LOGOUT_MS);
+        api_server_stop(sv->api);
+        /* fall through */
+    case SERVE_LOOP_THREAD:
+        sto_loop_stop(sv->loop);
+        pthread_join(sv->loop_thread, NULL);
+        /* fall through */
+    case SERVE_LOOP:
+        nbds_server_free(sv->nbd);
+        sto_mgr_free(sv->mgr);
+        sto_loop_free(sv->loop);
+        /* fall through */
+    case SERVE_NET:
+        app_net_stop(&sv->net);
+        /* fall through */
+    case SERVE_NOTHING:
+        break;
+    }
+    sv->stage = SERVE_NOTHING;
+}
+
+/* Options, start, run, stop; then what the start loaded is wiped and freed. */
+int app_cmd_serve(int argc, char **argv)
+{
+    struct serve *sv = calloc(1, sizeof(*sv));
+    struct app_state st = { 0 };
+    sigset_t sigs;
+    int ret, status = APP_EXIT_FAILED;
+
+    if (!sv)
+        return APP_EXIT_FAILED;
+    ret = serve_parse(argc, argv, &sv->o);
+    if (ret) {
+        free(sv);
+        return ret;
+    }
+    pthread_mutex_init(&sv->lock, NULL);
+
+    if (serve_start(sv, &st, &sigs) == 0) {
+        serve_run(sv, &sigs);
+        status = APP_EXIT_OK;
+    }
+    serve_stop(sv);
+
     app_state_clear(&st);
     if (sv->pending)
         explicit_bzero(sv->pending, sv->npending * sizeof(*sv->pending));

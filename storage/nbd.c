@@ -18,9 +18,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/be.h"
 #include "common/log.h"
 #include "storage/nbd_int.h"
-#include "storage/pdu.h"
 
 /* ---------------------------------------------------------------- output */
 
@@ -141,9 +141,9 @@ static void reply(struct nbds_client *c, struct nreq *r, uint32_t error, const c
     if (!t)
         return;
     if (!c->structured) {
-        isc_put32(t->hdr, 0, NBD_SIMPLE_REPLY_MAGIC);
-        isc_put32(t->hdr, 4, error);
-        isc_put64(t->hdr, 8, r->handle);
+        be_put32(t->hdr, NBD_SIMPLE_REPLY_MAGIC);
+        be_put32(t->hdr + 4, error);
+        be_put64(t->hdr + 8, r->handle);
         t->hlen = 16;
         if (!error && r->type == NBD_CMD_READ) {
             t->data = r->buf;
@@ -154,13 +154,13 @@ static void reply(struct nbds_client *c, struct nreq *r, uint32_t error, const c
         size_t ml = msg ? strlen(msg) : 0;
         if (ml > 200)
             ml = 200;
-        isc_put32(t->hdr, 0, NBD_STRUCTURED_REPLY_MAGIC);
-        isc_put16(t->hdr, 4, NBD_REPLY_FLAG_DONE);
-        isc_put16(t->hdr, 6, NBD_REPLY_TYPE_ERROR);
-        isc_put64(t->hdr, 8, r->handle);
-        isc_put32(t->hdr, 16, (uint32_t)(6 + ml));
-        isc_put32(t->hdr, 20, error);
-        isc_put16(t->hdr, 24, (uint16_t)ml);
+        be_put32(t->hdr, NBD_STRUCTURED_REPLY_MAGIC);
+        be_put16(t->hdr + 4, NBD_REPLY_FLAG_DONE);
+        be_put16(t->hdr + 6, NBD_REPLY_TYPE_ERROR);
+        be_put64(t->hdr + 8, r->handle);
+        be_put32(t->hdr + 16, (uint32_t)(6 + ml));
+        be_put32(t->hdr + 20, error);
+        be_put16(t->hdr + 24, (uint16_t)ml);
         t->hlen = 26;
         if (ml) {
             t->tail = malloc(ml);
@@ -168,27 +168,27 @@ static void reply(struct nbds_client *c, struct nreq *r, uint32_t error, const c
                 memcpy(t->tail, msg, ml);
                 t->tlen = (uint32_t)ml;
             } else {
-                isc_put32(t->hdr, 16, 6);
-                isc_put16(t->hdr, 24, 0);
+                be_put32(t->hdr + 16, 6);
+                be_put16(t->hdr + 24, 0);
             }
         }
     } else if (r->type == NBD_CMD_READ) {
-        isc_put32(t->hdr, 0, NBD_STRUCTURED_REPLY_MAGIC);
-        isc_put16(t->hdr, 4, NBD_REPLY_FLAG_DONE);
-        isc_put16(t->hdr, 6, NBD_REPLY_TYPE_OFFSET_DATA);
-        isc_put64(t->hdr, 8, r->handle);
-        isc_put32(t->hdr, 16, 8 + r->len);
-        isc_put64(t->hdr, 20, r->offset);
+        be_put32(t->hdr, NBD_STRUCTURED_REPLY_MAGIC);
+        be_put16(t->hdr + 4, NBD_REPLY_FLAG_DONE);
+        be_put16(t->hdr + 6, NBD_REPLY_TYPE_OFFSET_DATA);
+        be_put64(t->hdr + 8, r->handle);
+        be_put32(t->hdr + 16, 8 + r->len);
+        be_put64(t->hdr + 20, r->offset);
         t->hlen = 28;
         t->data = r->buf;
         t->dlen = t->held = r->len;
         r->buf = NULL;
     } else {
-        isc_put32(t->hdr, 0, NBD_STRUCTURED_REPLY_MAGIC);
-        isc_put16(t->hdr, 4, NBD_REPLY_FLAG_DONE);
-        isc_put16(t->hdr, 6, NBD_REPLY_TYPE_NONE);
-        isc_put64(t->hdr, 8, r->handle);
-        isc_put32(t->hdr, 16, 0);
+        be_put32(t->hdr, NBD_STRUCTURED_REPLY_MAGIC);
+        be_put16(t->hdr + 4, NBD_REPLY_FLAG_DONE);
+        be_put16(t->hdr + 6, NBD_REPLY_TYPE_NONE);
+        be_put64(t->hdr + 8, r->handle);
+        be_put32(t->hdr + 16, 0);
         t->hlen = 20;
     }
     nbds_tx_push(c, t);
@@ -302,10 +302,10 @@ static uint32_t validate(struct nbds_client *c, uint16_t type, uint16_t flags, u
 
 static void handle_request(struct nbds_client *c)
 {
-    uint32_t magic = isc_get32(c->hdr, 0);
-    uint16_t flags = isc_get16(c->hdr, 4), type = isc_get16(c->hdr, 6);
-    uint64_t handle = isc_get64(c->hdr, 8), off = isc_get64(c->hdr, 16);
-    uint32_t len = isc_get32(c->hdr, 24);
+    uint32_t magic = be_get32(c->hdr);
+    uint16_t flags = be_get16(c->hdr + 4), type = be_get16(c->hdr + 6);
+    uint64_t handle = be_get64(c->hdr + 8), off = be_get64(c->hdr + 16);
+    uint32_t len = be_get32(c->hdr + 24);
     const char *why = NULL;
     struct nreq *r;
     uint32_t err;
@@ -411,7 +411,7 @@ static void step(struct nbds_client *c)
 {
     switch (c->st) {
     case C_FLAGS: {
-        uint32_t f = isc_get32(c->hdr, 0);
+        uint32_t f = be_get32(c->hdr);
         if (f & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
             nbds_client_close(c, "unknown client flags");
             return;
@@ -422,12 +422,12 @@ static void step(struct nbds_client *c)
         return;
     }
     case C_OPT_HDR:
-        if (isc_get64(c->hdr, 0) != NBD_OPTS_MAGIC) {
+        if (be_get64(c->hdr) != NBD_OPTS_MAGIC) {
             nbds_client_close(c, "bad option magic");
             return;
         }
-        c->opt = isc_get32(c->hdr, 8);
-        c->optlen = isc_get32(c->hdr, 12);
+        c->opt = be_get32(c->hdr + 8);
+        c->optlen = be_get32(c->hdr + 12);
         if (c->optlen > MAX_OPTION_DATA) {
             if (c->optlen > 16 * 1024 * 1024) {
                 nbds_client_close(c, "absurd option length");

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sockspec.h"
 #include "stacks/transport.h"
 #include "storage/nbd_int.h"
 #include "storage/pdu.h"
@@ -293,39 +294,18 @@ static void limits_fill(struct nbds_limits *l, const struct nbds_limits *in)
 struct nbds_server *nbds_server_new(struct sto_loop *loop, struct sto_mgr *m, const char *addr,
                                     const struct nbds_limits *lim, char *err, size_t errlen)
 {
+    static const struct sockspec_listen_opts lo = {
+        .what = "nbd", .def_port = 10809, .backlog = 64,
+    };
     struct nbds_server *srv = calloc(1, sizeof(*srv));
-    int one = 1, fd = -1, ret;
+    int fd;
 
     if (!srv)
         return NULL;
     limits_fill(&srv->lim, lim);
-    if (!strncmp(addr, "unix:", 5)) {
-        struct sockaddr_un un = { .sun_family = AF_UNIX };
-        if (strlen(addr + 5) >= sizeof(un.sun_path)) {
-            snprintf(err, errlen, "unix socket path too long");
-            goto fail;
-        }
-        strcpy(un.sun_path, addr + 5);
-        unlink(un.sun_path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0)
-            goto fail_errno;
-    } else {
-        struct sockaddr_in sa;
-        ret = stk_parse_hostport(addr, 10809, &sa);
-        if (ret < 0) {
-            snprintf(err, errlen, "bad nbd address \"%.64s\"", addr);
-            goto fail;
-        }
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            goto fail_errno;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-            goto fail_errno;
-    }
-    if (listen(fd, 64) < 0)
-        goto fail_errno;
+    fd = sockspec_listen(addr, &lo, NULL, 0, err, errlen);
+    if (fd < 0)
+        goto fail;
     srv->loop = loop;
     srv->m = m;
     srv->lfd = fd;
@@ -333,11 +313,11 @@ struct nbds_server *nbds_server_new(struct sto_loop *loop, struct sto_mgr *m, co
     srv->w.cb = accept_cb;
     srv->hs_timer.cb = hs_timer_cb;
     srv->accept_timer.cb = accept_resume_cb;
-    if (sto_loop_add(loop, &srv->w, EPOLLIN) < 0)
-        goto fail_errno;
+    if (sto_loop_add(loop, &srv->w, EPOLLIN) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        goto fail;
+    }
     return srv;
-fail_errno:
-    snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
 fail:
     if (fd >= 0)
         close(fd);

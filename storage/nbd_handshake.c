@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/be.h"
 #include "common/log.h"
 #include "storage/nbd_int.h"
-#include "storage/pdu.h"
 
 /* ---------------------------------------------------------------- replies */
 
@@ -20,10 +20,10 @@ static void opt_reply(struct nbds_client *c, uint32_t opt, uint32_t type, const 
 
     if (!t)
         return;
-    isc_put64(t->hdr, 0, NBD_REP_MAGIC);
-    isc_put32(t->hdr, 8, opt);
-    isc_put32(t->hdr, 12, type);
-    isc_put32(t->hdr, 16, len);
+    be_put64(t->hdr, NBD_REP_MAGIC);
+    be_put32(t->hdr + 8, opt);
+    be_put32(t->hdr + 12, type);
+    be_put32(t->hdr + 16, len);
     t->hlen = 20;
     if (len) {
         t->data = malloc(len);
@@ -98,17 +98,17 @@ static void handle_opt_info(struct nbds_client *c, bool go)
     struct sto_volume *v;
     uint8_t buf[64];
 
-    if (len < 6 || (namelen = isc_get32(c->optdata, 0)) > len - 6) {
+    if (len < 6 || (namelen = be_get32(c->optdata)) > len - 6) {
         nbds_opt_error(c, c->opt, NBD_REP_ERR_INVALID, "malformed info request");
         return;
     }
-    nreq = isc_get16(c->optdata, 4 + namelen);
+    nreq = be_get16(c->optdata + 4 + namelen);
     if (6 + namelen + 2u * nreq != len) {
         nbds_opt_error(c, c->opt, NBD_REP_ERR_INVALID, "info request length mismatch");
         return;
     }
     for (uint16_t i = 0; i < nreq; i++) {
-        uint16_t what = isc_get16(c->optdata, 6 + namelen + 2u * i);
+        uint16_t what = be_get16(c->optdata + 6 + namelen + 2u * i);
         want_name |= what == NBD_INFO_NAME;
         want_desc |= what == NBD_INFO_DESCRIPTION;
     }
@@ -126,19 +126,19 @@ static void handle_opt_info(struct nbds_client *c, bool go)
         return;
     }
     const struct sto_lun_info *li = sto_volume_info(v);
-    isc_put16(buf, 0, NBD_INFO_EXPORT);
-    isc_put64(buf, 2, li->size_bytes);
-    isc_put16(buf, 10, nbds_export_flags(v));
+    be_put16(buf, NBD_INFO_EXPORT);
+    be_put64(buf + 2, li->size_bytes);
+    be_put16(buf + 10, nbds_export_flags(v));
     opt_reply(c, c->opt, NBD_REP_INFO, buf, 12);
-    isc_put16(buf, 0, NBD_INFO_BLOCK_SIZE);
-    isc_put32(buf, 2, li->cap.block_size);
-    isc_put32(buf, 6, pref_block(v));
-    isc_put32(buf, 10, MAX_REQUEST);
+    be_put16(buf, NBD_INFO_BLOCK_SIZE);
+    be_put32(buf + 2, li->cap.block_size);
+    be_put32(buf + 6, pref_block(v));
+    be_put32(buf + 10, MAX_REQUEST);
     opt_reply(c, c->opt, NBD_REP_INFO, buf, 14);
     if (want_name) {
         uint8_t nb[2 + STO_ID_MAX];
         size_t n = strlen(name);
-        isc_put16(nb, 0, NBD_INFO_NAME);
+        be_put16(nb, NBD_INFO_NAME);
         memcpy(nb + 2, name, n);
         opt_reply(c, c->opt, NBD_REP_INFO, nb, (uint32_t)(2 + n));
     }
@@ -147,7 +147,7 @@ static void handle_opt_info(struct nbds_client *c, bool go)
         uint8_t db[2 + sizeof(desc)];
         int n = snprintf(desc, sizeof(desc), "%s %s lun %u", li->inq.vendor, li->inq.product,
                          li->lun);
-        isc_put16(db, 0, NBD_INFO_DESCRIPTION);
+        be_put16(db, NBD_INFO_DESCRIPTION);
         memcpy(db + 2, desc, (size_t)n);
         opt_reply(c, c->opt, NBD_REP_INFO, db, (uint32_t)(2 + n));
     }
@@ -175,8 +175,8 @@ void nbds_handle_option(struct nbds_client *c)
         struct txbuf *t = nbds_tx_new(c);
         if (!t)
             return;
-        isc_put64(t->hdr, 0, sto_volume_info(v)->size_bytes);
-        isc_put16(t->hdr, 8, nbds_export_flags(v));
+        be_put64(t->hdr, sto_volume_info(v)->size_bytes);
+        be_put16(t->hdr + 8, nbds_export_flags(v));
         t->hlen = 10;
         if (!c->no_zeroes) {
             t->data = calloc(1, 124);
@@ -202,7 +202,7 @@ void nbds_handle_option(struct nbds_client *c)
         for (size_t i = 0; i < n && i < 256; i++) {
             uint8_t b[4 + STO_ID_MAX];
             uint32_t l = (uint32_t)strlen(ids[i]);
-            isc_put32(b, 0, l);
+            be_put32(b, l);
             memcpy(b + 4, ids[i], l);
             opt_reply(c, c->opt, NBD_REP_SERVER, b, 4 + l);
         }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/be.h"
+
 #define ISC_BHS_LEN 48
 #define ISC_DIGEST_LEN 4
 /* The largest data segment any peer may declare (24-bit field) and our hard cap. */
@@ -102,57 +104,20 @@ enum isc_stage {
 /* Reject reason (byte 2). */
 #define ISC_OFF_REJECT_REASON 2
 
+/*
+ * Byte-offset forms of common/be.h's helpers: the BHS is addressed by the field offsets
+ * above, so the PDU code reads best as isc_get32(bhs, ISC_OFF_...).
+ */
 static inline uint8_t isc_get8(const uint8_t *b, size_t off) { return b[off]; }
-
-static inline uint16_t isc_get16(const uint8_t *b, size_t off)
-{
-    return (uint16_t)((b[off] << 8) | b[off + 1]);
-}
-
-static inline uint32_t isc_get24(const uint8_t *b, size_t off)
-{
-    return ((uint32_t)b[off] << 16) | ((uint32_t)b[off + 1] << 8) | b[off + 2];
-}
-
-static inline uint32_t isc_get32(const uint8_t *b, size_t off)
-{
-    return ((uint32_t)b[off] << 24) | ((uint32_t)b[off + 1] << 16) |
-           ((uint32_t)b[off + 2] << 8) | b[off + 3];
-}
-
-static inline uint64_t isc_get64(const uint8_t *b, size_t off)
-{
-    return ((uint64_t)isc_get32(b, off) << 32) | isc_get32(b, off + 4);
-}
-
+static inline uint16_t isc_get16(const uint8_t *b, size_t off) { return be_get16(b + off); }
+static inline uint32_t isc_get24(const uint8_t *b, size_t off) { return be_get24(b + off); }
+static inline uint32_t isc_get32(const uint8_t *b, size_t off) { return be_get32(b + off); }
+static inline uint64_t isc_get64(const uint8_t *b, size_t off) { return be_get64(b + off); }
 static inline void isc_put8(uint8_t *b, size_t off, uint8_t v) { b[off] = v; }
-
-static inline void isc_put16(uint8_t *b, size_t off, uint16_t v)
-{
-    b[off] = (uint8_t)(v >> 8);
-    b[off + 1] = (uint8_t)v;
-}
-
-static inline void isc_put24(uint8_t *b, size_t off, uint32_t v)
-{
-    b[off] = (uint8_t)(v >> 16);
-    b[off + 1] = (uint8_t)(v >> 8);
-    b[off + 2] = (uint8_t)v;
-}
-
-static inline void isc_put32(uint8_t *b, size_t off, uint32_t v)
-{
-    b[off] = (uint8_t)(v >> 24);
-    b[off + 1] = (uint8_t)(v >> 16);
-    b[off + 2] = (uint8_t)(v >> 8);
-    b[off + 3] = (uint8_t)v;
-}
-
-static inline void isc_put64(uint8_t *b, size_t off, uint64_t v)
-{
-    isc_put32(b, off, (uint32_t)(v >> 32));
-    isc_put32(b, off + 4, (uint32_t)v);
-}
+static inline void isc_put16(uint8_t *b, size_t off, uint16_t v) { be_put16(b + off, v); }
+static inline void isc_put24(uint8_t *b, size_t off, uint32_t v) { be_put24(b + off, v); }
+static inline void isc_put32(uint8_t *b, size_t off, uint32_t v) { be_put32(b + off, v); }
+static inline void isc_put64(uint8_t *b, size_t off, uint64_t v) { be_put64(b + off, v); }
 
 static inline enum isc_opcode isc_bhs_opcode(const uint8_t *bhs)
 {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/be.h"
 #include "storage/pdu.h"
 
 int scsi_cdb_tur(uint8_t *cdb)
@@ -21,7 +22,7 @@ int scsi_cdb_inquiry(uint8_t *cdb, bool evpd, uint8_t page, uint16_t alloc)
     cdb[0] = SCSI_INQUIRY;
     cdb[1] = evpd ? 1 : 0;
     cdb[2] = page;
-    isc_put16(cdb, 3, alloc);
+    be_put16(cdb + 3, alloc);
     return 6;
 }
 
@@ -37,7 +38,7 @@ int scsi_cdb_read_capacity16(uint8_t *cdb, uint32_t alloc)
     memset(cdb, 0, 16);
     cdb[0] = SCSI_SERVICE_IN16;
     cdb[1] = SCSI_SAI_READ_CAPACITY16;
-    isc_put32(cdb, 10, alloc);
+    be_put32(cdb + 10, alloc);
     return 16;
 }
 
@@ -45,7 +46,7 @@ int scsi_cdb_report_luns(uint8_t *cdb, uint32_t alloc)
 {
     memset(cdb, 0, 12);
     cdb[0] = SCSI_REPORT_LUNS;
-    isc_put32(cdb, 6, alloc);
+    be_put32(cdb + 6, alloc);
     return 12;
 }
 
@@ -56,15 +57,15 @@ static int cdb_rw(uint8_t *cdb, uint8_t op10, uint8_t op16, uint64_t lba, uint32
         memset(cdb, 0, 10);
         cdb[0] = op10;
         cdb[1] = fua ? 0x08 : 0;
-        isc_put32(cdb, 2, (uint32_t)lba);
-        isc_put16(cdb, 7, (uint16_t)blocks);
+        be_put32(cdb + 2, (uint32_t)lba);
+        be_put16(cdb + 7, (uint16_t)blocks);
         return 10;
     }
     memset(cdb, 0, 16);
     cdb[0] = op16;
     cdb[1] = fua ? 0x08 : 0;
-    isc_put64(cdb, 2, lba);
-    isc_put32(cdb, 10, blocks);
+    be_put64(cdb + 2, lba);
+    be_put32(cdb + 10, blocks);
     return 16;
 }
 
@@ -83,14 +84,14 @@ int scsi_cdb_sync_cache(uint8_t *cdb, uint64_t lba, uint32_t blocks)
     if (lba <= 0xffffffffull && blocks <= 0xffff) {
         memset(cdb, 0, 10);
         cdb[0] = SCSI_SYNC_CACHE10;
-        isc_put32(cdb, 2, (uint32_t)lba);
-        isc_put16(cdb, 7, (uint16_t)blocks);
+        be_put32(cdb + 2, (uint32_t)lba);
+        be_put16(cdb + 7, (uint16_t)blocks);
         return 10;
     }
     memset(cdb, 0, 16);
     cdb[0] = SCSI_SYNC_CACHE16;
-    isc_put64(cdb, 2, lba);
-    isc_put32(cdb, 10, blocks);
+    be_put64(cdb + 2, lba);
+    be_put32(cdb + 10, blocks);
     return 16;
 }
 
@@ -99,8 +100,8 @@ int scsi_cdb_write_same16(uint8_t *cdb, uint64_t lba, uint32_t blocks, bool unma
     memset(cdb, 0, 16);
     cdb[0] = SCSI_WRITE_SAME16;
     cdb[1] = unmap ? 0x08 : 0;
-    isc_put64(cdb, 2, lba);
-    isc_put32(cdb, 10, blocks);
+    be_put64(cdb + 2, lba);
+    be_put32(cdb + 10, blocks);
     return 16;
 }
 
@@ -108,12 +109,12 @@ int scsi_cdb_unmap(uint8_t *cdb, uint8_t *param, uint64_t lba, uint32_t blocks)
 {
     memset(cdb, 0, 10);
     cdb[0] = SCSI_UNMAP;
-    isc_put16(cdb, 7, SCSI_UNMAP_PARAM_LEN);
+    be_put16(cdb + 7, SCSI_UNMAP_PARAM_LEN);
     memset(param, 0, SCSI_UNMAP_PARAM_LEN);
-    isc_put16(param, 0, SCSI_UNMAP_PARAM_LEN - 2); /* unmap data length */
-    isc_put16(param, 2, 16);                       /* block descriptor data length */
-    isc_put64(param, 8, lba);
-    isc_put32(param, 16, blocks);
+    be_put16(param, SCSI_UNMAP_PARAM_LEN - 2); /* unmap data length */
+    be_put16(param + 2, 16);                       /* block descriptor data length */
+    be_put64(param + 8, lba);
+    be_put32(param + 16, blocks);
     return 10;
 }
 
@@ -256,8 +257,8 @@ int scsi_parse_read_capacity10(const uint8_t *buf, size_t len, struct scsi_capac
     memset(out, 0, sizeof(*out));
     if (len < 8)
         return -EPROTO;
-    out->blocks = (uint64_t)isc_get32(buf, 0) + 1;
-    out->block_size = isc_get32(buf, 4);
+    out->blocks = (uint64_t)be_get32(buf) + 1;
+    out->block_size = be_get32(buf + 4);
     return scsi_capacity_problem(out, NULL, 0) ? -ERANGE : 0;
 }
 
@@ -266,8 +267,8 @@ int scsi_parse_read_capacity16(const uint8_t *buf, size_t len, struct scsi_capac
     memset(out, 0, sizeof(*out));
     if (len < 32)
         return -EPROTO;
-    out->blocks = isc_get64(buf, 0) + 1;
-    out->block_size = isc_get32(buf, 8);
+    out->blocks = be_get64(buf) + 1;
+    out->block_size = be_get32(buf + 8);
     out->lbppbe = buf[13] & 0x0f;
     out->thin = buf[14] & 0x80;
     return scsi_capacity_problem(out, NULL, 0) ? -ERANGE : 0;
@@ -311,12 +312,12 @@ int scsi_parse_report_luns(const uint8_t *buf, size_t len, uint32_t *luns, size_
 
     if (len < 8)
         return -EPROTO;
-    list_len = isc_get32(buf, 0);
+    list_len = be_get32(buf);
     if (list_len % 8)
         return -EPROTO;
     for (size_t off = 8; off + 8 <= len && off - 8 < list_len && n < INT32_MAX; off += 8) {
         if (n < max)
-            luns[n] = isc_lun_decode(isc_get64(buf, off));
+            luns[n] = isc_lun_decode(be_get64(buf + off));
         n++;
     }
     return (int)n;
@@ -324,7 +325,7 @@ int scsi_parse_report_luns(const uint8_t *buf, size_t len, uint32_t *luns, size_
 
 uint32_t scsi_report_luns_listed(const uint8_t *buf, size_t len)
 {
-    return len < 8 ? 0 : isc_get32(buf, 0) / 8;
+    return len < 8 ? 0 : be_get32(buf) / 8;
 }
 
 int scsi_parse_block_limits(const uint8_t *buf, size_t len, struct scsi_block_limits *out)
@@ -333,15 +334,15 @@ int scsi_parse_block_limits(const uint8_t *buf, size_t len, struct scsi_block_li
     if (len < 4 || buf[1] != 0xb0)
         return -EPROTO;
     if (len >= 12)
-        out->max_transfer_blocks = isc_get32(buf, 8);
+        out->max_transfer_blocks = be_get32(buf + 8);
     if (len >= 16)
-        out->opt_transfer_blocks = isc_get32(buf, 12);
+        out->opt_transfer_blocks = be_get32(buf + 12);
     if (len >= 28) {
-        out->max_unmap_blocks = isc_get32(buf, 20);
-        out->max_unmap_descriptors = isc_get32(buf, 24);
+        out->max_unmap_blocks = be_get32(buf + 20);
+        out->max_unmap_descriptors = be_get32(buf + 24);
     }
     if (len >= 44)
-        out->max_write_same_blocks = isc_get64(buf, 36);
+        out->max_write_same_blocks = be_get64(buf + 36);
     return 0;
 }
 
@@ -351,7 +352,7 @@ int scsi_parse_serial(const uint8_t *buf, size_t len, char *out, size_t cap)
 
     if (len < 4 || buf[1] != 0x80 || cap == 0)
         return -EPROTO;
-    n = isc_get16(buf, 2);
+    n = be_get16(buf + 2);
     if (n > len - 4)
         n = len - 4;
     /* SPC-4 serials are right-aligned: drop the padding in front too */
@@ -373,7 +374,7 @@ int scsi_parse_device_id(const uint8_t *buf, size_t len, char *out, size_t cap)
 
     if (len < 4 || buf[1] != 0x83 || cap < 8)
         return -EPROTO;
-    end = 4 + (size_t)isc_get16(buf, 2);
+    end = 4 + (size_t)be_get16(buf + 2);
     if (end > len)
         end = len;
     for (off = 4; off + 4 <= end; off += 4 + buf[off + 3]) {
@@ -411,7 +412,7 @@ bool scsi_vpd_supported(const uint8_t *buf, size_t len, uint8_t page)
 
     if (len < 4 || buf[1] != 0x00)
         return false;
-    n = isc_get16(buf, 2);
+    n = be_get16(buf + 2);
     for (size_t i = 0; i < n && 4 + i < len; i++)
         if (buf[4 + i] == page)
             return true;
@@ -430,7 +431,7 @@ int scsi_vpd_check(const uint8_t *buf, size_t got, size_t alloc, uint8_t page, c
         snprintf(err, errlen, "vpd page 0x%02x came back as page 0x%02x", page, buf[1]);
         return -EPROTO;
     }
-    size_t len = 4 + (size_t)isc_get16(buf, 2);
+    size_t len = 4 + (size_t)be_get16(buf + 2);
     if (len > got && got < alloc) {
         snprintf(err, errlen, "vpd page 0x%02x claims %zu bytes but sent %zu", page, len, got);
         return -EPROTO;

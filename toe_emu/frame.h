@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/be.h"
+
 #define TOE_ETH_HLEN        14
 #define TOE_ETHERTYPE_IPV4  0x0800
 #define TOE_ETHERTYPE_ARP   0x0806
@@ -94,28 +96,10 @@ int toe_frame_segment(const uint8_t *f, const struct toe_frame_info *fi, size_t 
                       uint8_t *scratch, int (*emit)(void *arg, uint8_t *frame, size_t len),
                       void *arg);
 
-static inline uint16_t toe_get16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline uint32_t toe_get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static inline void toe_put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void toe_put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
+/* The adapter's names for common/be.h's helpers (header fields are big-endian). */
+static inline uint16_t toe_get16(const uint8_t *p) { return be_get16(p); }
+static inline uint32_t toe_get32(const uint8_t *p) { return be_get32(p); }
+static inline void toe_put16(uint8_t *p, uint16_t v) { be_put16(p, v); }
+static inline void toe_put32(uint8_t *p, uint32_t v) { be_put32(p, v); }
 
 #endif
