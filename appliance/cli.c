@@ -22,7 +22,7 @@
 #include "appliance/timeouts.h"
 #include "common/log.h"
 #include "stacks/stacks.h"
-#include "stacks/transport.h"
+#include "common/transport.h"
 #include "storage/iscsi.h"
 #include "storage/lun.h"
 #include "storage/url.h"

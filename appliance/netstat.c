@@ -17,7 +17,7 @@
 
 #include "appliance/cli.h"
 #include "appliance/state.h"
-#include "stacks/transport.h"
+#include "common/transport.h"
 
 #define RESPONSE_MAX (16u * 1024 * 1024)
 

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "stacks/transport.h"
+#include "common/transport.h"
 #include "storage/nbd_int.h"
 #include "storage/pdu.h"
 

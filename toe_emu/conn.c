@@ -1,6 +1,6 @@
 /*
  * conn.c - the hardware-driver interface: TCP connections on the adapter, seen by the
- * storage loop as struct stk_conn (stacks/transport.h).
+ * storage loop as struct stk_conn (common/transport.h).
  *
  * Per connection: a receive ring the firmware fills from lwIP's recv callback, a send ring
  * the consumer fills and lwIP sends from in place (no-copy tcp_write; ring space is freed

@@ -53,32 +53,6 @@ void toe_config_defaults(struct toe_config *cfg)
     cfg->max_conns = 1024;
 }
 
-int toe_parse_cidr(const char *s, struct in_addr *addr, uint8_t *prefix)
-{
-    char buf[32];
-    const char *slash = strchr(s, '/');
-    size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    unsigned long len = 32;
-
-    if (n == 0 || n >= sizeof(buf))
-        return -EINVAL;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (inet_pton(AF_INET, buf, addr) != 1)
-        return -EINVAL;
-    if (slash) {
-        char *end;
-
-        if (slash[1] < '0' || slash[1] > '9')
-            return -EINVAL;
-        len = strtoul(slash + 1, &end, 10);
-        if (*end != '\0' || len > 32)
-            return -EINVAL;
-    }
-    *prefix = (uint8_t)len;
-    return 0;
-}
-
 void toe_dev_wake(struct toe_dev *dev)
 {
     static const uint64_t one = 1;

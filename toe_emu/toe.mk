@@ -54,8 +54,8 @@ $(LWIP_LIB): $(LWIP_OBJS)
 	$(AR) rcs $@ $^
 
 # The driver for tests/integration/test_toe_*.sh and bench/toe-bulk (not part of toegw);
-# stacks/host.o: `flood` runs its consumer over the host stack too, for comparison.
-$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(BUILD)/stacks/host.o \
+# common/transport.o: `flood` runs its consumer over the host stack too, for comparison.
+$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(BUILD)/common/transport.o \
                    $(LWIP_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
