@@ -17,12 +17,24 @@ MAIN_SRC := appliance/main.c
 
 # The emulated TOE (toe_emu/) adds its sources and libraries here when present
 # (TOE_MK= builds without it).
+# Build without it in a build directory of its own (its objects differ), e.g.
+#   make BUILD=build-notoe BIN=build-notoe/toegw TOE_MK= build-notoe/toegw unit
 TOE_MK ?= toe_emu/toe.mk
 -include $(TOE_MK)
 
+# appliance/net_toe.c wires the TOE to the broker when toe.mk added the TOE (TOE_SRCS);
+# appliance/net_notoe.c stands in for it in a build without.
+LIB_SRCS := $(filter-out appliance/net_$(if $(TOE_SRCS),no)toe.c,$(LIB_SRCS))
+
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 MAIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC))
+# The unit tests that use the TOE (they include toe_emu/'s or lwIP's headers) are built only
+# with it; without, `make unit` lists them in $(BUILD)/tests/not-built and scripts/run-tests
+# reports each one as skipped.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_TOE  := $(shell grep -lE '#include "(toe_emu|lwip)/' $(UNIT_SRCS))
+UNIT_SKIP := $(if $(TOE_SRCS),,$(UNIT_TOE))
+UNIT_SRCS := $(filter-out $(UNIT_SKIP),$(UNIT_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all test unit integration asan demo bench clean distclean fuzz
@@ -43,6 +55,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(TOE_LIBS)
 $(BUILD)/api/web.o: web/index.html
 
 unit: $(UNIT_BINS)
+	@mkdir -p $(BUILD)/tests
+	@for t in $(patsubst tests/unit/%.c,%,$(UNIT_SKIP)); do \
+	    echo "$$t: needs the TOE, and this build leaves it out (TOE_MK=)"; \
+	done >$(BUILD)/tests/not-built
 
 test: $(BIN) unit
 	@scripts/run-tests $(BUILD)

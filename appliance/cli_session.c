@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "stacks/transport.h"
+#include "common/transport.h"
 
 #define CLI_OWNER "toegw-cli"
 

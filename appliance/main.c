@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "appliance/cli.h"
+#include "appliance/net.h"
 #include "appliance/serve.h"
 
 #ifndef TOEGW_VERSION
@@ -24,6 +25,9 @@ static int cmd_version(int argc, char **argv)
     printf("  openssl   %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
     printf("  isa-l     %d.%d.%d\n", ISAL_MAJOR_VERSION, ISAL_MINOR_VERSION,
            ISAL_PATCH_VERSION);
+    /* tests/integration/lib/harness.sh (h_need_toe) reads this line */
+    printf("  toe       %s\n", app_net_toe_built() ? "emulated (toe_emu/, lwIP)"
+                                                   : "not built in (make TOE_MK=)");
     return APP_EXIT_OK;
 }
 

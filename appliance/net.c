@@ -1,5 +1,6 @@
 /*
- * net.c - TOE and broker bring-up from command-line flags.
+ * net.c - TOE and broker bring-up from command-line flags. What touches the TOE itself is
+ * in appliance/net_toe.c (or appliance/net_notoe.c in a build without it).
  */
 #include "appliance/net.h"
 
@@ -13,7 +14,7 @@
 void app_net_opts_defaults(struct app_net_opts *o)
 {
     memset(o, 0, sizeof(*o));
-    toe_config_defaults(&o->toe);
+    app_net_toe_defaults(&o->toe);
     o->port_lo = 20000;
     o->port_hi = 20999;
 }
@@ -34,6 +35,8 @@ int app_net_opt(struct app_net_opts *o, const char *name, const char *value, cha
 {
     unsigned long v;
 
+    if (!strncmp(name, "toe-", 4) || !strcmp(name, "pcap"))
+        o->toe_asked = true;
     if (!strcmp(name, "no-toe")) {
         o->no_toe = true;
         return 1;
@@ -53,7 +56,7 @@ int app_net_opt(struct app_net_opts *o, const char *name, const char *value, cha
     }
     if (!strcmp(name, "toe-addr") || !strcmp(name, "toe-host-addr")) {
         bool host = name[4] == 'h';
-        if (toe_parse_cidr(value, host ? &o->toe.host_addr : &o->toe.addr,
+        if (stk_parse_cidr(value, host ? &o->toe.host_addr : &o->toe.addr,
                            host ? &o->toe.host_prefix : &o->toe.prefix) < 0) {
             snprintf(err, errlen, "--%s must be an IPv4 CIDR like 192.0.2.2/24, not \"%.40s\"",
                      name, value);
@@ -88,6 +91,21 @@ int app_net_opt(struct app_net_opts *o, const char *name, const char *value, cha
     return 0;
 }
 
+/*
+ * A build without the TOE runs on the host stack alone, as --no-toe does, whatever the
+ * flags ask: saying so loudly when they asked for the TOE.
+ */
+static void note_not_built(const struct app_net_opts *o, struct app_net *net)
+{
+    /* net_notoe.c: fails with the reason, which is all this is for */
+    app_net_toe_up(o, net, net->toe_error, sizeof(net->toe_error));
+    if (o->toe_asked)
+        log_warn("net", "%s: the --toe-* and --pcap flags are ignored, running on the host "
+                 "stack alone", net->toe_error);
+    else
+        log_info("net", "%s; using the host stack only", net->toe_error);
+}
+
 int app_net_start(const struct app_net_opts *o, bool toe_required, struct app_net *net,
                   char *err, size_t errlen)
 {
@@ -97,12 +115,11 @@ int app_net_start(const struct app_net_opts *o, bool toe_required, struct app_ne
     memset(net, 0, sizeof(*net));
     if (o->no_toe) {
         snprintf(net->toe_error, sizeof(net->toe_error), "disabled with --no-toe");
+    } else if (!app_net_toe_built()) {
+        note_not_built(o, net);
     } else {
-        net->toe = toe_dev_new(&o->toe);
-        if (!net->toe) {
-            ret = -errno;
-            snprintf(net->toe_error, sizeof(net->toe_error), "cannot bring up the toe on %s: %s",
-                     o->toe.ifname, toe_strerror()[0] ? toe_strerror() : strerror(-ret));
+        ret = app_net_toe_up(o, net, net->toe_error, sizeof(net->toe_error));
+        if (ret < 0) {
             if (toe_required) {
                 snprintf(err, errlen, "%s", net->toe_error);
                 return ret;
@@ -111,15 +128,13 @@ int app_net_start(const struct app_net_opts *o, bool toe_required, struct app_ne
         }
     }
     if (net->toe && o->pcap) {
-        ret = toe_capture_start(net->toe, o->pcap, 0);
+        ret = app_net_toe_capture(net, o->pcap, err, errlen);
         if (ret < 0) {
-            snprintf(err, errlen, "cannot capture to \"%s\": %s", o->pcap,
-                     toe_strerror()[0] ? toe_strerror() : strerror(-ret));
             app_net_stop(net);
             return ret;
         }
     }
-    bc.toe = net->toe;
+    bc.offload = net->toe ? &net->offload : NULL;
     net->broker = stk_broker_new(&bc);
     if (!net->broker) {
         ret = -errno;
@@ -134,9 +149,5 @@ void app_net_stop(struct app_net *net)
 {
     stk_broker_free(net->broker);
     net->broker = NULL;
-    if (net->toe) {
-        toe_capture_stop(net->toe);
-        toe_dev_free(net->toe);
-        net->toe = NULL;
-    }
+    app_net_toe_down(net);
 }

@@ -14,6 +14,7 @@
 #include "appliance/cli.h"
 #include "appliance/state.h"
 #include "common/sockspec.h"
+#include "common/transport.h"
 
 #define RESPONSE_MAX (16u * 1024 * 1024)
 

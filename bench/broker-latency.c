@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appliance/net.h"
 #include "common/log.h"
 #include "stacks/stacks.h"
 #include "toe_emu/toe.h"
@@ -187,6 +188,7 @@ static void print_stack(const char *name, struct sample *s)
 int main(int argc, char **argv)
 {
     struct stk_broker_config bc = { .port_lo = 20000, .port_hi = 29999 };
+    struct stk_offload_ops off;
     struct toe_config tc;
     struct toe_dev *toe;
     struct stk_broker *b;
@@ -229,7 +231,8 @@ int main(int argc, char **argv)
         fail("cannot start the acceptor thread");
     pthread_detach(th);
 
-    bc.toe = toe;
+    app_net_toe_offload(toe, &off);  /* the TOE as the broker's offload engine, as serve does */
+    bc.offload = &off;
     b = stk_broker_new(&bc);
     if (!b)
         fail("cannot create the broker: %s", strerror(errno));

@@ -7,8 +7,11 @@
  * never listening. The kernel's bind() is the arbiter: if it fails, a host application
  * holds the port and neither stack may use it; while it is held, no host application can
  * bind() it, with or without SO_REUSEADDR. A host-stack connection is made from the
- * placeholder socket itself (so the port is never let go); a TOE connection binds lwIP to
- * the port while the placeholder keeps it on the host.
+ * placeholder socket itself (so the port is never let go); a TOE connection binds the
+ * engine's stack to the port while the placeholder keeps it on the host.
+ *
+ * The TOE is whatever offload engine the broker was given (struct stk_offload_ops); with
+ * none, every connection goes to the host stack.
  */
 #include "stacks/stacks.h"
 
@@ -52,7 +55,8 @@ struct stk_broker {
     uint16_t lo, hi;
     struct port_slot *ports;    /* hi - lo + 1 slots */
     uint32_t cursor;            /* where the next pool search starts */
-    struct toe_dev *toe;
+    struct stk_offload_ops offload;
+    bool has_offload;           /* offload holds an engine */
     struct res_node *res;
     struct desc_node *descs;
     uint64_t next_res_id, next_desc_id;
@@ -112,7 +116,10 @@ struct stk_broker *stk_broker_new(const struct stk_broker_config *cfg)
         b->ports[i].fd = -1;
     b->lo = cfg->port_lo;
     b->hi = cfg->port_hi;
-    b->toe = cfg->toe;
+    if (cfg->offload) {
+        b->offload = *cfg->offload;
+        b->has_offload = true;
+    }
     b->next_res_id = 1;
     b->next_desc_id = 1;
     pthread_mutex_init(&b->lock, NULL);
@@ -143,10 +150,14 @@ void stk_broker_free(struct stk_broker *b)
     free(b);
 }
 
-void stk_broker_set_toe(struct stk_broker *b, struct toe_dev *toe)
+void stk_broker_set_offload(struct stk_broker *b, const struct stk_offload_ops *ops)
 {
     pthread_mutex_lock(&b->lock);
-    b->toe = toe;
+    b->has_offload = ops != NULL;
+    if (ops)
+        b->offload = *ops;
+    else
+        memset(&b->offload, 0, sizeof(b->offload));
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -395,8 +406,8 @@ int stk_get_reservation(struct stk_broker *b, uint64_t id, struct stk_reservatio
 
 /* ---------------------------------------------------------------- requests */
 
-/* Whether lwIP could ever reach `dst` through the TAP (loopback never crosses a wire). */
-static bool toe_can_reach(const struct sockaddr_in *dst)
+/* Whether the offload engine could ever reach `dst` (loopback never crosses a wire). */
+static bool offload_can_reach(const struct sockaddr_in *dst)
 {
     uint32_t a = ntohl(dst->sin_addr.s_addr);
 
@@ -411,21 +422,198 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* One stk_request on its way to a descriptor (lives on the caller's stack, under the lock). */
+struct req_ctx {
+    const struct stk_request *req;
+    char dst[32];               /* req->dst as text, for messages */
+    char *err;
+    size_t errlen;
+    enum stk_policy policy;     /* req->policy, or the reservation's stack for auto */
+    enum stk_placement placement;
+    struct res_node *rn;        /* the reservation whose port it takes, or NULL */
+    uint16_t port;              /* the local port; 0 until one is taken */
+    bool pool_port;             /* port came from the pool (not a reservation) */
+    struct stk_conn *conn;
+};
+
+/* The owner's reservation, when the request names one: its port and its stack. */
+static int req_take_reservation(struct stk_broker *b, struct req_ctx *rc)
+{
+    const struct stk_request *req = rc->req;
+    struct res_node *rn;
+
+    if (!req->reservation)
+        return 0;
+    rn = res_find(b, req->reservation);
+    if (!rn) {
+        snprintf(rc->err, rc->errlen, "reservation %llu does not exist",
+                 (unsigned long long)req->reservation);
+        return -ENOENT;
+    }
+    if (!req->any_holder && strcmp(rn->r.holder, req->owner) != 0) {
+        snprintf(rc->err, rc->errlen, "reservation %llu is held by \"%s\", not \"%s\"",
+                 (unsigned long long)req->reservation, rn->r.holder, req->owner);
+        return -EPERM;
+    }
+    if (rn->r.in_use) {
+        snprintf(rc->err, rc->errlen, "reservation %llu (port %u) is already in use",
+                 (unsigned long long)req->reservation, rn->r.port);
+        return -EBUSY;
+    }
+    rc->rn = rn;
+    rc->port = rn->r.port;
+    if (rc->policy == STK_POLICY_AUTO)
+        rc->policy = rn->r.stack;
+    return 0;
+}
+
+/* Placement (claim 8): the TOE first, the host stack as the fallback. */
+static enum stk_placement req_place(struct stk_broker *b, const struct req_ctx *rc)
+{
+    if (rc->policy == STK_POLICY_HOST)
+        return STK_PLACED_HOST_ASKED;
+    if (!b->has_offload)
+        return STK_PLACED_HOST_NO_TOE;
+    if (!b->offload.link_up(b->offload.ctx))
+        return STK_PLACED_HOST_LINK_DOWN;
+    if (!offload_can_reach(&rc->req->dst))
+        return STK_PLACED_HOST_UNREACHABLE;
+    return STK_PLACED_TOE;
+}
+
+/*
+ * Take a pool port when the request has none yet, then (placed on the TOE) connect through
+ * the offload engine. A refusal the host stack can absorb changes the placement instead of
+ * failing; a pool port the engine still holds (TIME_WAIT to that peer) is swapped for
+ * another, a few times.
+ */
+static int req_port_and_offload(struct stk_broker *b, struct req_ctx *rc)
+{
+    int ret;
+
+    for (int attempt = 0;; attempt++) {
+        if (!rc->port) {
+            ret = port_take_any(b, PORT_CONN, &rc->port);
+            if (ret < 0) {
+                snprintf(rc->err, rc->errlen, "no free local port in %u-%u: %s", b->lo, b->hi,
+                         ret == -ENOSPC ? "all in use" : strerror(-ret));
+                return ret;
+            }
+            rc->pool_port = true;
+        }
+        if (rc->placement != STK_PLACED_TOE)
+            return 0;
+        ret = b->offload.connect(b->offload.ctx, &rc->req->dst, rc->port, &rc->conn);
+        if (ret == -EADDRINUSE && rc->pool_port && attempt < 8) {
+            port_drop(b, rc->port);
+            rc->port = 0;
+            continue;
+        }
+        if (ret == -EMFILE) {
+            rc->placement = STK_PLACED_HOST_TOE_FULL;
+        } else if (ret == -ENETDOWN) {
+            rc->placement = STK_PLACED_HOST_LINK_DOWN;
+        } else if (ret == -ENETUNREACH) {
+            rc->placement = STK_PLACED_HOST_UNREACHABLE;
+        } else if (ret < 0) {
+            const char *why = b->offload.last_error(b->offload.ctx);
+            snprintf(rc->err, rc->errlen, "toe connect to %s from port %u failed: %s", rc->dst,
+                     rc->port, why && why[0] ? why : strerror(-ret));
+            return ret;
+        }
+        return 0;
+    }
+}
+
+/* Policy toe and the TOE cannot take it: the refusal, and why, for the requester. */
+static int req_refuse_toe(struct req_ctx *rc)
+{
+    enum stk_placement p = rc->placement;
+
+    snprintf(rc->err, rc->errlen, "the toe cannot take a connection to %s: %s", rc->dst,
+             p == STK_PLACED_HOST_NO_TOE ? "no toe device (--no-toe, or toegw built without it)"
+             : p == STK_PLACED_HOST_LINK_DOWN ? "its link is down"
+             : p == STK_PLACED_HOST_TOE_FULL ? "it is at its connection limit (--toe-max-conns)"
+             : "the destination is not reachable through it");
+    return p == STK_PLACED_HOST_NO_TOE ? -ENODEV
+           : p == STK_PLACED_HOST_LINK_DOWN ? -ENETDOWN
+           : p == STK_PLACED_HOST_TOE_FULL ? -EMFILE : -ENETUNREACH;
+}
+
+/* The host-stack connection, made from the port's placeholder socket itself. */
+static int req_connect_host(struct stk_broker *b, struct req_ctx *rc)
+{
+    int fd = port_take_socket(b, rc->port);
+    int ret = fd < 0 ? fd : stk_host_connect_fd(fd, &rc->req->dst, &rc->conn);
+
+    if (ret < 0)
+        snprintf(rc->err, rc->errlen, "host connect to %s from port %u failed: %s", rc->dst,
+                 rc->port, strerror(-ret));
+    return ret;
+}
+
+/* Record the connection as a descriptor of its owner's (claim 5) and count the grant. */
+static void req_grant(struct stk_broker *b, struct req_ctx *rc, struct desc_node *dn,
+                      uint64_t t0)
+{
+    struct stk_conn *conn = rc->conn;
+    int si = conn->stack == STK_STACK_TOE;
+
+    if (rc->rn)
+        rc->rn->r.in_use = true;
+    dn->d.id = b->next_desc_id++;
+    snprintf(dn->d.owner, sizeof(dn->d.owner), "%s", rc->req->owner);
+    dn->d.stack = conn->stack;
+    dn->d.placement = rc->placement;
+    dn->d.port = rc->port;
+    dn->d.reservation = rc->rn ? rc->rn->r.id : 0;
+    dn->d.remote = rc->req->dst;
+    dn->d.conn = conn;
+    dn->d.created = time(NULL);
+    dn->next = b->descs;
+    b->descs = dn;
+    if (si)
+        b->stats.granted_toe++;
+    else
+        b->stats.granted_host++;
+    b->stats.latency_ns[si] += now_ns() - t0;
+    b->stats.latency_count[si]++;
+}
+
+/* A refused request gives back the port it took (or holds its reservation's port again). */
+static void req_undo_port(struct stk_broker *b, struct req_ctx *rc)
+{
+    if (rc->pool_port && rc->port)
+        port_drop(b, rc->port);
+    else if (rc->rn && b->ports[rc->port - b->lo].fd < 0)
+        port_rehold(b, rc->port); /* a failed host connect consumed the placeholder */
+}
+
+/* Under the lock: reservation, placement, port, connection; 0 with rc->conn, or -errno. */
+static int req_connect(struct stk_broker *b, struct req_ctx *rc)
+{
+    int ret = req_take_reservation(b, rc);
+
+    if (ret < 0)
+        return ret;
+    rc->placement = req_place(b, rc);
+    ret = req_port_and_offload(b, rc);
+    if (ret == 0 && rc->placement != STK_PLACED_TOE)
+        ret = rc->policy == STK_POLICY_TOE ? req_refuse_toe(rc) : req_connect_host(b, rc);
+    if (ret < 0 && rc->port)
+        req_undo_port(b, rc);
+    return ret;
+}
+
 int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_desc **out,
                 char *err, size_t errlen)
 {
+    struct req_ctx rc = { .req = req, .err = err, .errlen = errlen, .policy = req->policy };
     struct desc_node *dn;
-    struct res_node *rn = NULL;
-    struct stk_conn *conn = NULL;
-    enum stk_placement placement;
-    enum stk_policy policy = req->policy;
     uint64_t t0 = now_ns();
-    uint16_t port = 0;
-    bool pool_port = false;
-    char dst[32];
     int ret;
 
-    stk_addr_str(&req->dst, dst, sizeof(dst));
+    stk_addr_str(&req->dst, rc.dst, sizeof(rc.dst));
     if (!req->owner || !*req->owner || strlen(req->owner) >= STK_NAME_MAX) {
         snprintf(err, errlen, "a connection request needs an owner name");
         return -EINVAL;
@@ -435,136 +623,20 @@ int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_
         return -ENOMEM;
     pthread_mutex_lock(&b->lock);
     b->stats.requests++;
-
-    /* the local port: the owner's reservation, or one from the pool */
-    if (req->reservation) {
-        rn = res_find(b, req->reservation);
-        if (!rn) {
-            snprintf(err, errlen, "reservation %llu does not exist",
-                     (unsigned long long)req->reservation);
-            ret = -ENOENT;
-            goto fail;
-        }
-        if (!req->any_holder && strcmp(rn->r.holder, req->owner) != 0) {
-            snprintf(err, errlen, "reservation %llu is held by \"%s\", not \"%s\"",
-                     (unsigned long long)req->reservation, rn->r.holder, req->owner);
-            ret = -EPERM;
-            goto fail;
-        }
-        if (rn->r.in_use) {
-            snprintf(err, errlen, "reservation %llu (port %u) is already in use",
-                     (unsigned long long)req->reservation, rn->r.port);
-            ret = -EBUSY;
-            goto fail;
-        }
-        port = rn->r.port;
-        if (policy == STK_POLICY_AUTO)
-            policy = rn->r.stack;
+    ret = req_connect(b, &rc);
+    if (ret < 0) {
+        b->stats.refused++;
+        pthread_mutex_unlock(&b->lock);
+        free(dn);
+        return ret;
     }
-
-    /* placement (claim 8): the TOE first, the host stack as the fallback */
-    if (policy == STK_POLICY_HOST)
-        placement = STK_PLACED_HOST_ASKED;
-    else if (!b->toe)
-        placement = STK_PLACED_HOST_NO_TOE;
-    else if (!toe_link_up(b->toe))
-        placement = STK_PLACED_HOST_LINK_DOWN;
-    else if (!toe_can_reach(&req->dst))
-        placement = STK_PLACED_HOST_UNREACHABLE;
-    else
-        placement = STK_PLACED_TOE;
-
-    for (int attempt = 0;; attempt++) {
-        if (!port) {
-            ret = port_take_any(b, PORT_CONN, &port);
-            if (ret < 0) {
-                snprintf(err, errlen, "no free local port in %u-%u: %s", b->lo, b->hi,
-                         ret == -ENOSPC ? "all in use" : strerror(-ret));
-                goto fail;
-            }
-            pool_port = true;
-        }
-        if (placement == STK_PLACED_TOE) {
-            ret = toe_connect(b->toe, &req->dst, port, &conn);
-            if (ret == -EADDRINUSE && pool_port && attempt < 8) {
-                /* lwIP still has this port (TIME_WAIT to that peer): take another */
-                port_drop(b, port);
-                port = 0;
-                continue;
-            }
-            if (ret == -EMFILE)
-                placement = STK_PLACED_HOST_TOE_FULL;
-            else if (ret == -ENETDOWN)
-                placement = STK_PLACED_HOST_LINK_DOWN;
-            else if (ret == -ENETUNREACH)
-                placement = STK_PLACED_HOST_UNREACHABLE;
-            else if (ret < 0) {
-                snprintf(err, errlen, "toe connect to %s from port %u failed: %s", dst, port,
-                         toe_strerror()[0] ? toe_strerror() : strerror(-ret));
-                goto fail_port;
-            }
-        }
-        break;
-    }
-    if (placement != STK_PLACED_TOE) {
-        if (policy == STK_POLICY_TOE) {
-            ret = placement == STK_PLACED_HOST_NO_TOE ? -ENODEV
-                  : placement == STK_PLACED_HOST_LINK_DOWN ? -ENETDOWN
-                  : placement == STK_PLACED_HOST_TOE_FULL ? -EMFILE : -ENETUNREACH;
-            snprintf(err, errlen, "the toe cannot take a connection to %s: %s", dst,
-                     placement == STK_PLACED_HOST_NO_TOE ? "no toe device (--no-toe)"
-                     : placement == STK_PLACED_HOST_LINK_DOWN ? "its link is down"
-                     : placement == STK_PLACED_HOST_TOE_FULL
-                         ? "it is at its connection limit (--toe-max-conns)"
-                         : "the destination is not reachable through it");
-            goto fail_port;
-        }
-        int fd = port_take_socket(b, port);
-        ret = fd < 0 ? fd : stk_host_connect_fd(fd, &req->dst, &conn);
-        if (ret < 0) {
-            snprintf(err, errlen, "host connect to %s from port %u failed: %s", dst, port,
-                     strerror(-ret));
-            goto fail_port;
-        }
-    }
-
-    if (rn)
-        rn->r.in_use = true;
-    dn->d.id = b->next_desc_id++;
-    snprintf(dn->d.owner, sizeof(dn->d.owner), "%s", req->owner);
-    dn->d.stack = conn->stack;
-    dn->d.placement = placement;
-    dn->d.port = port;
-    dn->d.reservation = rn ? rn->r.id : 0;
-    dn->d.remote = req->dst;
-    dn->d.conn = conn;
-    dn->d.created = time(NULL);
-    dn->next = b->descs;
-    b->descs = dn;
-    int si = conn->stack == STK_STACK_TOE;
-    if (si)
-        b->stats.granted_toe++;
-    else
-        b->stats.granted_host++;
-    b->stats.latency_ns[si] += now_ns() - t0;
-    b->stats.latency_count[si]++;
+    req_grant(b, &rc, dn, t0);
     pthread_mutex_unlock(&b->lock);
     log_info("broker", "connection %llu for \"%s\" to %s on the %s stack, port %u (%s)",
-             (unsigned long long)dn->d.id, dn->d.owner, dst, stk_stack_name(dn->d.stack),
-             port, stk_placement_name(placement));
+             (unsigned long long)dn->d.id, dn->d.owner, rc.dst, stk_stack_name(dn->d.stack),
+             rc.port, stk_placement_name(rc.placement));
     *out = &dn->d;
     return 0;
-
-fail_port:
-    if (pool_port && port)
-        port_drop(b, port);
-    else if (rn && b->ports[port - b->lo].fd < 0)
-        port_rehold(b, port); /* a failed host connect consumed the placeholder */
-fail:
-    b->stats.refused++;
-    pthread_mutex_unlock(&b->lock);
-    free(dn);
-    return ret;
 }
 
 int stk_release(struct stk_broker *b, struct stk_desc *d, const char *owner, bool abort)
@@ -687,7 +759,14 @@ void stk_broker_annotate(struct stk_broker *b, struct stk_conn_row *rows, size_t
     pthread_mutex_unlock(&b->lock);
 }
 
-struct toe_dev *stk_broker_toe(struct stk_broker *b)
+bool stk_broker_offload(struct stk_broker *b, struct stk_offload_ops *out)
 {
-    return b->toe;
+    bool has;
+
+    pthread_mutex_lock(&b->lock);
+    has = b->has_offload;
+    if (has)
+        *out = b->offload;
+    pthread_mutex_unlock(&b->lock);
+    return has;
 }

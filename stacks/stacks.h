@@ -9,6 +9,10 @@
  * the host by placeholder binds), one connection table (the whole machine's kernel TCP
  * sockets merged with the TOE's), one set of TCP counters labelled by stack.
  *
+ * The broker knows no offload engine by name: it places connections on whatever engine its
+ * owner gives it as a table of functions (struct stk_offload_ops; the appliance fills it
+ * with the emulated TOE's when toegw is built with it), or on the host stack alone.
+ *
  * Threading: every function is thread-safe (one mutex); connections themselves belong to
  * whichever thread their owner runs on.
  */
@@ -21,23 +25,28 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "stacks/transport.h"
+#include "common/transport.h"
 
 struct stk_broker;
-struct toe_dev;
+struct stk_offload_ops;
 
 #define STK_NAME_MAX 64
 
 struct stk_broker_config {
     uint16_t port_lo, port_hi;  /* the broker's local port range (20000-20999) */
-    struct toe_dev *toe;        /* borrowed; NULL: host stack only (--no-toe) */
+    /*
+     * The offload engine to place on first; NULL: host stack only (--no-toe, or toegw
+     * built without the TOE). The broker keeps a copy of the table; ops->ctx stays borrowed
+     * and must outlive the broker (or a stk_broker_set_offload that replaces it).
+     */
+    const struct stk_offload_ops *offload;
 };
 
 /* NULL and errno on failure. Caller frees with stk_broker_free (after releasing all). */
 struct stk_broker *stk_broker_new(const struct stk_broker_config *cfg);
 void stk_broker_free(struct stk_broker *b);
-/* Attach or detach the TOE (NULL) at run time. */
-void stk_broker_set_toe(struct stk_broker *b, struct toe_dev *toe);
+/* Attach (a copy of `ops`, its ctx borrowed) or detach (NULL) the offload engine at run time. */
+void stk_broker_set_offload(struct stk_broker *b, const struct stk_offload_ops *ops);
 
 /* "LO-HI" into lo/hi. 0 or -EINVAL. */
 int stk_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi);
@@ -72,7 +81,7 @@ int stk_get_reservation(struct stk_broker *b, uint64_t id, struct stk_reservatio
 enum stk_placement {
     STK_PLACED_TOE = 0,         /* the TOE took it (preferred) */
     STK_PLACED_HOST_ASKED,      /* the requester asked for the host stack */
-    STK_PLACED_HOST_NO_TOE,     /* no TOE in this process (--no-toe) */
+    STK_PLACED_HOST_NO_TOE,     /* no TOE in this process (--no-toe, or none built in) */
     STK_PLACED_HOST_LINK_DOWN,  /* the TOE's link is down */
     STK_PLACED_HOST_TOE_FULL,   /* the TOE is at --toe-max-conns */
     STK_PLACED_HOST_UNREACHABLE,/* the destination is not reachable through the TOE */
@@ -159,5 +168,35 @@ struct stk_broker_stats {
     uint64_t latency_count[2];
 };
 void stk_broker_stats(struct stk_broker *b, struct stk_broker_stats *out);
+
+/* ---------------------------------------------------------------- the offload engine */
+
+/*
+ * What the broker needs of an offload engine (claim 8's "TOE"), as functions over an opaque
+ * context. Every function may be called from any thread, with the broker's lock held: it
+ * must not call back into the broker. All of them are required.
+ */
+struct stk_offload_ops {
+    void *ctx;                  /* borrowed: the engine (e.g. a struct toe_dev) */
+    /* True when the engine's link is up (it may take connections). */
+    bool (*link_up)(void *ctx);
+    /*
+     * Open a TCP connection from the engine's address and exactly `local_port` to `dst`;
+     * *out is a new conn in the connecting state, its stack STK_STACK_TOE (caller closes it
+     * with stk_conn_close). 0, -ENETDOWN (link down), -EMFILE (engine full), -EADDRINUSE
+     * (the engine still has that port to that peer), -ENETUNREACH, or another -errno.
+     */
+    int (*connect)(void *ctx, const struct sockaddr_in *dst, uint16_t local_port,
+                   struct stk_conn **out);
+    /* The calling thread's last failure of the engine, as one lowercase line ("" if none). */
+    const char *(*last_error)(void *ctx);
+    /*
+     * The engine's connection table: local, remote, state, bytes_in and bytes_out of each
+     * row filled, the rest zero. *out: caller frees with free(). 0 or -errno.
+     */
+    int (*list_conns)(void *ctx, struct stk_conn_row **out, size_t *n);
+    /* The engine's TCP MIB counters (passive_opens stays 0 for an initiator-only engine). */
+    int (*tcp_counters)(void *ctx, struct stk_tcp_counters *out);
+};
 
 #endif

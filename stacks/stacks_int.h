@@ -5,11 +5,13 @@
 #define TOEGW_STACKS_INT_H
 
 #include "stacks/stacks.h"
-#include "toe_emu/toe.h"
 
 /* Fill owner and placement of the rows that are broker connections. */
 void stk_broker_annotate(struct stk_broker *b, struct stk_conn_row *rows, size_t n);
-/* The TOE the broker places on (NULL when none). Borrowed. */
-struct toe_dev *stk_broker_toe(struct stk_broker *b);
+/*
+ * A copy of the offload engine the broker places on, taken under its lock. False when it
+ * has none.
+ */
+bool stk_broker_offload(struct stk_broker *b, struct stk_offload_ops *out);
 
 #endif

@@ -3,8 +3,9 @@
  *
  * The host's side comes from the kernel: every IPv4 TCP socket of the machine through
  * netlink sock_diag (with tcp_info for byte counts), the owning process from /proc, and
- * the TCP MIB from /proc/net/snmp. The TOE's side comes from the adapter's own table and
- * lwIP's MIB counters. Host tools cannot see the TOE's connections; this table can.
+ * the TCP MIB from /proc/net/snmp. The TOE's side comes from the offload engine's own table
+ * and MIB counters (its stk_offload_ops). Host tools cannot see the TOE's connections; this
+ * table can.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -291,29 +292,30 @@ static int host_rows(struct row_vec *rv)
     return ret;
 }
 
-static int toe_rows(struct toe_dev *toe, struct row_vec *rv)
+/* The offload engine's connections, appended as rows of the TOE. */
+static int offload_rows(const struct stk_offload_ops *ops, struct row_vec *rv)
 {
-    struct toe_conn_info *ci;
+    struct stk_conn_row *got;
     size_t n;
-    int ret = toe_list_conns(toe, &ci, &n);
+    int ret = ops->list_conns(ops->ctx, &got, &n);
 
     if (ret < 0)
         return ret;
     for (size_t i = 0; i < n; i++) {
         struct stk_conn_row *r = row_add(rv);
         if (!r) {
-            free(ci);
+            free(got);
             return -ENOMEM;
         }
         r->stack = STK_STACK_TOE;
-        snprintf(r->id, sizeof(r->id), "toe-%zu-%u", i, ntohs(ci[i].local.sin_port));
-        r->local = ci[i].local;
-        r->remote = ci[i].remote;
-        snprintf(r->state, sizeof(r->state), "%s", ci[i].state);
-        r->bytes_in = ci[i].bytes_in;
-        r->bytes_out = ci[i].bytes_out;
+        snprintf(r->id, sizeof(r->id), "toe-%zu-%u", i, ntohs(got[i].local.sin_port));
+        r->local = got[i].local;
+        r->remote = got[i].remote;
+        snprintf(r->state, sizeof(r->state), "%s", got[i].state);
+        r->bytes_in = got[i].bytes_in;
+        r->bytes_out = got[i].bytes_out;
     }
-    free(ci);
+    free(got);
     return 0;
 }
 
@@ -366,12 +368,13 @@ int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t
 static int list_connections_now(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
 {
     struct row_vec rv = { 0 };
-    struct toe_dev *toe = b ? stk_broker_toe(b) : NULL;
+    struct stk_offload_ops off;
+    bool has_off = b && stk_broker_offload(b, &off);
     int ret;
 
     ret = host_rows(&rv);
-    if (ret == 0 && toe)
-        ret = toe_rows(toe, &rv);
+    if (ret == 0 && has_off)
+        ret = offload_rows(&off, &rv);
     if (ret < 0) {
         free(rv.v);
         return ret;
@@ -418,26 +421,12 @@ static int host_mib(struct stk_tcp_counters *out)
 
 int stk_tcp_counters(struct stk_broker *b, enum stk_stack stack, struct stk_tcp_counters *out)
 {
-    struct toe_dev *toe = b ? stk_broker_toe(b) : NULL;
-    struct toe_counters tc;
-    int ret;
+    struct stk_offload_ops off;
 
     memset(out, 0, sizeof(*out));
     if (stack == STK_STACK_HOST)
         return host_mib(out);
-    if (!toe)
+    if (!b || !stk_broker_offload(b, &off))
         return -ENODEV;
-    ret = toe_get_counters(toe, &tc);
-    if (ret < 0)
-        return ret;
-    out->active_opens = tc.tcp_active_opens;
-    out->attempt_fails = tc.tcp_attempt_fails;
-    out->estab_resets = tc.tcp_estab_resets;
-    out->curr_estab = tc.conns_current;
-    out->in_segs = tc.tcp_in_segs;
-    out->out_segs = tc.tcp_out_segs;
-    out->retrans_segs = tc.tcp_retrans_segs;
-    out->in_errs = tc.tcp_in_errs;
-    out->out_rsts = tc.tcp_out_rsts;
-    return 0;
+    return off.tcp_counters(off.ctx, out);
 }

@@ -6,7 +6,7 @@
  *
  * Everything here runs on one storage loop thread; callbacks run on that thread. The
  * session gets its TCP connection from a connect hook (the offload broker, or the host
- * stack directly) and only ever uses it through stacks/transport.h.
+ * stack directly) and only ever uses it through common/transport.h.
  */
 #ifndef TOEGW_STORAGE_ISCSI_H
 #define TOEGW_STORAGE_ISCSI_H
@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stacks/transport.h"
+#include "common/transport.h"
 #include "storage/loop.h"
 #include "storage/text.h"
 

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stacks/transport.h"
+#include "common/transport.h"
 #include "storage/iscsi.h"
 #include "storage/loop.h"
 #include "storage/lun.h"

@@ -30,7 +30,7 @@
 
 #include "common/log.h"
 #include "common/sockspec.h"
-#include "stacks/transport.h"
+#include "common/transport.h"
 #include "storage/nbd_int.h"
 #include "storage/pdu.h"
 

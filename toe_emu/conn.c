@@ -1,6 +1,6 @@
 /*
  * conn.c - the hardware-driver interface: TCP connections on the adapter, seen by the
- * storage loop as struct stk_conn (stacks/transport.h).
+ * storage loop as struct stk_conn (common/transport.h).
  *
  * Per connection: a receive ring the firmware fills from lwIP's recv callback, a send ring
  * the consumer fills and lwIP sends from in place (no-copy tcp_write; ring space is freed
@@ -25,8 +25,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include "lwip/priv/tcp_priv.h"
 
 /* Tell lwIP about consumed receive space once this much accumulated (or the ring is empty). */
 #define RX_REPORT_BYTES (TOE_RX_RING_BYTES / 4)
@@ -347,18 +345,8 @@ static void abort_pcb(struct toe_conn *c)
 /* Free tx ring space up to the first byte a queued segment still references. */
 static void tx_reclaim(struct toe_conn *c)
 {
-    struct tcp_pcb *pcb = c->pcb;
-    uint32_t behind = 0;
-    const struct tcp_seg *segs[2] = { pcb->unacked, pcb->unsent };
+    uint32_t behind = toe_tcp_queued_behind(c->pcb);
 
-    for (int i = 0; i < 2; i++) {
-        if (!segs[i])
-            continue;
-        uint32_t b = pcb->snd_lbb - lwip_ntohl(segs[i]->tcphdr->seqno);
-
-        if (b > behind)
-            behind = b;
-    }
     if (c->fin_queued && behind)
         behind--;                  /* the FIN occupies a sequence number, no ring byte */
 
@@ -449,7 +437,7 @@ static void conn_step(struct toe_conn *c)
         return;
     }
     rx_report(c);
-    if (c->pcb->refused_data && tcp_process_refused_data(c->pcb) == ERR_ABRT)
+    if (c->pcb->refused_data && !toe_tcp_redeliver_refused(c->pcb))
         return;
     if (!c->pcb)
         return;
@@ -606,9 +594,7 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
      * lost early on a sub-millisecond wire would stall the connection for seconds. Two slow
      * ticks (200 ms, Linux's minimum RTO) is what the handshake says here.
      */
-    pcb->sa = 0;
-    pcb->sv = (s16_t)(200 / TCP_SLOW_INTERVAL);
-    pcb->rto = pcb->sv;
+    toe_tcp_seed_rtt(pcb, 200);
     atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
     conn_signal(c);
     tx_pump(c);
@@ -651,11 +637,10 @@ void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno)
             c->sack_dups = 0;      /* stale, or nothing outstanding */
             return;
         }
-        if (c->in_recovery && TCP_SEQ_LT(ackno, c->recover)) {
+        if (c->in_recovery && toe_tcp_seq_lt(ackno, c->recover)) {
             if (ackno != c->sack_ack) {
                 c->sack_ack = ackno;
-                if (tcp_rexmit(pcb) == ERR_OK)
-                    tcp_output(pcb);
+                toe_tcp_rexmit_next(pcb);
             }
             return;
         }
@@ -670,13 +655,37 @@ void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno)
             c->sack_dups = 0;
             c->in_recovery = true;
             c->recover = pcb->snd_nxt;
-            if (!(pcb->flags & TF_INFR)) {
-                tcp_rexmit_fast(pcb);
-                tcp_output(pcb);
-            }
+            if (!(pcb->flags & TF_INFR))
+                toe_tcp_rexmit_fast(pcb);
         }
         return;
     }
+}
+
+/* A 4-tuple of the adapter's, to find its pcb. */
+struct tuple {
+    const ip_addr_t *local, *remote;
+    u16_t lport, rport;
+};
+
+/* toe_tcp_for_each: 1 when the tuple's pcb was reaped, -1 when it is kept, else 0. */
+static int reap_tuple(struct tcp_pcb *p, void *arg)
+{
+    const struct tuple *t = arg;
+    struct toe_conn *c = p->callback_arg;
+
+    if (p->local_port != t->lport || p->remote_port != t->rport ||
+        !ip_addr_cmp(&p->local_ip, t->local) || !ip_addr_cmp(&p->remote_ip, t->remote))
+        return 0;
+    if (!c) {
+        tcp_abort(p);
+        return 1;
+    }
+    if (!c->close_seen)
+        return -1;
+    abort_pcb(c);
+    conn_reap(c);
+    return 1;
 }
 
 /*
@@ -690,27 +699,9 @@ void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno)
 static bool reap_released(const ip_addr_t *local, u16_t lport, const ip_addr_t *remote,
                           u16_t rport)
 {
-    struct tcp_pcb *const *lists[] = { &tcp_active_pcbs, &tcp_tw_pcbs };
+    struct tuple t = { .local = local, .remote = remote, .lport = lport, .rport = rport };
 
-    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-        for (struct tcp_pcb *p = *lists[i]; p; p = p->next) {
-            struct toe_conn *c = p->callback_arg;
-
-            if (p->local_port != lport || p->remote_port != rport ||
-                !ip_addr_cmp(&p->local_ip, local) || !ip_addr_cmp(&p->remote_ip, remote))
-                continue;
-            if (!c) {
-                tcp_abort(p);
-                return true;
-            }
-            if (!c->close_seen)
-                return false;
-            abort_pcb(c);
-            conn_reap(c);
-            return true;
-        }
-    }
-    return false;
+    return toe_tcp_for_each(reap_tuple, &t) > 0;
 }
 
 static void attach_pcb(struct tcp_pcb *pcb, struct toe_conn *c)

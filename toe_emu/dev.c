@@ -18,7 +18,6 @@
 #include "common/log.h"
 #include "lwip/etharp.h"
 #include "lwip/init.h"
-#include "lwip/priv/tcp_priv.h"
 #include "lwip/stats.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
@@ -51,32 +50,6 @@ void toe_config_defaults(struct toe_config *cfg)
     cfg->host_prefix = 24;
     cfg->mtu = 9000;
     cfg->max_conns = 1024;
-}
-
-int toe_parse_cidr(const char *s, struct in_addr *addr, uint8_t *prefix)
-{
-    char buf[32];
-    const char *slash = strchr(s, '/');
-    size_t n = slash ? (size_t)(slash - s) : strlen(s);
-    unsigned long len = 32;
-
-    if (n == 0 || n >= sizeof(buf))
-        return -EINVAL;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (inet_pton(AF_INET, buf, addr) != 1)
-        return -EINVAL;
-    if (slash) {
-        char *end;
-
-        if (slash[1] < '0' || slash[1] > '9')
-            return -EINVAL;
-        len = strtoul(slash + 1, &end, 10);
-        if (*end != '\0' || len > 32)
-            return -EINVAL;
-    }
-    *prefix = (uint8_t)len;
-    return 0;
 }
 
 void toe_dev_wake(struct toe_dev *dev)
@@ -157,12 +130,7 @@ static void lwip_start(struct toe_dev *dev)
 /* After the firmware thread is gone: release lwIP's remaining pcbs and our netif. */
 static void lwip_stop(struct toe_dev *dev)
 {
-    while (tcp_active_pcbs)
-        tcp_abort(tcp_active_pcbs);
-    while (tcp_tw_pcbs)
-        tcp_abort(tcp_tw_pcbs);
-    while (tcp_bound_pcbs)
-        tcp_abort(tcp_bound_pcbs);
+    toe_tcp_abort_all();
     toe_netif_free(dev);
     etharp_cleanup_netif(&dev->netif);
     netif_remove(&dev->netif);
@@ -463,12 +431,16 @@ static const char *const tcp_state_names[] = {
 };
 
 struct list_args {
+    struct toe_dev *dev;
     struct toe_conn_info *rows;
     size_t n, cap;
 };
 
-static int list_add(struct list_args *a, const struct tcp_pcb *pcb, struct toe_dev *dev)
+/* toe_tcp_for_each: one row for `pcb`. 0 or -ENOMEM. */
+static int list_add(struct tcp_pcb *pcb, void *arg)
 {
+    struct list_args *a = arg;
+    struct toe_dev *dev = a->dev;
     struct toe_conn_info *r;
 
     if (a->n == a->cap) {
@@ -505,17 +477,9 @@ static int list_add(struct list_args *a, const struct tcp_pcb *pcb, struct toe_d
 static int cmd_list(struct toe_dev *dev, void *arg)
 {
     struct list_args *a = arg;
-    struct tcp_pcb *const *lists[] = { &tcp_active_pcbs, &tcp_tw_pcbs };
 
-    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-        for (const struct tcp_pcb *p = *lists[i]; p; p = p->next) {
-            int rc = list_add(a, p, dev);
-
-            if (rc < 0)
-                return rc;
-        }
-    }
-    return 0;
+    a->dev = dev;
+    return toe_tcp_for_each(list_add, a);
 }
 
 int toe_list_conns(struct toe_dev *dev, struct toe_conn_info **out, size_t *n)

@@ -75,7 +75,7 @@
  */
 #define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) LWIP_RAND()
 /*
- * Every segment lwIP sends passes toe_lwip_tcp_out (toe_emu/tcp_hooks.c), which adds no
+ * Every segment lwIP sends passes toe_lwip_tcp_out (toe_emu/lwip_tcp.c), which adds no
  * options: while a zero-window probe is unanswered, a segment without data carries SND.UNA,
  * not the probe's snd_nxt that a peer with a closed window must drop (its ACKs and window
  * updates were lost while the peer did not read).

@@ -7,7 +7,7 @@
  *    faults, capture, counters, connection table. Thread-safe: any thread may call these;
  *    they are carried out on the firmware thread and wait for it (microseconds).
  *  - the hardware-driver interface (toe_connect): a TCP connection on the adapter,
- *    returned as a struct stk_conn (stacks/transport.h) so the storage loop uses it like a
+ *    returned as a struct stk_conn (common/transport.h) so the storage loop uses it like a
  *    host socket. Behind it: a send ring and a receive ring in shared memory and an eventfd
  *    (stk_conn.fd) that the TOE signals; lwIP never runs on the consumer's thread.
  *
@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stacks/transport.h"
+#include "common/transport.h"
 
 struct toe_dev;
 
@@ -55,8 +55,6 @@ struct toe_config {
 
 /* The contract's defaults: toe0, 192.0.2.2/24, host 192.0.2.1/24, MTU 9000, 1024 conns. */
 void toe_config_defaults(struct toe_config *cfg);
-/* "a.b.c.d/len" (len defaults to 32). 0 or -EINVAL. */
-int toe_parse_cidr(const char *s, struct in_addr *addr, uint8_t *prefix);
 
 /*
  * Create or attach the TAP device, configure both ends, start the firmware thread with the
@@ -165,7 +163,7 @@ int toe_list_conns(struct toe_dev *dev, struct toe_conn_info **out, size_t *n);
  * new conn in the connecting state (caller closes with stk_conn_close): poll its fd and
  * call connect_result. Fails with -ENETDOWN, -EMFILE, -EADDRINUSE, -ENETUNREACH, -EINVAL.
  *
- * Contract of the returned conn (beyond stacks/transport.h):
+ * Contract of the returned conn (beyond common/transport.h):
  *  - fd is an eventfd, always registered for EPOLLIN. The TOE signals it when the
  *    connection is established or fails, when data or end of stream arrives after read
  *    returned -EAGAIN, and when ring space frees after writev returned -EAGAIN or a short

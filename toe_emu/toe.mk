@@ -34,7 +34,7 @@ LDLIBS   += -lpcap
 
 $(BUILD)/toe_emu/%.o: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
 $(TOE_OBJS) $(TOE_TOOL_OBJS): | $(LWIP_STAMP)
-# The unit test of toe_emu/tcp_hooks.c builds lwIP's segment and pcb structures itself.
+# The unit test of toe_emu/lwip_tcp.c builds lwIP's segment and pcb structures itself.
 $(BUILD)/tests/test_toe_hooks: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
 $(BUILD)/tests/test_toe_hooks: | $(LWIP_STAMP)
 
@@ -54,8 +54,8 @@ $(LWIP_LIB): $(LWIP_OBJS)
 	$(AR) rcs $@ $^
 
 # The driver for tests/integration/test_toe_*.sh and bench/toe-bulk (not part of toegw);
-# stacks/host.o: `flood` runs its consumer over the host stack too, for comparison.
-$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(BUILD)/stacks/host.o \
+# common/transport.o: `flood` runs its consumer over the host stack too, for comparison.
+$(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(BUILD)/common/transport.o \
                    $(LWIP_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -179,4 +179,24 @@ void toe_conn_orphan_all(struct toe_dev *dev);
 void *toe_fw_main(void *arg);
 void toe_fw_fold_mib(struct toe_dev *dev);
 
+/*
+ * lwip_tcp.c: what the TOE needs of lwIP's private TCP state (that file says why), so that
+ * no other file includes lwip/priv/tcp_priv.h. Firmware thread only.
+ */
+bool toe_tcp_seq_lt(uint32_t a, uint32_t b);     /* sequence number a before b */
+/* Start the RTT estimator at `ms` (lwIP's is in units of its slow timer tick). */
+void toe_tcp_seed_rtt(struct tcp_pcb *pcb, unsigned ms);
+/* Bytes from the first byte a queued (unacked or unsent) segment references to snd_lbb. */
+uint32_t toe_tcp_queued_behind(const struct tcp_pcb *pcb);
+void toe_tcp_rexmit_next(struct tcp_pcb *pcb);   /* resend the first unacked segment now */
+void toe_tcp_rexmit_fast(struct tcp_pcb *pcb);   /* lwIP's own fast retransmit, then send */
+/*
+ * Call fn on every active and TIME_WAIT pcb (fn may abort the pcb it is given, then must
+ * stop the walk) until it returns non-zero; returns that value, or 0.
+ */
+int toe_tcp_for_each(int (*fn)(struct tcp_pcb *pcb, void *arg), void *arg);
+void toe_tcp_abort_all(void);                    /* abort every pcb lwIP has */
+/* Offer the data recv once refused to recv again; false when that aborted the pcb. */
+bool toe_tcp_redeliver_refused(struct tcp_pcb *pcb);
+
 #endif

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stacks/transport.h"
+#include "common/transport.h"
 
 struct memtgt;
 

@@ -13,7 +13,7 @@
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
 h_need curl jq tgtd tgtadm
-h_need_toegw
+h_need_toe
 [ -c /dev/net/tun ] || h_skip_all "no /dev/net/tun (the TOE needs a TAP device)"
 
 API=127.0.0.1:18780

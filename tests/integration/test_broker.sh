@@ -30,7 +30,7 @@ h_target_new 1 iqn.2024-01.org.example.toegw:broker
 h_lun_file 1 1 16M 512
 h_lun_null 1 2
 
-h_need_toegw
+h_need_toe
 
 TURL=iscsi://$HOST_IP:3260/${H_IQN[1]}
 LURL=iscsi://127.0.0.1:3260/${H_IQN[1]}

@@ -4,7 +4,7 @@
 # shellcheck source=lib/harness.sh
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
-h_need_toegw
+h_need_toe
 h_need node curl
 [ -x /usr/bin/chromium ] || h_skip_all "no /usr/bin/chromium (Debian's chromium package)"
 [ -d "$REPO/node_modules/playwright-core" ] ||

@@ -32,7 +32,7 @@ h_need ip cmp timeout
 # shellcheck source-path=SCRIPTDIR source=lib/hostile.sh
 . "$(dirname "$0")/lib/hostile.sh"
 [ -n "$HT_PY" ] || h_skip_all "python3 not found (scripts/install-deps installs it)"
-h_need_toegw
+h_need_toe
 
 PORT=3261
 H_CMD_TIMEOUT=${HOSTILE_TIMEOUT:-30}

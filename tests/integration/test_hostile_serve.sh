@@ -31,7 +31,7 @@ h_need jq curl ip
 # shellcheck source-path=SCRIPTDIR source=lib/hostile.sh
 . "$(dirname "$0")/lib/hostile.sh"
 [ -n "$HT_PY" ] || h_skip_all "python3 not found (scripts/install-deps installs it)"
-h_need_toegw
+h_need_toe
 # shellcheck source-path=SCRIPTDIR source=lib/nbd.sh
 . "$(dirname "$0")/lib/nbd.sh"
 PY=$(nbd_python) ||

@@ -61,7 +61,7 @@ else
     h_skip istgt.ref_libiscsi "iscsi-inq not found (libiscsi-bin): no reference login"
 fi
 
-h_need_toegw
+h_need_toe
 
 HAVE_TOE=1
 [ -c /dev/net/tun ] || HAVE_TOE=

@@ -24,7 +24,7 @@
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
 h_need jq curl nbdinfo
-h_need_toegw
+h_need_toe
 
 # toegw serve and its REST API, shared by every test_nbd_*.sh
 # shellcheck source-path=SCRIPTDIR source=lib/nbd.sh

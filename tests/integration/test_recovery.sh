@@ -16,7 +16,7 @@
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
 h_need jq curl nbdcopy cmp
-h_need_toegw
+h_need_toe
 [ -c /dev/net/tun ] || h_skip_all "no /dev/net/tun: the TOE (and so its link) is not available"
 
 # shellcheck source-path=SCRIPTDIR source=lib/nbd.sh

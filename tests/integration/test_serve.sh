@@ -232,7 +232,9 @@ fi
 
 # --- the --toe-* flags and --port-range ----------------------------------------------------------------
 
-if [ -c /dev/net/tun ]; then
+if ! h_toe_built; then
+    h_skip serve.toe_flags "$TOEGW is built without the toe (make TOE_MK=)"
+elif [ -c /dev/net/tun ]; then
     TSD=$H_TMP/toe-state
     if start 127.0.0.1:18621 "$TSD/api-token" "$H_TMP/toe.log" \
         "$TOEGW" serve --api 127.0.0.1:18621 --nbd 127.0.0.1:18622 --state-dir "$TSD" \

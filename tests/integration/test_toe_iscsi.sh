@@ -31,7 +31,7 @@ h_target_param 2 HeaderDigest CRC32C
 h_target_param 2 DataDigest CRC32C
 h_lun_file 2 1 16M 4096
 
-h_need_toegw
+h_need_toe
 
 # turl LUN [QUERY [TID]] - the LUN at the target's address as seen through the TOE.
 turl() {

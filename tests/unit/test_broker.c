@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "appliance/net.h"
 #include "common/log.h"
 #include "stacks/stacks.h"
 #include "toe_emu/toe.h"
@@ -132,8 +133,14 @@ static struct toe_dev *toe_up(unsigned max_conns)
 
 static struct stk_broker *broker_new(uint16_t lo, uint16_t hi, struct toe_dev *toe)
 {
-    struct stk_broker_config cfg = { .port_lo = lo, .port_hi = hi, .toe = toe };
-    struct stk_broker *b = stk_broker_new(&cfg);
+    struct stk_offload_ops off;
+    struct stk_broker_config cfg = { .port_lo = lo, .port_hi = hi,
+                                     .offload = toe ? &off : NULL };
+    struct stk_broker *b;
+
+    if (toe)
+        app_net_toe_offload(toe, &off);
+    b = stk_broker_new(&cfg);
 
     cr_assert_not_null(b, "stk_broker_new: %s", strerror(errno));
     return b;

@@ -1,5 +1,5 @@
 /*
- * test_toe_hooks.c - the correction toe_emu/tcp_hooks.c makes to lwIP's outgoing segments:
+ * test_toe_hooks.c - the correction toe_emu/lwip_tcp.c makes to lwIP's outgoing segments:
  * while a zero-window probe is unanswered, a segment without data (ACK, window update,
  * reset) carries SND.UNA instead of the probe's snd_nxt; nothing else is ever changed.
  * The wire behaviour is proved by tests/integration/test_toe_flood.sh against Linux.

@@ -7,7 +7,7 @@
  * connection's send side fill, and every write returns -EAGAIN from then on. The consumer
  * keeps reading (its unsent answers are only a count here), and the connection must keep
  * receiving, acknowledging and delivering everything the peer sends, as a kernel socket
- * does. The same consumer runs over the host stack (stacks/host.c, a kernel socket through
+ * does. The same consumer runs over the host stack (common/transport.c, a kernel socket through
  * the same stk_conn ops) for comparison, against the same peer.
  *
  * --pace-ms N: the peer sleeps N ms after each send of up to 256 KiB, so that the flood

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stacks/transport.h"
+#include "common/transport.h"
 #include "toe_emu/toe.h"
 
 #define PAT_LEN     (4u * 1024 * 1024 + 13)   /* odd period: misplaced data shows */

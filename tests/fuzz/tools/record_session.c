@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "stacks/transport.h"
+#include "common/transport.h"
 #include "storage/iscsi.h"
 #include "storage/loop.h"
 #include "tests/fuzz/fuzz_session.h"

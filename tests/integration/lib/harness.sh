@@ -23,7 +23,8 @@
 #   h_pass NAME / h_fail NAME MSG / h_skip NAME WHY print exactly `PASS name`,
 #   `FAIL name: msg`, `SKIP name: why`. h_end exits 0 when every check passed, 1 when any
 #   failed, 77 when nothing ran but skips. A missing tool skips the whole test loudly
-#   (h_need); a missing toegw binary skips the toegw checks loudly (h_need_toegw).
+#   (h_need); a missing toegw binary skips the toegw checks loudly (h_need_toegw), and a
+#   binary built without the TOE skips a test that needs it (h_need_toe).
 #
 # Usage (a test script):
 #   . "$(dirname "$0")/lib/harness.sh"
@@ -151,6 +152,19 @@ h_need_toegw() {
         h_skip "$H_TEST.toegw" "toegw binary not found at '$TOEGW' (run make, or set TOEGW_BIN)"
         h_end
     fi
+}
+
+# True when the binary under test has the TOE (`toegw version` says "not built in" when it
+# was built with `make TOE_MK=`).
+h_toe_built() {
+    ! "$TOEGW" version 2>/dev/null | grep -qE '^ +toe +not built in'
+}
+
+# Ends the whole test with one loud SKIP when the binary under test has no TOE.
+h_need_toe() {
+    h_need_toegw
+    h_toe_built ||
+        h_skip_all "$TOEGW is built without the toe (make TOE_MK=); this test needs it"
 }
 
 # --- namespace and lifetime -----------------------------------------------------------------

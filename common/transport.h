@@ -5,11 +5,16 @@
  * behind an eventfd) look the same to the storage loop: a pollable fd plus these ops.
  * The loop never calls read(2)/write(2) on `fd` itself; it only polls it.
  *
+ * It sits below both stacks: the broker (stacks/) hands these conns out, the TOE (toe_emu/)
+ * implements them, and neither has to include the other. The host stack's implementation
+ * (a kernel socket) is here too (common/transport.c), so that anything that compares the
+ * two stacks (the TOE's test driver) needs no broker.
+ *
  * Threading: a stk_conn is used by exactly one thread at a time (the storage loop that
  * owns it). Neither this interface nor its implementations know anything about iSCSI.
  */
-#ifndef TOEGW_STACKS_TRANSPORT_H
-#define TOEGW_STACKS_TRANSPORT_H
+#ifndef TOEGW_COMMON_TRANSPORT_H
+#define TOEGW_COMMON_TRANSPORT_H
 
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -108,6 +113,9 @@ int stk_host_connect_fd(int fd, const struct sockaddr_in *dst, struct stk_conn *
 
 /* Resolve "host[:port]" (IPv4 literal or name) into *out; port defaults to def_port. */
 int stk_parse_hostport(const char *s, uint16_t def_port, struct sockaddr_in *out);
+
+/* "a.b.c.d/len" (len defaults to 32) into addr and prefix. 0 or -EINVAL. */
+int stk_parse_cidr(const char *s, struct in_addr *addr, uint8_t *prefix);
 
 /* "a.b.c.d:port" into buf (at least 22 bytes). Returns buf. */
 const char *stk_addr_str(const struct sockaddr_in *a, char *buf, size_t len);

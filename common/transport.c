@@ -1,7 +1,8 @@
 /*
- * host.c - the host-stack transport: a non-blocking kernel TCP socket behind stk_conn.
+ * transport.c - the host-stack transport (a non-blocking kernel TCP socket behind stk_conn)
+ * and the address and name helpers of common/transport.h.
  */
-#include "stacks/transport.h"
+#include "common/transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -196,6 +197,32 @@ int stk_parse_hostport(const char *s, uint16_t def_port, struct sockaddr_in *out
         return -EHOSTUNREACH;
     out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
     freeaddrinfo(res);
+    return 0;
+}
+
+int stk_parse_cidr(const char *s, struct in_addr *addr, uint8_t *prefix)
+{
+    char buf[32];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    unsigned long len = 32;
+
+    if (n == 0 || n >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET, buf, addr) != 1)
+        return -EINVAL;
+    if (slash) {
+        char *end;
+
+        if (slash[1] < '0' || slash[1] > '9')
+            return -EINVAL;
+        len = strtoul(slash + 1, &end, 10);
+        if (*end != '\0' || len > 32)
+            return -EINVAL;
+    }
+    *prefix = (uint8_t)len;
     return 0;
 }
 

@@ -1,0 +1,49 @@
+/*
+ * net_notoe.c - the TOE's side of appliance/net.h in a toegw built without the TOE
+ * (`make TOE_MK=`; the Makefile picks this file instead of appliance/net_toe.c): there is
+ * no device to bring up, and the broker runs on the host stack alone.
+ */
+#include "appliance/net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NOT_BUILT "this toegw is built without the toe (make TOE_MK=)"
+
+bool app_net_toe_built(void)
+{
+    return false;
+}
+
+void app_net_toe_defaults(struct toe_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int app_net_toe_up(const struct app_net_opts *o, struct app_net *net, char *why,
+                   size_t whylen)
+{
+    (void)o;
+    (void)net;
+    snprintf(why, whylen, "%s", NOT_BUILT);
+    return -ENODEV;
+}
+
+int app_net_toe_capture(struct app_net *net, const char *path, char *err, size_t errlen)
+{
+    (void)net;
+    snprintf(err, errlen, "cannot capture to \"%s\": %s", path, NOT_BUILT);
+    return -ENODEV;
+}
+
+void app_net_toe_down(struct app_net *net)
+{
+    (void)net;
+}
+
+void app_net_toe_offload(struct toe_dev *toe, struct stk_offload_ops *out)
+{
+    (void)toe;
+    memset(out, 0, sizeof(*out));
+}
