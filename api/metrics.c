@@ -117,8 +117,8 @@ static void render_tcp(const struct api_metrics_in *in, struct api_buf *b)
 
 static void render_toe(const struct api_metrics_in *in, struct api_buf *b)
 {
-    const struct toe_counters *c = &in->toe;
-    const struct toe_dir_counters *dirs[2] = { &c->tx, &c->rx };
+    const struct api_toe_counters *c = &in->toe;
+    const struct api_toe_dir_counters *dirs[2] = { &c->tx, &c->rx };
     static const char *const dir_names[2] = { "tx", "rx" };
     char mac[18], addr[16];
 
@@ -179,21 +179,21 @@ static void render_toe(const struct api_metrics_in *in, struct api_buf *b)
         size_t off;
     } simple[] = {
         { "toe_tap_errors_total", "TAP reads and writes that failed.",
-          offsetof(struct toe_counters, tap_errors) },
+          offsetof(struct api_toe_counters, tap_errors) },
         { "toe_conns_opened_total", "Connections the TOE started (toe_connect).",
-          offsetof(struct toe_counters, conns_opened) },
+          offsetof(struct api_toe_counters, conns_opened) },
         { "toe_conns_established_total", "TOE connections that were established.",
-          offsetof(struct toe_counters, conns_established) },
+          offsetof(struct api_toe_counters, conns_established) },
         { "toe_conns_failed_total", "TOE connections that never got established.",
-          offsetof(struct toe_counters, conns_failed) },
+          offsetof(struct api_toe_counters, conns_failed) },
         { "toe_conns_reset_total", "Established TOE connections that were reset or aborted.",
-          offsetof(struct toe_counters, conns_reset) },
+          offsetof(struct api_toe_counters, conns_reset) },
         { "toe_conns_refused_full_total", "Connections refused at --toe-max-conns.",
-          offsetof(struct toe_counters, conns_refused_full) },
+          offsetof(struct api_toe_counters, conns_refused_full) },
         { "toe_tcp_dropped_segments_total", "TCP segments the TOE's stack dropped.",
-          offsetof(struct toe_counters, tcp_drop) },
+          offsetof(struct api_toe_counters, tcp_drop) },
         { "toe_capture_frames_total", "Frames written to the current capture.",
-          offsetof(struct toe_counters, capture_frames) },
+          offsetof(struct api_toe_counters, capture_frames) },
     };
     for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
         uint64_t v;

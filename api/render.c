@@ -133,7 +133,7 @@ json_t *api_json_host_stack(const struct stk_tcp_counters *c)
     return finish(o, ok);
 }
 
-static json_t *dir_counters(const struct toe_dir_counters *d)
+static json_t *dir_counters(const struct api_toe_dir_counters *d)
 {
     json_t *o = json_object();
     bool ok = o != NULL;
@@ -149,8 +149,8 @@ static json_t *dir_counters(const struct toe_dir_counters *d)
     return finish(o, ok);
 }
 
-json_t *api_json_toe_stack(const struct toe_info *info, const struct stk_tcp_counters *c,
-                           const struct toe_counters *tc, const struct toe_faults *f)
+json_t *api_json_toe_stack(const struct api_toe_info *info, const struct stk_tcp_counters *c,
+                           const struct api_toe_counters *tc, const struct api_toe_faults *f)
 {
     json_t *o = json_object(), *w, *cs, *fo;
     bool ok = o != NULL;
