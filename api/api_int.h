@@ -248,6 +248,38 @@ struct api_capture_req {
 int api_parse_capture_req(const char *body, size_t len, struct api_capture_req *out,
                           struct api_err *e);
 
+/* ---------------------------------------------------------------- counters (counters.c) */
+
+/*
+ * One field of a counter structure as both views show it. The rows of one Prometheus
+ * family follow each other in a table; the first row's help is the family's.
+ */
+struct api_counter {
+    const char *json;            /* key in the JSON view; NULL: not shown there */
+    const char *group;           /* the JSON sub-object the key is in; NULL: the view's own */
+    const char *metric;          /* family without "toegw_"; NULL: not exported */
+    const char *lkey, *lval;     /* the label telling the family's rows apart, or NULL */
+    const char *type;            /* "counter" or "gauge" */
+    const char *help;
+    size_t off;                  /* of the field in its structure */
+    unsigned char size;          /* 4 or 8: an unsigned field of that many bytes */
+    bool ns;                     /* nanoseconds, shown as seconds */
+};
+
+struct api_counter_table {
+    const struct api_counter *rows;  /* static */
+    size_t n;
+};
+
+extern const struct api_counter_table api_tcp_table;      /* struct stk_tcp_counters */
+extern const struct api_counter_table api_toe_wire_table; /* struct api_toe_dir_counters */
+extern const struct api_counter_table api_toe_table;      /* struct api_toe_counters */
+extern const struct api_counter_table api_session_table;  /* struct sto_session_view */
+extern const struct api_counter_table api_volume_table;   /* struct sto_volume_view */
+
+/* The value of row c in the structure at base. */
+uint64_t api_counter_get(const struct api_counter *c, const void *base);
+
 /* ---------------------------------------------------------------- JSON views (render.c) */
 
 /* RFC 3339 UTC ("2026-11-24T19:27:17Z") into buf (at least 32 bytes). */
