@@ -2,10 +2,12 @@
  * api_int.h - the REST API's internals, shared by the api/ sources and the unit tests.
  *
  * The pure parts live apart from the HTTP plumbing so they can be tested without a
- * daemon: routing of raw request paths (routes.c), request bodies and query strings
- * (validate.c), problem+json and status mapping (problem.c), JSON views of the appliance's
- * objects (render.c) and the Prometheus exposition (metrics.c). server.c binds them to
- * libmicrohttpd; handlers.c runs the endpoints against the manager, broker and TOE.
+ * daemon: the route table and routing of raw request paths (routes.c), request bodies
+ * and query strings (validate.c), problem+json and status mapping (problem.c), the counter
+ * tables (counters.c), JSON views of the appliance's objects (render.c) and the Prometheus
+ * exposition (metrics.c). server.c binds them to libmicrohttpd; the h_*.c files run the
+ * endpoints against the manager, the broker and the TOE (through struct api_toe_ops), with
+ * a struct api_ctx from the server and the answer helpers of resp.c.
  */
 #ifndef TOEGW_API_API_INT_H
 #define TOEGW_API_API_INT_H

@@ -55,6 +55,7 @@ struct api_server {
     char addr[160];                 /* where we listen, for logs and tests */
     atomic_bool quiesced;
     struct api_shared sh;           /* what the endpoints share (readiness, counts, ...) */
+    struct api_ctx ctx;             /* what handlers run with: &cfg and &sh */
 };
 
 struct api_req {
@@ -233,11 +234,10 @@ static enum MHD_Result run(struct api_server *s, struct MHD_Connection *conn,
         .body = rq->body,
         .body_len = rq->body_len,
     };
-    struct api_ctx x = { .cfg = &s->cfg, .sh = &s->sh };
     struct api_resp rp;
     enum MHD_Result ret;
 
-    api_handle(&x, &call, &rp);
+    api_handle(&s->ctx, &call, &rp);
     ret = queue(s, conn, rq, &rp);
     if (rq->body)
         explicit_bzero(rq->body, rq->body_cap);
@@ -685,6 +685,8 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
     s->listen_fd = -1;
     api_shared_init(&s->sh);
     s->cfg = *cfg;
+    s->ctx.cfg = &s->cfg;
+    s->ctx.sh = &s->sh;
     s->listen = dup_opt(cfg->listen, &ok);
     s->token = dup_opt(cfg->token, &ok);
     s->nbd_host = dup_opt(cfg->nbd_host, &ok);
@@ -769,10 +771,6 @@ void api_server_stop(struct api_server *s)
         MHD_stop_daemon(s->mhd);
         s->mhd = NULL;
     }
-    {
-        struct api_ctx x = { .cfg = &s->cfg, .sh = &s->sh };
-
-        api_capture_shutdown(&x);
-    }
+    api_capture_shutdown(&s->ctx);
     server_free(s);
 }
