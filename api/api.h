@@ -11,11 +11,84 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <netinet/in.h>
+#include <stdbool.h>
+
 struct nbds_server;
 struct sto_mgr;
 struct stk_broker;
-struct toe_dev;
 struct api_server;
+
+/*
+ * The emulated TOE as the API sees it: its state, counters and wire faults, and the
+ * administrative operations the endpoints run on it. The appliance fills struct
+ * api_toe_ops from the TOE's own functions (appliance/toe_admin.c), so that api/ does not
+ * depend on toe_emu/.
+ */
+#define API_TOE_IFNAME_MAX 16
+
+struct api_toe_faults {
+    double drop;                   /* probabilities 0..1 of each fault per frame */
+    double dup;
+    double reorder;
+    double corrupt;
+    uint64_t seed;
+};
+
+struct api_toe_dir_counters {
+    uint64_t frames;               /* frames that crossed the wire */
+    uint64_t bytes;                /* their bytes, Ethernet header included */
+    uint64_t drop_link_down;       /* dropped: link down */
+    uint64_t drop_bad;             /* dropped: malformed */
+    uint64_t fault_drop, fault_dup, fault_reorder, fault_corrupt; /* injected */
+};
+
+struct api_toe_counters {
+    struct api_toe_dir_counters tx; /* adapter to host */
+    struct api_toe_dir_counters rx; /* host to adapter */
+    uint64_t tap_errors;
+    uint64_t conns_opened;
+    uint64_t conns_established;
+    uint64_t conns_failed;
+    uint64_t conns_reset;
+    uint64_t conns_refused_full;
+    uint64_t conns_current;
+    uint64_t tcp_active_opens, tcp_attempt_fails, tcp_estab_resets;
+    uint64_t tcp_in_segs, tcp_out_segs, tcp_retrans_segs, tcp_in_errs, tcp_out_rsts;
+    uint64_t tcp_drop;
+    uint64_t capture_frames;
+};
+
+struct api_toe_info {
+    bool link_up;
+    char ifname[API_TOE_IFNAME_MAX];
+    uint8_t mac[6];
+    struct in_addr addr, host_addr;
+    uint8_t prefix, host_prefix;
+    unsigned mtu;
+    unsigned max_conns;
+    unsigned conns;
+    bool offload;
+};
+
+/*
+ * Each op takes the `dev` of struct api_config's toe and returns 0 or -errno (-EINVAL,
+ * -ENETDOWN, -EAGAIN, ...); strerror gives the calling thread's last failure as one line.
+ * Every member is set; they may be called from any API thread at once.
+ */
+struct api_toe_ops {
+    int (*get_info)(void *dev, struct api_toe_info *out);
+    int (*get_counters)(void *dev, struct api_toe_counters *out);
+    int (*get_faults)(void *dev, struct api_toe_faults *out);
+    int (*set_faults)(void *dev, const struct api_toe_faults *f);
+    int (*set_link)(void *dev, bool up);
+    /* ring_bytes 0: the TOE's default ring (API_TOE_DEFAULT_RING) */
+    int (*capture_start)(void *dev, size_t ring_bytes);
+    int (*capture_save)(void *dev, const char *path);
+    int (*capture_stop)(void *dev);
+    const char *(*strerror)(void);
+};
+#define API_TOE_DEFAULT_RING (64u * 1024 * 1024)
 
 /*
  * What clients may cost the API (docs/api.md, "Connections"). A zero member takes its
@@ -39,7 +112,8 @@ struct api_config {
     const char *token;         /* the bearer token every /api/v1 request must carry */
     struct sto_mgr *mgr;       /* borrowed */
     struct stk_broker *broker; /* borrowed */
-    struct toe_dev *toe;       /* borrowed; NULL with --no-toe */
+    void *toe;                 /* borrowed: the TOE handed to toe_ops; NULL with --no-toe */
+    const struct api_toe_ops *toe_ops; /* borrowed; NULL: no TOE (as with --no-toe) */
     const char *nbd_host;      /* for volume export URIs: nbd://HOST:PORT/ID */
     uint16_t nbd_port;
     const char *state_dir;     /* where capture files go */

@@ -2,16 +2,20 @@
  * api_int.h - the REST API's internals, shared by the api/ sources and the unit tests.
  *
  * The pure parts live apart from the HTTP plumbing so they can be tested without a
- * daemon: routing of raw request paths (routes.c), request bodies and query strings
- * (validate.c), problem+json and status mapping (problem.c), JSON views of the appliance's
- * objects (render.c) and the Prometheus exposition (metrics.c). server.c binds them to
- * libmicrohttpd; handlers.c runs the endpoints against the manager, broker and TOE.
+ * daemon: the route table and routing of raw request paths (routes.c), request bodies
+ * and query strings (validate.c), problem+json and status mapping (problem.c), the counter
+ * tables (counters.c), JSON views of the appliance's objects (render.c) and the Prometheus
+ * exposition (metrics.c). server.c binds them to libmicrohttpd; the h_*.c files run the
+ * endpoints against the manager, the broker and the TOE (through struct api_toe_ops), with
+ * a struct api_ctx from the server and the answer helpers of resp.c.
  */
 #ifndef TOEGW_API_API_INT_H
 #define TOEGW_API_API_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,7 +25,6 @@
 #include "stacks/stacks.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
-#include "toe_emu/toe.h"
 
 #define API_JSON_BODY_MAX (64 * 1024)     /* JSON request bodies */
 #define API_DATA_MAX (1024 * 1024)        /* volume data per request, either way */
@@ -126,12 +129,38 @@ enum api_body_kind {
     API_BODY_RAW,          /* raw bytes, at most API_DATA_MAX */
 };
 
+struct api_ctx;
+struct api_call;
+struct api_resp;
+typedef void api_handler_fn(const struct api_ctx *x, const struct api_call *c,
+                            struct api_resp *r);
+
+/*
+ * One row of the route table (routes.c): a path pattern, the methods this row serves, and
+ * what they need. A pattern's segments are literals or placeholders: {id} (a session or
+ * volume id), {num} (a decimal reservation id, not 0) or {a|b} (one of these words); the
+ * placeholder's segment is the route's arg. Several rows may share a path (one per
+ * handler); the path's allowed methods are the union of theirs.
+ */
+struct api_endpoint {
+    enum api_route_id id;
+    const char *pattern;        /* "/api/v1/sessions/{id}" */
+    unsigned methods;           /* enum api_method bits */
+    bool auth;                  /* needs the bearer token */
+    enum api_body_kind body;    /* what the request carries */
+    api_handler_fn *handler;
+};
+
+#define API_ROUTE_EPS 4         /* rows that may share one path */
+
 struct api_route {
     enum api_route_id id;
-    char arg[API_ID_MAX + 1];   /* the {id} or {name} of the path; "" when none */
+    char arg[API_ID_MAX + 1];   /* the placeholder's segment of the path; "" when none */
     unsigned methods;           /* allowed enum api_method bits */
     bool auth;                  /* needs the bearer token */
     const char *query;          /* the raw query string after '?' (borrowed), or NULL */
+    const struct api_endpoint *eps[API_ROUTE_EPS]; /* the rows of the path (static) */
+    size_t neps;
 };
 
 /*
@@ -145,8 +174,10 @@ enum api_method api_method_parse(const char *m);
 const char *api_method_name(enum api_method m);
 /* "GET, HEAD, POST" for an Allow header. */
 void api_allow_str(unsigned methods, char *buf, size_t len);
-/* What a request with method m to route r carries as body. */
+/* What a request with method m to route r carries as body (NONE for a method not allowed). */
 enum api_body_kind api_route_body(const struct api_route *r, enum api_method m);
+/* The row of route r that serves method m, or NULL. */
+const struct api_endpoint *api_route_endpoint(const struct api_route *r, enum api_method m);
 /* Whether a Content-Type fits a body kind (NULL or "" always fits). */
 bool api_content_type_ok(enum api_body_kind kind, const char *ctype);
 
@@ -205,12 +236,12 @@ struct api_toe_patch {
     bool link_up;
     unsigned fault_mask;         /* API_FAULT_* given in "faults" (0: no "faults") */
     bool set_faults;
-    struct toe_faults faults;    /* values of the given keys */
+    struct api_toe_faults faults; /* values of the given keys */
 };
 int api_parse_toe_patch(const char *body, size_t len, struct api_toe_patch *out,
                         struct api_err *e);
 /* Merge the given fault keys into cur (PATCH semantics: absent keys stay as they are). */
-void api_toe_patch_merge(const struct api_toe_patch *p, struct toe_faults *cur);
+void api_toe_patch_merge(const struct api_toe_patch *p, struct api_toe_faults *cur);
 
 struct api_capture_req {
     size_t ring_bytes;           /* 0: the TOE's default (64 MiB) */
@@ -218,6 +249,38 @@ struct api_capture_req {
 /* POST /capture: an empty body or {"ring_bytes":N}. */
 int api_parse_capture_req(const char *body, size_t len, struct api_capture_req *out,
                           struct api_err *e);
+
+/* ---------------------------------------------------------------- counters (counters.c) */
+
+/*
+ * One field of a counter structure as both views show it. The rows of one Prometheus
+ * family follow each other in a table; the first row's help is the family's.
+ */
+struct api_counter {
+    const char *json;            /* key in the JSON view; NULL: not shown there */
+    const char *group;           /* the JSON sub-object the key is in; NULL: the view's own */
+    const char *metric;          /* family without "toegw_"; NULL: not exported */
+    const char *lkey, *lval;     /* the label telling the family's rows apart, or NULL */
+    const char *type;            /* "counter" or "gauge" */
+    const char *help;
+    size_t off;                  /* of the field in its structure */
+    unsigned char size;          /* 4 or 8: an unsigned field of that many bytes */
+    bool ns;                     /* nanoseconds, shown as seconds */
+};
+
+struct api_counter_table {
+    const struct api_counter *rows;  /* static */
+    size_t n;
+};
+
+extern const struct api_counter_table api_tcp_table;      /* struct stk_tcp_counters */
+extern const struct api_counter_table api_toe_wire_table; /* struct api_toe_dir_counters */
+extern const struct api_counter_table api_toe_table;      /* struct api_toe_counters */
+extern const struct api_counter_table api_session_table;  /* struct sto_session_view */
+extern const struct api_counter_table api_volume_table;   /* struct sto_volume_view */
+
+/* The value of row c in the structure at base. */
+uint64_t api_counter_get(const struct api_counter *c, const void *base);
 
 /* ---------------------------------------------------------------- JSON views (render.c) */
 
@@ -230,8 +293,8 @@ json_t *api_json_u64(uint64_t v);
 json_t *api_json_tcp_counters(const struct stk_tcp_counters *c);
 json_t *api_json_host_stack(const struct stk_tcp_counters *c);
 /* The TOE's entry; info NULL: {"name":"toe","state":"absent"} (--no-toe). */
-json_t *api_json_toe_stack(const struct toe_info *info, const struct stk_tcp_counters *c,
-                           const struct toe_counters *tc, const struct toe_faults *f);
+json_t *api_json_toe_stack(const struct api_toe_info *info, const struct stk_tcp_counters *c,
+                           const struct api_toe_counters *tc, const struct api_toe_faults *f);
 json_t *api_json_reservation(const struct stk_reservation *r);
 json_t *api_json_conn_row(const struct stk_conn_row *r);
 json_t *api_json_targets(const struct isc_target_list *l);
@@ -250,8 +313,8 @@ struct api_metrics_in {
     bool have_tcp[2];                 /* indexed by enum stk_stack */
     struct stk_tcp_counters tcp[2];
     bool have_toe;
-    struct toe_info toe_info;
-    struct toe_counters toe;
+    struct api_toe_info toe_info;
+    struct api_toe_counters toe;
     bool have_broker;
     struct stk_broker_stats broker;
     size_t nreservations;
@@ -304,9 +367,7 @@ void api_door_conn_closed(struct api_door *d, void **socket_context);
 void api_door_request_begins(struct api_door *d, struct MHD_Connection *conn);
 void api_door_request_ends(struct api_door *d, struct MHD_Connection *conn);
 
-/* ---------------------------------------------------------------- endpoints (handlers.c) */
-
-struct api_server;
+/* ---------------------------------------------------------------- endpoints (h_*.c) */
 
 /* What a handler answers; server.c turns it into an HTTP response. */
 struct api_resp {
@@ -322,11 +383,37 @@ struct api_resp {
     const char *disposition;     /* Content-Disposition (static, or NULL) */
 };
 
-void api_resp_init(struct api_resp *r);
-/* Answer with the error as problem+json. */
-void api_resp_problem(struct api_resp *r, const struct api_err *e);
-/* Answer with JSON (takes the reference of j). */
-void api_resp_json(struct api_resp *r, int status, json_t *j);
+/* The TOE capture the API started (one at a time). */
+struct api_capture_state {
+    bool running;
+    size_t ring_bytes;
+    time_t started;
+};
+
+/*
+ * What the endpoints share between requests, one per server (server.c owns it; set up with
+ * api_shared_init, torn down with api_shared_fini once no request runs).
+ */
+struct api_shared {
+    atomic_int ready;                    /* /readyz answers 200 */
+    atomic_uint_least64_t counts[6];     /* answered requests by status class [1..5]xx */
+    pthread_mutex_t capture_lock;        /* guards capture and the TOE's capture calls */
+    struct api_capture_state capture;
+    pthread_mutex_t conn_lock;           /* guards the conn_ members */
+    char *conn_body;                     /* the cached /connections answer (owned) */
+    size_t conn_len;
+    struct timespec conn_at;             /* when conn_body was rendered (monotonic) */
+    struct timespec conn_pace_next;      /* when the next /connections answer may go */
+};
+
+void api_shared_init(struct api_shared *sh);
+void api_shared_fini(struct api_shared *sh);
+
+/* What a handler runs with: the server's configuration and shared state (both borrowed). */
+struct api_ctx {
+    const struct api_config *cfg;
+    struct api_shared *sh;
+};
 
 struct api_call {
     enum api_method method;
@@ -335,22 +422,51 @@ struct api_call {
     size_t body_len;
 };
 
-/* Run one endpoint; fills resp (always). */
-void api_handle(struct api_server *s, const struct api_call *c, struct api_resp *resp);
+/* Run the endpoint of c's route and method; 404/405 problems when there is none. */
+void api_handle(const struct api_ctx *x, const struct api_call *c, struct api_resp *r);
 
-/* server.c internals the handlers use. */
-const struct api_config *api_server_cfg(const struct api_server *s);
-bool api_server_ready(const struct api_server *s);
-void api_server_counts(const struct api_server *s, uint64_t out[6]);
-/* Capture state (guarded in the server). */
-struct api_capture_state {
-    bool running;
-    size_t ring_bytes;
-    time_t started;
-};
-void api_capture_get(struct api_server *s, struct api_capture_state *out);
-void api_capture_set(struct api_server *s, const struct api_capture_state *st);
-void api_capture_lock(struct api_server *s);
-void api_capture_unlock(struct api_server *s);
+/* Answers (resp.c). */
+void api_resp_init(struct api_resp *r);
+/* Answer with the error as problem+json. */
+void api_resp_problem(struct api_resp *r, const struct api_err *e);
+/* Answer with JSON (takes the reference of j; NULL answers 500 out of memory). */
+void api_resp_json(struct api_resp *r, int status, json_t *j);
+/* Answer with a problem of this status and detail. */
+void api_resp_err(struct api_resp *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void api_resp_oom(struct api_resp *r);
+void api_resp_empty(struct api_resp *r, int status);
+/* Location: /api/v1/COLL/ID */
+void api_resp_location(struct api_resp *r, const char *coll, const char *id);
+/* The services a handler needs; NULL with the answer in r when the appliance runs without. */
+struct sto_mgr *api_need_mgr(const struct api_ctx *x, struct api_resp *r);
+struct stk_broker *api_need_broker(const struct api_ctx *x, struct api_resp *r);
+/* The TOE's ops when the appliance has a TOE, else NULL (no answer made). */
+const struct api_toe_ops *api_toe(const struct api_ctx *x);
+const struct api_toe_ops *api_need_toe(const struct api_ctx *x, struct api_resp *r);
+/* The HTTP status of a TOE op's failure, and its message. */
+int api_toe_status(int err);
+const char *api_toe_why(const struct api_toe_ops *ops);
+bool api_is_get(enum api_method m);
+
+/* h_health.c */
+api_handler_fn api_h_page, api_h_livez, api_h_readyz, api_h_metrics;
+/* h_stacks.c */
+api_handler_fn api_h_stacks_list, api_h_stack_get, api_h_toe_patch;
+/* h_reservations.c */
+api_handler_fn api_h_reservations_list, api_h_reservation_create, api_h_reservation_get,
+    api_h_reservation_delete;
+/* h_connections.c */
+api_handler_fn api_h_connections;
+/* h_sessions.c */
+api_handler_fn api_h_discovery, api_h_sessions_list, api_h_session_create,
+    api_h_session_get, api_h_session_delete;
+/* h_volumes.c */
+api_handler_fn api_h_volumes_list, api_h_volume_get, api_h_volume_read, api_h_volume_write;
+/* h_capture.c */
+api_handler_fn api_h_capture_get, api_h_capture_start, api_h_capture_stop,
+    api_h_capture_pcap;
+/* Stop a capture the API started (the server stops): no request runs any more. */
+void api_capture_shutdown(const struct api_ctx *x);
 
 #endif

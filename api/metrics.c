@@ -67,59 +67,88 @@ static void u64_sample(struct api_buf *b, const char *name, const char *k1, cons
     val_u64(b, v);
 }
 
+/* ---------------------------------------------------------------- counter tables */
+
+/* The i-th object a table is rendered for, and its label value; NULL: skip it. */
+typedef const void *obj_at_fn(const void *arg, size_t i, const char **label);
+
+/*
+ * Every family of a counter table (counters.c): for each object, a sample of each row of
+ * the family, labelled okey="the object's label" (when okey) and with the row's label.
+ */
+static void render_table(struct api_buf *b, const struct api_counter_table *t, const char *okey,
+                         size_t nobj, obj_at_fn *at, const void *arg)
+{
+    size_t i = 0;
+
+    while (i < t->n) {
+        const struct api_counter *f = &t->rows[i];
+        size_t j = i + 1;
+
+        if (!f->metric) {
+            i++;
+            continue;
+        }
+        while (j < t->n && t->rows[j].metric && strcmp(t->rows[j].metric, f->metric) == 0)
+            j++;
+        family(b, f->metric, f->type, f->help);
+        for (size_t o = 0; o < nobj; o++) {
+            const char *lv = NULL;
+            const void *base = at(arg, o, &lv);
+
+            for (size_t k = i; base && k < j; k++) {
+                const struct api_counter *r = &t->rows[k];
+                uint64_t v = api_counter_get(r, base);
+
+                if (okey)
+                    sample2(b, f->metric, okey, lv, r->lkey, r->lval);
+                else
+                    sample2(b, f->metric, r->lkey, r->lval, NULL, NULL);
+                if (r->ns)
+                    val_seconds(b, v);
+                else
+                    val_u64(b, v);
+            }
+        }
+        i = j;
+    }
+}
+
 /* ---------------------------------------------------------------- TCP, both stacks */
 
-struct tcp_field {
-    const char *name;
-    const char *type;
-    const char *help;
-    size_t off;
-};
+static const void *tcp_at(const void *arg, size_t i, const char **label)
+{
+    const struct api_metrics_in *in = arg;
 
-#define TCPF(n, m, t, h) { n, t, h, offsetof(struct stk_tcp_counters, m) }
-
-static const struct tcp_field tcp_fields[] = {
-    TCPF("tcp_active_opens_total", active_opens, "counter",
-         "TCP connections this stack opened actively (SYN sent)."),
-    TCPF("tcp_passive_opens_total", passive_opens, "counter",
-         "TCP connections this stack accepted."),
-    TCPF("tcp_attempt_fails_total", attempt_fails, "counter",
-         "TCP connection attempts that failed."),
-    TCPF("tcp_estab_resets_total", estab_resets, "counter",
-         "Established TCP connections that were reset."),
-    TCPF("tcp_curr_estab", curr_estab, "gauge",
-         "TCP connections currently established or closing."),
-    TCPF("tcp_in_segs_total", in_segs, "counter", "TCP segments received."),
-    TCPF("tcp_out_segs_total", out_segs, "counter", "TCP segments sent."),
-    TCPF("tcp_retrans_segs_total", retrans_segs, "counter", "TCP segments retransmitted."),
-    TCPF("tcp_in_errs_total", in_errs, "counter", "TCP segments received in error."),
-    TCPF("tcp_out_rsts_total", out_rsts, "counter", "TCP resets sent."),
-};
+    *label = stk_stack_name((enum stk_stack)i);
+    return in->have_tcp[i] ? &in->tcp[i] : NULL;
+}
 
 static void render_tcp(const struct api_metrics_in *in, struct api_buf *b)
 {
-    for (size_t i = 0; i < sizeof(tcp_fields) / sizeof(tcp_fields[0]); i++) {
-        const struct tcp_field *f = &tcp_fields[i];
-
-        family(b, f->name, f->type, f->help);
-        for (int s = STK_STACK_HOST; s <= STK_STACK_TOE; s++) {
-            uint64_t v;
-
-            if (!in->have_tcp[s])
-                continue;
-            memcpy(&v, (const char *)&in->tcp[s] + f->off, sizeof(v));
-            u64_sample(b, f->name, "stack", stk_stack_name((enum stk_stack)s), v);
-        }
-    }
+    render_table(b, &api_tcp_table, "stack", 2, tcp_at, in);
 }
 
 /* ---------------------------------------------------------------- the TOE */
 
+static const void *wire_at(const void *arg, size_t i, const char **label)
+{
+    const struct api_toe_counters *c = arg;
+
+    *label = i == 0 ? "tx" : "rx";
+    return i == 0 ? &c->tx : &c->rx;
+}
+
+static const void *one_at(const void *arg, size_t i, const char **label)
+{
+    (void)i;
+    *label = NULL;
+    return arg;
+}
+
 static void render_toe(const struct api_metrics_in *in, struct api_buf *b)
 {
-    const struct toe_counters *c = &in->toe;
-    const struct toe_dir_counters *dirs[2] = { &c->tx, &c->rx };
-    static const char *const dir_names[2] = { "tx", "rx" };
+    const struct api_toe_counters *c = &in->toe;
     char mac[18], addr[16];
 
     family(b, "toe_present", "gauge", "1 when the appliance runs with the emulated TOE.");
@@ -144,64 +173,8 @@ static void render_toe(const struct api_metrics_in *in, struct api_buf *b)
     family(b, "toe_conns", "gauge", "Driver-interface connections open on the TOE now.");
     u64_sample(b, "toe_conns", NULL, NULL, in->toe_info.conns);
 
-    family(b, "toe_wire_frames_total", "counter",
-           "Frames that crossed the TOE's wire (tx: adapter to host, rx: host to adapter).");
-    for (int d = 0; d < 2; d++)
-        u64_sample(b, "toe_wire_frames_total", "dir", dir_names[d], dirs[d]->frames);
-    family(b, "toe_wire_bytes_total", "counter",
-           "Bytes of the frames that crossed the TOE's wire, Ethernet headers included.");
-    for (int d = 0; d < 2; d++)
-        u64_sample(b, "toe_wire_bytes_total", "dir", dir_names[d], dirs[d]->bytes);
-    family(b, "toe_wire_dropped_total", "counter",
-           "Frames the TOE's wire dropped, by reason (link_down, bad).");
-    for (int d = 0; d < 2; d++) {
-        sample2(b, "toe_wire_dropped_total", "dir", dir_names[d], "reason", "link_down");
-        val_u64(b, dirs[d]->drop_link_down);
-        sample2(b, "toe_wire_dropped_total", "dir", dir_names[d], "reason", "bad");
-        val_u64(b, dirs[d]->drop_bad);
-    }
-    family(b, "toe_wire_faults_total", "counter",
-           "Faults injected on the TOE's wire, by kind (drop, dup, reorder, corrupt).");
-    for (int d = 0; d < 2; d++) {
-        static const char *const kinds[4] = { "drop", "dup", "reorder", "corrupt" };
-        const uint64_t vals[4] = { dirs[d]->fault_drop, dirs[d]->fault_dup,
-                                   dirs[d]->fault_reorder, dirs[d]->fault_corrupt };
-
-        for (int k = 0; k < 4; k++) {
-            sample2(b, "toe_wire_faults_total", "dir", dir_names[d], "fault", kinds[k]);
-            val_u64(b, vals[k]);
-        }
-    }
-
-    static const struct {
-        const char *name;
-        const char *help;
-        size_t off;
-    } simple[] = {
-        { "toe_tap_errors_total", "TAP reads and writes that failed.",
-          offsetof(struct toe_counters, tap_errors) },
-        { "toe_conns_opened_total", "Connections the TOE started (toe_connect).",
-          offsetof(struct toe_counters, conns_opened) },
-        { "toe_conns_established_total", "TOE connections that were established.",
-          offsetof(struct toe_counters, conns_established) },
-        { "toe_conns_failed_total", "TOE connections that never got established.",
-          offsetof(struct toe_counters, conns_failed) },
-        { "toe_conns_reset_total", "Established TOE connections that were reset or aborted.",
-          offsetof(struct toe_counters, conns_reset) },
-        { "toe_conns_refused_full_total", "Connections refused at --toe-max-conns.",
-          offsetof(struct toe_counters, conns_refused_full) },
-        { "toe_tcp_dropped_segments_total", "TCP segments the TOE's stack dropped.",
-          offsetof(struct toe_counters, tcp_drop) },
-        { "toe_capture_frames_total", "Frames written to the current capture.",
-          offsetof(struct toe_counters, capture_frames) },
-    };
-    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
-        uint64_t v;
-
-        memcpy(&v, (const char *)c + simple[i].off, sizeof(v));
-        family(b, simple[i].name, "counter", simple[i].help);
-        u64_sample(b, simple[i].name, NULL, NULL, v);
-    }
+    render_table(b, &api_toe_wire_table, "dir", 2, wire_at, c);
+    render_table(b, &api_toe_table, NULL, 1, one_at, c);
 }
 
 /* ---------------------------------------------------------------- the broker */
@@ -241,30 +214,13 @@ static void render_broker(const struct api_metrics_in *in, struct api_buf *b)
 
 /* ---------------------------------------------------------------- sessions */
 
-struct sess_field {
-    const char *name;
-    const char *help;
-    size_t off;
-};
+static const void *session_at(const void *arg, size_t i, const char **label)
+{
+    const struct api_metrics_in *in = arg;
 
-#define SESSF(n, m, h) { n, h, offsetof(struct isc_session_counters, m) }
-
-static const struct sess_field sess_fields[] = {
-    SESSF("session_commands_total", cmds, "SCSI commands the session ran."),
-    SESSF("session_read_bytes_total", read_bytes, "Bytes read through the session."),
-    SESSF("session_write_bytes_total", write_bytes, "Bytes written through the session."),
-    SESSF("session_errors_total", errors, "SCSI commands that failed."),
-    SESSF("session_r2ts_total", r2ts, "R2T PDUs received."),
-    SESSF("session_async_events_total", async_events, "Asynchronous messages received."),
-    SESSF("session_rejects_total", rejects, "Reject PDUs received."),
-    SESSF("session_command_timeouts_total", cmd_timeouts,
-          "SCSI commands that timed out (--command-timeout)."),
-    SESSF("session_aborts_total", aborts, "ABORT TASK requests sent for timed-out commands."),
-    SESSF("session_lun_resets_total", lun_resets,
-          "LOGICAL UNIT RESET requests sent after an abort failed."),
-    SESSF("session_nop_timeouts_total", nop_timeouts,
-          "Connections dropped because a NOP-Out ping went unanswered."),
-};
+    *label = in->sessions[i].id;
+    return &in->sessions[i];
+}
 
 static void render_sessions(const struct api_metrics_in *in, struct api_buf *b)
 {
@@ -294,49 +250,7 @@ static void render_sessions(const struct api_metrics_in *in, struct api_buf *b)
         u64_sample(b, "session_up", "session", s->id,
                    s->state && strcmp(s->state, "logged_in") == 0);
     }
-    for (size_t f = 0; f < sizeof(sess_fields) / sizeof(sess_fields[0]); f++) {
-        family(b, sess_fields[f].name, "counter", sess_fields[f].help);
-        for (size_t i = 0; i < in->nsessions; i++) {
-            uint64_t v;
-
-            memcpy(&v, (const char *)&in->sessions[i].counters + sess_fields[f].off,
-                   sizeof(v));
-            u64_sample(b, sess_fields[f].name, "session", in->sessions[i].id, v);
-        }
-    }
-    family(b, "session_pdus_total", "counter", "iSCSI PDUs, by direction (in, out).");
-    for (size_t i = 0; i < in->nsessions; i++) {
-        sample2(b, "session_pdus_total", "session", in->sessions[i].id, "dir", "in");
-        val_u64(b, in->sessions[i].counters.pdus_in);
-        sample2(b, "session_pdus_total", "session", in->sessions[i].id, "dir", "out");
-        val_u64(b, in->sessions[i].counters.pdus_out);
-    }
-    family(b, "session_nops_total", "counter", "NOP-In/NOP-Out PDUs, by direction.");
-    for (size_t i = 0; i < in->nsessions; i++) {
-        sample2(b, "session_nops_total", "session", in->sessions[i].id, "dir", "in");
-        val_u64(b, in->sessions[i].counters.nops_in);
-        sample2(b, "session_nops_total", "session", in->sessions[i].id, "dir", "out");
-        val_u64(b, in->sessions[i].counters.nops_out);
-    }
-    family(b, "session_data_out_bytes_total", "counter",
-           "Write data sent, by kind (immediate, unsolicited, solicited).");
-    for (size_t i = 0; i < in->nsessions; i++) {
-        const struct isc_session_counters *c = &in->sessions[i].counters;
-
-        sample2(b, "session_data_out_bytes_total", "session", in->sessions[i].id, "kind",
-                "immediate");
-        val_u64(b, c->immediate_bytes);
-        sample2(b, "session_data_out_bytes_total", "session", in->sessions[i].id, "kind",
-                "unsolicited");
-        val_u64(b, c->unsolicited_bytes);
-        sample2(b, "session_data_out_bytes_total", "session", in->sessions[i].id, "kind",
-                "solicited");
-        val_u64(b, c->solicited_bytes);
-    }
-    family(b, "session_recoveries_total", "counter", "Times the session was re-established.");
-    for (size_t i = 0; i < in->nsessions; i++)
-        u64_sample(b, "session_recoveries_total", "session", in->sessions[i].id,
-                   in->sessions[i].recoveries);
+    render_table(b, &api_session_table, "session", in->nsessions, session_at, in);
     family(b, "session_conn_bytes_total", "counter",
            "Bytes on the session's TCP connection, by direction.");
     for (size_t i = 0; i < in->nsessions; i++) {
@@ -351,25 +265,16 @@ static void render_sessions(const struct api_metrics_in *in, struct api_buf *b)
 
 /* ---------------------------------------------------------------- volumes */
 
+static const void *volume_at(const void *arg, size_t i, const char **label)
+{
+    const struct api_metrics_in *in = arg;
+
+    *label = in->volumes[i].id;
+    return &in->volumes[i];
+}
+
 static void render_volumes(const struct api_metrics_in *in, struct api_buf *b)
 {
-    static const struct {
-        const char *name;
-        const char *help;
-        size_t off;
-    } fields[] = {
-        { "volume_reads_total", "Read requests on the volume.",
-          offsetof(struct sto_volume_view, reads) },
-        { "volume_writes_total", "Write requests on the volume.",
-          offsetof(struct sto_volume_view, writes) },
-        { "volume_read_bytes_total", "Bytes read from the volume.",
-          offsetof(struct sto_volume_view, read_bytes) },
-        { "volume_write_bytes_total", "Bytes written to the volume.",
-          offsetof(struct sto_volume_view, write_bytes) },
-        { "volume_errors_total", "Failed requests on the volume.",
-          offsetof(struct sto_volume_view, errors) },
-    };
-
     family(b, "volumes", "gauge", "Volumes (LUNs) the appliance exports.");
     u64_sample(b, "volumes", NULL, NULL, in->nvolumes);
     family(b, "volume_info", "gauge", "One per volume, with its session, target and LUN.");
@@ -388,26 +293,7 @@ static void render_volumes(const struct api_metrics_in *in, struct api_buf *b)
     for (size_t i = 0; i < in->nvolumes; i++)
         u64_sample(b, "volume_size_bytes", "volume", in->volumes[i].id,
                    in->volumes[i].size_bytes);
-    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
-        family(b, fields[f].name, "counter", fields[f].help);
-        for (size_t i = 0; i < in->nvolumes; i++) {
-            uint64_t v;
-
-            memcpy(&v, (const char *)&in->volumes[i] + fields[f].off, sizeof(v));
-            u64_sample(b, fields[f].name, "volume", in->volumes[i].id, v);
-        }
-    }
-    family(b, "volume_read_seconds_total", "counter", "Summed latency of the volume's reads.");
-    for (size_t i = 0; i < in->nvolumes; i++) {
-        sample2(b, "volume_read_seconds_total", "volume", in->volumes[i].id, NULL, NULL);
-        val_seconds(b, in->volumes[i].read_ns);
-    }
-    family(b, "volume_write_seconds_total", "counter",
-           "Summed latency of the volume's writes (until durable).");
-    for (size_t i = 0; i < in->nvolumes; i++) {
-        sample2(b, "volume_write_seconds_total", "volume", in->volumes[i].id, NULL, NULL);
-        val_seconds(b, in->volumes[i].write_ns);
-    }
+    render_table(b, &api_volume_table, "volume", in->nvolumes, volume_at, in);
 }
 
 static void render_nbd(const struct api_metrics_in *in, struct api_buf *b)

@@ -101,22 +101,38 @@ static json_t *finish(json_t *o, bool ok)
     return o;
 }
 
-json_t *api_json_tcp_counters(const struct stk_tcp_counters *c)
+/*
+ * The rows of a counter table in group (NULL: those outside any sub-object) as members of
+ * o, from the structure at base.
+ */
+static bool set_counters(json_t *o, const struct api_counter_table *t, const void *base,
+                         const char *group)
+{
+    bool ok = true;
+
+    for (size_t i = 0; ok && i < t->n; i++) {
+        const struct api_counter *c = &t->rows[i];
+        uint64_t v;
+
+        if (!c->json || (group ? !c->group || strcmp(c->group, group) : c->group != NULL))
+            continue;
+        v = api_counter_get(c, base);
+        ok = c->ns ? set_new(o, c->json, json_real((double)v / 1e9)) : set_u64(o, c->json, v);
+    }
+    return ok;
+}
+
+static json_t *counters_object(const struct api_counter_table *t, const void *base,
+                               const char *group)
 {
     json_t *o = json_object();
-    bool ok = o != NULL;
 
-    ok = ok && set_u64(o, "active_opens", c->active_opens);
-    ok = ok && set_u64(o, "passive_opens", c->passive_opens);
-    ok = ok && set_u64(o, "attempt_fails", c->attempt_fails);
-    ok = ok && set_u64(o, "estab_resets", c->estab_resets);
-    ok = ok && set_u64(o, "curr_estab", c->curr_estab);
-    ok = ok && set_u64(o, "in_segs", c->in_segs);
-    ok = ok && set_u64(o, "out_segs", c->out_segs);
-    ok = ok && set_u64(o, "retrans_segs", c->retrans_segs);
-    ok = ok && set_u64(o, "in_errs", c->in_errs);
-    ok = ok && set_u64(o, "out_rsts", c->out_rsts);
-    return finish(o, ok);
+    return finish(o, o && set_counters(o, t, base, group));
+}
+
+json_t *api_json_tcp_counters(const struct stk_tcp_counters *c)
+{
+    return counters_object(&api_tcp_table, c, NULL);
 }
 
 json_t *api_json_host_stack(const struct stk_tcp_counters *c)
@@ -133,26 +149,10 @@ json_t *api_json_host_stack(const struct stk_tcp_counters *c)
     return finish(o, ok);
 }
 
-static json_t *dir_counters(const struct toe_dir_counters *d)
+json_t *api_json_toe_stack(const struct api_toe_info *info, const struct stk_tcp_counters *c,
+                           const struct api_toe_counters *tc, const struct api_toe_faults *f)
 {
-    json_t *o = json_object();
-    bool ok = o != NULL;
-
-    ok = ok && set_u64(o, "frames", d->frames);
-    ok = ok && set_u64(o, "bytes", d->bytes);
-    ok = ok && set_u64(o, "drop_link_down", d->drop_link_down);
-    ok = ok && set_u64(o, "drop_bad", d->drop_bad);
-    ok = ok && set_u64(o, "fault_drop", d->fault_drop);
-    ok = ok && set_u64(o, "fault_dup", d->fault_dup);
-    ok = ok && set_u64(o, "fault_reorder", d->fault_reorder);
-    ok = ok && set_u64(o, "fault_corrupt", d->fault_corrupt);
-    return finish(o, ok);
-}
-
-json_t *api_json_toe_stack(const struct toe_info *info, const struct stk_tcp_counters *c,
-                           const struct toe_counters *tc, const struct toe_faults *f)
-{
-    json_t *o = json_object(), *w, *cs, *fo;
+    json_t *o = json_object(), *w, *fo;
     bool ok = o != NULL;
     char mac[18];
 
@@ -196,19 +196,10 @@ json_t *api_json_toe_stack(const struct toe_info *info, const struct stk_tcp_cou
     if (ok && tc) {
         w = json_object();
         ok = set_new(o, "wire", w);
-        ok = ok && set_new(w, "tx", dir_counters(&tc->tx));
-        ok = ok && set_new(w, "rx", dir_counters(&tc->rx));
-        ok = ok && set_u64(w, "tap_errors", tc->tap_errors);
-        ok = ok && set_u64(w, "capture_frames", tc->capture_frames);
-        ok = ok && set_u64(w, "tcp_drop", tc->tcp_drop);
-        cs = ok ? json_object() : NULL;
-        ok = ok && set_new(o, "conn_stats", cs);
-        ok = ok && set_u64(cs, "opened", tc->conns_opened);
-        ok = ok && set_u64(cs, "established", tc->conns_established);
-        ok = ok && set_u64(cs, "failed", tc->conns_failed);
-        ok = ok && set_u64(cs, "reset", tc->conns_reset);
-        ok = ok && set_u64(cs, "refused_full", tc->conns_refused_full);
-        ok = ok && set_u64(cs, "current", tc->conns_current);
+        ok = ok && set_new(w, "tx", counters_object(&api_toe_wire_table, &tc->tx, NULL));
+        ok = ok && set_new(w, "rx", counters_object(&api_toe_wire_table, &tc->rx, NULL));
+        ok = ok && set_counters(w, &api_toe_table, tc, "wire");
+        ok = ok && set_new(o, "conn_stats", counters_object(&api_toe_table, tc, "conn_stats"));
     }
     if (ok && f) {
         fo = json_object();
@@ -312,34 +303,6 @@ static json_t *negotiated(const struct sto_session_view *s)
     return finish(o, ok);
 }
 
-static json_t *session_counters(const struct sto_session_view *s)
-{
-    const struct isc_session_counters *c = &s->counters;
-    json_t *o = json_object();
-    bool ok = o != NULL;
-
-    ok = ok && set_u64(o, "commands", c->cmds);
-    ok = ok && set_u64(o, "read_bytes", c->read_bytes);
-    ok = ok && set_u64(o, "write_bytes", c->write_bytes);
-    ok = ok && set_u64(o, "errors", c->errors);
-    ok = ok && set_u64(o, "pdus_in", c->pdus_in);
-    ok = ok && set_u64(o, "pdus_out", c->pdus_out);
-    ok = ok && set_u64(o, "r2ts", c->r2ts);
-    ok = ok && set_u64(o, "nops_in", c->nops_in);
-    ok = ok && set_u64(o, "nops_out", c->nops_out);
-    ok = ok && set_u64(o, "async_events", c->async_events);
-    ok = ok && set_u64(o, "rejects", c->rejects);
-    ok = ok && set_u64(o, "immediate_bytes", c->immediate_bytes);
-    ok = ok && set_u64(o, "unsolicited_bytes", c->unsolicited_bytes);
-    ok = ok && set_u64(o, "solicited_bytes", c->solicited_bytes);
-    ok = ok && set_u64(o, "command_timeouts", c->cmd_timeouts);
-    ok = ok && set_u64(o, "aborts", c->aborts);
-    ok = ok && set_u64(o, "lun_resets", c->lun_resets);
-    ok = ok && set_u64(o, "nop_timeouts", c->nop_timeouts);
-    ok = ok && set_u64(o, "recoveries", s->recoveries);
-    return finish(o, ok);
-}
-
 static json_t *session_luns(const struct sto_session_view *s, const struct sto_volume_view *vols,
                             size_t nvols)
 {
@@ -403,14 +366,14 @@ json_t *api_json_session(const struct sto_session_view *s, const struct sto_volu
     }
     ok = ok && set_new(o, "negotiated", negotiated(s));
     ok = ok && set_new(o, "luns", session_luns(s, vols, nvols));
-    ok = ok && set_new(o, "counters", session_counters(s));
+    ok = ok && set_new(o, "counters", counters_object(&api_session_table, s, NULL));
     return finish(o, ok);
 }
 
 json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
                         uint16_t nbd_port)
 {
-    json_t *o = json_object(), *c;
+    json_t *o = json_object();
     bool ok = o != NULL;
     char uri[256];
 
@@ -432,16 +395,6 @@ json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
     ok = ok && set_str(o, "target", v->target);
     ok = ok && set_new(o, "thin", json_boolean(v->thin));
     ok = ok && set_u64(o, "max_transfer_bytes", v->max_transfer_bytes);
-    if (ok) {
-        c = json_object();
-        ok = set_new(o, "counters", c);
-        ok = ok && set_u64(c, "reads", v->reads);
-        ok = ok && set_u64(c, "writes", v->writes);
-        ok = ok && set_u64(c, "read_bytes", v->read_bytes);
-        ok = ok && set_u64(c, "write_bytes", v->write_bytes);
-        ok = ok && set_u64(c, "errors", v->errors);
-        ok = ok && set_new(c, "read_seconds", json_real((double)v->read_ns / 1e9));
-        ok = ok && set_new(c, "write_seconds", json_real((double)v->write_ns / 1e9));
-    }
+    ok = ok && set_new(o, "counters", counters_object(&api_volume_table, v, NULL));
     return finish(o, ok);
 }

@@ -5,6 +5,9 @@
  * callback hands it over before any percent-decoding), so "%2F" can never turn into a
  * path separator and "%2e%2e" never into a dot segment: no resource of this API needs
  * percent-encoding in its path, so any '%' there is refused outright.
+ *
+ * The route table below is the one place that says which paths exist, which methods each
+ * takes, whether it needs the token, what body it carries and which handler runs it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -104,6 +107,59 @@ static bool path_byte_ok(unsigned char c)
     return strchr("-._~!$&'()*+,;=:@/", c) != NULL && c != '\0';
 }
 
+/* ---------------------------------------------------------------- the route table */
+
+#define GET (API_M_GET | API_M_HEAD)
+
+/*
+ * Every endpoint of the API. The pages and probes need no token; everything under /api/
+ * does (server.c asks for it there even on paths that match no row, so that an
+ * unauthenticated client cannot tell which resources exist).
+ */
+static const struct api_endpoint api_table[] = {
+    { API_R_PAGE, "/", GET, false, API_BODY_NONE, api_h_page },
+    { API_R_LIVEZ, "/livez", GET, false, API_BODY_NONE, api_h_livez },
+    { API_R_READYZ, "/readyz", GET, false, API_BODY_NONE, api_h_readyz },
+    { API_R_METRICS, "/metrics", GET, false, API_BODY_NONE, api_h_metrics },
+    { API_R_STACKS, "/api/v1/stacks", GET, true, API_BODY_NONE, api_h_stacks_list },
+    { API_R_STACK, "/api/v1/stacks/{host|toe}", GET, true, API_BODY_NONE, api_h_stack_get },
+    { API_R_STACK, "/api/v1/stacks/{toe}", API_M_PATCH, true, API_BODY_JSON,
+      api_h_toe_patch },
+    { API_R_RESERVATIONS, "/api/v1/reservations", GET, true, API_BODY_NONE,
+      api_h_reservations_list },
+    { API_R_RESERVATIONS, "/api/v1/reservations", API_M_POST, true, API_BODY_JSON,
+      api_h_reservation_create },
+    { API_R_RESERVATION, "/api/v1/reservations/{num}", GET, true, API_BODY_NONE,
+      api_h_reservation_get },
+    { API_R_RESERVATION, "/api/v1/reservations/{num}", API_M_DELETE, true, API_BODY_NONE,
+      api_h_reservation_delete },
+    { API_R_CONNECTIONS, "/api/v1/connections", GET, true, API_BODY_NONE,
+      api_h_connections },
+    { API_R_DISCOVERY, "/api/v1/discovery", API_M_POST, true, API_BODY_JSON,
+      api_h_discovery },
+    { API_R_SESSIONS, "/api/v1/sessions", GET, true, API_BODY_NONE, api_h_sessions_list },
+    { API_R_SESSIONS, "/api/v1/sessions", API_M_POST, true, API_BODY_JSON,
+      api_h_session_create },
+    { API_R_SESSION, "/api/v1/sessions/{id}", GET, true, API_BODY_NONE, api_h_session_get },
+    { API_R_SESSION, "/api/v1/sessions/{id}", API_M_DELETE, true, API_BODY_NONE,
+      api_h_session_delete },
+    { API_R_VOLUMES, "/api/v1/volumes", GET, true, API_BODY_NONE, api_h_volumes_list },
+    { API_R_VOLUME, "/api/v1/volumes/{id}", GET, true, API_BODY_NONE, api_h_volume_get },
+    { API_R_VOLUME_DATA, "/api/v1/volumes/{id}/data", GET, true, API_BODY_NONE,
+      api_h_volume_read },
+    { API_R_VOLUME_DATA, "/api/v1/volumes/{id}/data", API_M_PUT, true, API_BODY_RAW,
+      api_h_volume_write },
+    { API_R_CAPTURE, "/api/v1/capture", GET, true, API_BODY_NONE, api_h_capture_get },
+    { API_R_CAPTURE, "/api/v1/capture", API_M_POST, true, API_BODY_JSON_OPT,
+      api_h_capture_start },
+    { API_R_CAPTURE, "/api/v1/capture", API_M_DELETE, true, API_BODY_NONE,
+      api_h_capture_stop },
+    { API_R_CAPTURE_PCAP, "/api/v1/capture.pcap", GET, true, API_BODY_NONE,
+      api_h_capture_pcap },
+};
+
+/* ---------------------------------------------------------------- matching */
+
 #define SEG_MAX 8
 
 struct seg {
@@ -111,85 +167,110 @@ struct seg {
     size_t n;
 };
 
-static bool seg_is(const struct seg *s, const char *lit)
+/* One placeholder ({id}, {num}, {a|b}: its inside is `in`, n bytes) against a segment. */
+static bool placeholder_ok(const char *in, size_t n, const struct seg *s)
 {
-    return s->n == strlen(lit) && memcmp(s->p, lit, s->n) == 0;
+    if (s->n > API_ID_MAX)
+        return false;
+    if (n == 2 && memcmp(in, "id", 2) == 0)
+        return api_id_valid(s->p, s->n);
+    if (n == 3 && memcmp(in, "num", 3) == 0)
+        return decimal_id(s->p, s->n);
+    for (;;) {
+        const char *bar = memchr(in, '|', n);
+        size_t k = bar ? (size_t)(bar - in) : n;
+
+        if (k == s->n && memcmp(in, s->p, k) == 0)
+            return true;
+        if (!bar)
+            return false;
+        n -= k + 1;
+        in = bar + 1;
+    }
 }
 
-static void set_route(struct api_route *out, enum api_route_id id, unsigned methods, bool auth)
+/* Whether the path's segments match a row's pattern; *arg: the placeholder's segment. */
+static bool pattern_match(const char *pat, const struct seg *sg, size_t ns,
+                          const struct seg **arg)
 {
-    out->id = id;
-    out->methods = methods;
-    out->auth = auth;
+    size_t i = 0;
+
+    *arg = NULL;
+    pat++; /* the leading '/' */
+    while (*pat) {
+        const char *end = strchr(pat, '/');
+        size_t n = end ? (size_t)(end - pat) : strlen(pat);
+
+        if (i == ns)
+            return false;
+        if (n >= 2 && pat[0] == '{' && pat[n - 1] == '}') {
+            if (!placeholder_ok(pat + 1, n - 2, &sg[i]))
+                return false;
+            *arg = &sg[i];
+        } else if (n != sg[i].n || memcmp(pat, sg[i].p, n) != 0) {
+            return false;
+        }
+        i++;
+        pat += n + (end ? 1 : 0);
+    }
+    return i == ns;
 }
 
-static void set_arg(struct api_route *out, const struct seg *s)
+/* Split the path into segments; "." and ".." are refused, empty ones (//, trailing /) 404. */
+static int split(const char *raw, size_t plen, struct seg *sg, size_t *ns)
 {
-    memcpy(out->arg, s->p, s->n);
-    out->arg[s->n] = '\0';
-}
+    const char *p = raw + 1;
 
-/* Match the segments after /api/v1. */
-static int match_v1(const struct seg *sg, size_t ns, struct api_route *out)
-{
-    const unsigned get = API_M_GET | API_M_HEAD;
+    *ns = 0;
+    if (plen == 1)
+        return 0;
+    while (p <= raw + plen) {
+        const char *end = memchr(p, '/', (size_t)(raw + plen - p));
+        size_t n = end ? (size_t)(end - p) : (size_t)(raw + plen - p);
 
-    if (ns == 1 && seg_is(&sg[0], "stacks")) {
-        set_route(out, API_R_STACKS, get, true);
-    } else if (ns == 2 && seg_is(&sg[0], "stacks")) {
-        if (seg_is(&sg[1], "toe"))
-            set_route(out, API_R_STACK, get | API_M_PATCH, true);
-        else if (seg_is(&sg[1], "host"))
-            set_route(out, API_R_STACK, get, true);
-        else
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return -EINVAL;
+        if (n == 0 || *ns == SEG_MAX)
             return -ENOENT;
-        set_arg(out, &sg[1]);
-    } else if (ns == 1 && seg_is(&sg[0], "reservations")) {
-        set_route(out, API_R_RESERVATIONS, get | API_M_POST, true);
-    } else if (ns == 2 && seg_is(&sg[0], "reservations")) {
-        if (!decimal_id(sg[1].p, sg[1].n))
-            return -ENOENT;
-        set_route(out, API_R_RESERVATION, get | API_M_DELETE, true);
-        set_arg(out, &sg[1]);
-    } else if (ns == 1 && seg_is(&sg[0], "connections")) {
-        set_route(out, API_R_CONNECTIONS, get, true);
-    } else if (ns == 1 && seg_is(&sg[0], "discovery")) {
-        set_route(out, API_R_DISCOVERY, API_M_POST, true);
-    } else if (ns == 1 && seg_is(&sg[0], "sessions")) {
-        set_route(out, API_R_SESSIONS, get | API_M_POST, true);
-    } else if (ns == 2 && seg_is(&sg[0], "sessions")) {
-        if (!api_id_valid(sg[1].p, sg[1].n))
-            return -ENOENT;
-        set_route(out, API_R_SESSION, get | API_M_DELETE, true);
-        set_arg(out, &sg[1]);
-    } else if (ns == 1 && seg_is(&sg[0], "volumes")) {
-        set_route(out, API_R_VOLUMES, get, true);
-    } else if ((ns == 2 || ns == 3) && seg_is(&sg[0], "volumes")) {
-        if (!api_id_valid(sg[1].p, sg[1].n))
-            return -ENOENT;
-        if (ns == 2)
-            set_route(out, API_R_VOLUME, get, true);
-        else if (seg_is(&sg[2], "data"))
-            set_route(out, API_R_VOLUME_DATA, get | API_M_PUT, true);
-        else
-            return -ENOENT;
-        set_arg(out, &sg[1]);
-    } else if (ns == 1 && seg_is(&sg[0], "capture")) {
-        set_route(out, API_R_CAPTURE, get | API_M_POST | API_M_DELETE, true);
-    } else if (ns == 1 && seg_is(&sg[0], "capture.pcap")) {
-        set_route(out, API_R_CAPTURE_PCAP, get, true);
-    } else {
-        return -ENOENT;
+        sg[*ns].p = p;
+        sg[*ns].n = n;
+        (*ns)++;
+        if (!end)
+            break;
+        p = end + 1;
     }
     return 0;
 }
 
+/* Collect the rows of the path into out (id, auth and arg from the first). */
+static int match_table(const struct seg *sg, size_t ns, struct api_route *out)
+{
+    for (size_t i = 0; i < sizeof(api_table) / sizeof(api_table[0]); i++) {
+        const struct api_endpoint *ep = &api_table[i];
+        const struct seg *arg;
+
+        if (!pattern_match(ep->pattern, sg, ns, &arg) || out->neps == API_ROUTE_EPS)
+            continue;
+        if (out->neps == 0) {
+            out->id = ep->id;
+            out->auth = ep->auth;
+        }
+        if (arg && !out->arg[0]) {
+            memcpy(out->arg, arg->p, arg->n);
+            out->arg[arg->n] = '\0';
+        }
+        out->methods |= ep->methods;
+        out->eps[out->neps++] = ep;
+    }
+    return out->neps ? 0 : -ENOENT;
+}
+
 int api_route_match(const char *raw, struct api_route *out)
 {
-    const unsigned get = API_M_GET | API_M_HEAD;
     struct seg sg[SEG_MAX];
     size_t ns = 0, plen;
-    const char *q, *p;
+    const char *q;
+    int ret;
 
     memset(out, 0, sizeof(*out));
     if (!raw)
@@ -211,56 +292,36 @@ int api_route_match(const char *raw, struct api_route *out)
             return -EINVAL;
     if (q && strchr(q, '#'))
         return -EINVAL;
+    if ((ret = split(raw, plen, sg, &ns)) < 0)
+        return ret;
+    return match_table(sg, ns, out);
+}
 
-    if (plen == 1) {
-        set_route(out, API_R_PAGE, get, false);
-        return 0;
-    }
-    /* split into segments; "." and ".." are refused, empty ones (//, trailing /) 404 */
-    p = raw + 1;
-    while (p <= raw + plen) {
-        const char *end = memchr(p, '/', (size_t)(raw + plen - p));
-        size_t n = end ? (size_t)(end - p) : (size_t)(raw + plen - p);
-
-        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-            return -EINVAL;
-        if (n == 0 || ns == SEG_MAX)
-            return -ENOENT;
-        sg[ns].p = p;
-        sg[ns].n = n;
-        ns++;
-        if (!end)
-            break;
-        p = end + 1;
-    }
-
-    if (ns == 1 && seg_is(&sg[0], "livez"))
-        set_route(out, API_R_LIVEZ, get, false);
-    else if (ns == 1 && seg_is(&sg[0], "readyz"))
-        set_route(out, API_R_READYZ, get, false);
-    else if (ns == 1 && seg_is(&sg[0], "metrics"))
-        set_route(out, API_R_METRICS, get, false);
-    else if (ns >= 3 && seg_is(&sg[0], "api") && seg_is(&sg[1], "v1"))
-        return match_v1(sg + 2, ns - 2, out);
-    else
-        return -ENOENT;
-    return 0;
+const struct api_endpoint *api_route_endpoint(const struct api_route *r, enum api_method m)
+{
+    for (size_t i = 0; i < r->neps; i++)
+        if (r->eps[i]->methods & m)
+            return r->eps[i];
+    return NULL;
 }
 
 enum api_body_kind api_route_body(const struct api_route *r, enum api_method m)
 {
-    switch (m) {
-    case API_M_POST:
-        if (r->id == API_R_CAPTURE)
-            return API_BODY_JSON_OPT;
-        return API_BODY_JSON;
-    case API_M_PATCH:
-        return API_BODY_JSON;
-    case API_M_PUT:
-        return API_BODY_RAW;
-    default:
-        return API_BODY_NONE;
+    const struct api_endpoint *ep = api_route_endpoint(r, m);
+
+    return ep ? ep->body : API_BODY_NONE;
+}
+
+void api_handle(const struct api_ctx *x, const struct api_call *c, struct api_resp *r)
+{
+    const struct api_endpoint *ep = api_route_endpoint(c->route, c->method);
+
+    api_resp_init(r);
+    if (!ep) {
+        api_resp_err(r, 404, "no such resource");
+        return;
     }
+    ep->handler(x, c, r);
 }
 
 /*

@@ -39,9 +39,6 @@
 #include "common/log.h"
 #include "common/sockspec.h"
 
-/* See handlers.c: a build without toe_emu/ links none of the toe_ functions. */
-#pragma weak toe_capture_stop
-
 #define API_CONN_TIMEOUT_S 60       /* MHD's own idle limit (the door's deadline is shorter) */
 #define API_DISCARD_MAX (64u << 20) /* past this much unwanted body, drop the connection */
 
@@ -57,11 +54,9 @@ struct api_server {
     int listen_fd;                  /* ours */
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char addr[160];                 /* where we listen, for logs and tests */
-    atomic_int ready;
     atomic_bool quiesced;
-    pthread_mutex_t capture_lock;
-    struct api_capture_state capture;
-    atomic_uint_least64_t counts[6];
+    struct api_shared sh;           /* what the endpoints share (readiness, counts, ...) */
+    struct api_ctx ctx;             /* what handlers run with: &cfg and &sh */
 };
 
 struct api_req {
@@ -83,26 +78,10 @@ struct api_req {
 
 /* ---------------------------------------------------------------- accessors */
 
-const struct api_config *api_server_cfg(const struct api_server *s)
-{
-    return &s->cfg;
-}
-
-bool api_server_ready(const struct api_server *s)
-{
-    return atomic_load(&s->ready) != 0;
-}
-
 void api_server_set_ready(struct api_server *s, int ready)
 {
     if (s)
-        atomic_store(&s->ready, ready ? 1 : 0);
-}
-
-void api_server_counts(const struct api_server *s, uint64_t out[6])
-{
-    for (int i = 0; i < 6; i++)
-        out[i] = atomic_load(&((struct api_server *)s)->counts[i]);
+        atomic_store(&s->sh.ready, ready ? 1 : 0);
 }
 
 const char *api_server_address(const struct api_server *s)
@@ -110,25 +89,19 @@ const char *api_server_address(const struct api_server *s)
     return s ? s->addr : "";
 }
 
-void api_capture_lock(struct api_server *s)
+void api_shared_init(struct api_shared *sh)
 {
-    pthread_mutex_lock(&s->capture_lock);
+    memset(sh, 0, sizeof(*sh));
+    pthread_mutex_init(&sh->capture_lock, NULL);
+    pthread_mutex_init(&sh->conn_lock, NULL);
 }
 
-void api_capture_unlock(struct api_server *s)
+void api_shared_fini(struct api_shared *sh)
 {
-    pthread_mutex_unlock(&s->capture_lock);
-}
-
-/* Callers hold capture_lock (api_capture_lock) around these. */
-void api_capture_get(struct api_server *s, struct api_capture_state *out)
-{
-    *out = s->capture;
-}
-
-void api_capture_set(struct api_server *s, const struct api_capture_state *st)
-{
-    s->capture = *st;
+    free(sh->conn_body);
+    sh->conn_body = NULL;
+    pthread_mutex_destroy(&sh->conn_lock);
+    pthread_mutex_destroy(&sh->capture_lock);
 }
 
 /* ---------------------------------------------------------------- secrets in jansson */
@@ -220,7 +193,7 @@ static enum MHD_Result queue(struct api_server *s, struct MHD_Connection *conn,
         if (rq)
             rq->status = rp->status;
         if (rp->status >= 100 && rp->status < 600)
-            atomic_fetch_add(&s->counts[rp->status / 100], 1);
+            atomic_fetch_add(&s->sh.counts[rp->status / 100], 1);
     }
     return ret;
 }
@@ -265,7 +238,7 @@ static enum MHD_Result run(struct api_server *s, struct MHD_Connection *conn,
     struct api_resp rp;
     enum MHD_Result ret;
 
-    api_handle(s, &call, &rp);
+    api_handle(&s->ctx, &call, &rp);
     ret = queue(s, conn, rq, &rp);
     if (rq->body)
         explicit_bzero(rq->body, rq->body_cap);
@@ -614,7 +587,7 @@ static void server_free(struct api_server *s)
     free(s->listen);
     free(s->nbd_host);
     free(s->state_dir);
-    pthread_mutex_destroy(&s->capture_lock);
+    api_shared_fini(&s->sh);
     free(s);
 }
 
@@ -641,8 +614,10 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
         return NULL;
     }
     s->listen_fd = -1;
-    pthread_mutex_init(&s->capture_lock, NULL);
+    api_shared_init(&s->sh);
     s->cfg = *cfg;
+    s->ctx.cfg = &s->cfg;
+    s->ctx.sh = &s->sh;
     s->listen = dup_opt(cfg->listen, &ok);
     s->token = dup_opt(cfg->token, &ok);
     s->nbd_host = dup_opt(cfg->nbd_host, &ok);
@@ -713,7 +688,7 @@ void api_server_quiesce(struct api_server *s)
 {
     if (!s || !s->mhd || atomic_exchange(&s->quiesced, true))
         return;
-    atomic_store(&s->ready, 0);
+    atomic_store(&s->sh.ready, 0);
     api_door_stop(s->door);
 }
 
@@ -721,16 +696,12 @@ void api_server_stop(struct api_server *s)
 {
     if (!s)
         return;
-    atomic_store(&s->ready, 0);
+    atomic_store(&s->sh.ready, 0);
     if (s->mhd) {
         api_server_quiesce(s);
         MHD_stop_daemon(s->mhd);
         s->mhd = NULL;
     }
-    pthread_mutex_lock(&s->capture_lock);
-    if (s->capture.running && s->cfg.toe && toe_capture_stop)
-        toe_capture_stop(s->cfg.toe);
-    s->capture.running = false;
-    pthread_mutex_unlock(&s->capture_lock);
+    api_capture_shutdown(&s->ctx);
     server_free(s);
 }

@@ -506,10 +506,10 @@ int api_parse_toe_patch(const char *body, size_t len, struct api_toe_patch *out,
         unsigned bit;
         size_t off;
     } probs[] = {
-        { "drop", API_FAULT_DROP, offsetof(struct toe_faults, drop) },
-        { "dup", API_FAULT_DUP, offsetof(struct toe_faults, dup) },
-        { "reorder", API_FAULT_REORDER, offsetof(struct toe_faults, reorder) },
-        { "corrupt", API_FAULT_CORRUPT, offsetof(struct toe_faults, corrupt) },
+        { "drop", API_FAULT_DROP, offsetof(struct api_toe_faults, drop) },
+        { "dup", API_FAULT_DUP, offsetof(struct api_toe_faults, dup) },
+        { "reorder", API_FAULT_REORDER, offsetof(struct api_toe_faults, reorder) },
+        { "corrupt", API_FAULT_CORRUPT, offsetof(struct api_toe_faults, corrupt) },
     };
     json_t *j = NULL, *v;
     int ret;
@@ -582,7 +582,7 @@ out_fail:
     return ret;
 }
 
-void api_toe_patch_merge(const struct api_toe_patch *p, struct toe_faults *cur)
+void api_toe_patch_merge(const struct api_toe_patch *p, struct api_toe_faults *cur)
 {
     if (p->fault_mask & API_FAULT_DROP)
         cur->drop = p->faults.drop;

@@ -28,6 +28,7 @@
 #include "appliance/net.h"
 #include "appliance/state.h"
 #include "appliance/timeouts.h"
+#include "appliance/toe_admin.h"
 #include "common/log.h"
 #include "common/sockspec.h"
 #include "storage/manager.h"
@@ -630,6 +631,7 @@ static int serve_start_api(struct serve *sv)
         .state_dir = sv->o.state_dir, .nbd = sv->nbd,
         .limits = sv->o.api_lim,
     };
+    app_toe_admin_fill(&ac);
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {
         app_errorf("cannot start the api on %s: %s", sv->o.api, err);

@@ -106,7 +106,7 @@ static void body(const struct api_route *r, enum api_method m, const char *b, si
             check_name(q.holder, sizeof(q.holder), true, "holder");
     } else if (r->id == API_R_STACK && m == API_M_PATCH) {
         struct api_toe_patch q;
-        struct toe_faults cur = { 0.5, 0.5, 0.5, 0.5, 7 };
+        struct api_toe_faults cur = { 0.5, 0.5, 0.5, 0.5, 7 };
         ret = api_parse_toe_patch(b, n, &q, &e);
         if (ret == 0) {
             FUZZ_CHECK(q.set_link || q.set_faults, "a patch that changes nothing");

@@ -104,8 +104,8 @@ Test(render, connection_rows)
 Test(render, stacks)
 {
     struct stk_tcp_counters c = { .active_opens = 3, .out_rsts = 4 };
-    struct toe_info info;
-    struct toe_faults f = { .drop = 0.25, .seed = 7 };
+    struct api_toe_info info;
+    struct api_toe_faults f = { .drop = 0.25, .seed = 7 };
     json_t *j, *cj;
 
     j = api_json_host_stack(&c);

@@ -436,7 +436,7 @@ Test(validate, toe_link)
 
 Test(validate, toe_faults)
 {
-    struct toe_faults cur = { .drop = 0.5, .dup = 0.25, .reorder = 0.125, .corrupt = 0.0625,
+    struct api_toe_faults cur = { .drop = 0.5, .dup = 0.25, .reorder = 0.125, .corrupt = 0.0625,
                               .seed = 9 };
 
     cr_assert_eq(patch("{\"faults\":{\"drop\":0.01,\"seed\":42}}"), 0, "%s", e.detail);
