@@ -22,9 +22,10 @@ MAIN_SRC := appliance/main.c
 TOE_MK ?= toe_emu/toe.mk
 -include $(TOE_MK)
 
-# appliance/net_toe.c wires the TOE to the broker when toe.mk added the TOE (TOE_SRCS);
-# appliance/net_notoe.c stands in for it in a build without.
-LIB_SRCS := $(filter-out appliance/net_$(if $(TOE_SRCS),no)toe.c,$(LIB_SRCS))
+# appliance/net_toe.c wires the TOE to the broker and appliance/toe_admin.c to the API when
+# toe.mk added the TOE (TOE_SRCS); appliance/net_notoe.c stands in for both in a build without.
+LIB_SRCS := $(filter-out appliance/net_$(if $(TOE_SRCS),no)toe.c \
+                         $(if $(TOE_SRCS),,appliance/toe_admin.c),$(LIB_SRCS))
 
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 MAIN_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC))

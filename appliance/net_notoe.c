@@ -1,9 +1,11 @@
 /*
- * net_notoe.c - the TOE's side of appliance/net.h in a toegw built without the TOE
- * (`make TOE_MK=`; the Makefile picks this file instead of appliance/net_toe.c): there is
- * no device to bring up, and the broker runs on the host stack alone.
+ * net_notoe.c - the TOE's side of appliance/net.h and appliance/toe_admin.h in a toegw
+ * built without the TOE (`make TOE_MK=`; the Makefile picks this file instead of
+ * appliance/net_toe.c and appliance/toe_admin.c): there is no device to bring up, the
+ * broker runs on the host stack alone and the API has no TOE operations.
  */
 #include "appliance/net.h"
+#include "appliance/toe_admin.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,4 +48,9 @@ void app_net_toe_offload(struct toe_dev *toe, struct stk_offload_ops *out)
 {
     (void)toe;
     memset(out, 0, sizeof(*out));
+}
+
+void app_toe_admin_fill(struct api_config *cfg)
+{
+    (void)cfg;
 }
