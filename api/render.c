@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "common/sockspec.h"
 
 const char *api_rfc3339(time_t t, char *buf, size_t len)
 {
@@ -377,7 +378,7 @@ json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
     bool ok = o != NULL;
     char uri[256];
 
-    if (nbd_host && strncmp(nbd_host, "unix:", 5) == 0)
+    if (nbd_host && sockspec_is_unix(nbd_host))
         /* the NBD URI form for a Unix socket (as nbdinfo and qemu take it) */
         snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", v->id, nbd_host + 5);
     else

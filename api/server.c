@@ -535,26 +535,15 @@ static const struct sockspec_listen_opts api_listen_opts = {
     .what = "api", .backlog = 128, .unix_mode = 0660,
 };
 
-static int listen_unix(struct api_server *s, const char *path, char *err, size_t errlen)
+/* Listens on `spec` ("host:port" or "unix:/path"); a Unix path is kept to unlink at the end. */
+static int listen_on(struct api_server *s, const char *spec, char *err, size_t errlen)
 {
-    char spec[sizeof(s->unix_path) + 8];
-    int fd;
-
-    snprintf(spec, sizeof(spec), "unix:%s", path);
-    fd = sockspec_listen(spec, &api_listen_opts, s->addr, sizeof(s->addr), err, errlen);
-    if (fd < 0)
-        return fd;
-    snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
-    s->listen_fd = fd;
-    return 0;
-}
-
-static int listen_tcp(struct api_server *s, const char *addr, char *err, size_t errlen)
-{
-    int fd = sockspec_listen(addr, &api_listen_opts, s->addr, sizeof(s->addr), err, errlen);
+    int fd = sockspec_listen(spec, &api_listen_opts, s->addr, sizeof(s->addr), err, errlen);
 
     if (fd < 0)
         return fd;
+    if (sockspec_is_unix(spec))
+        snprintf(s->unix_path, sizeof(s->unix_path), "%s", spec + 5);
     s->listen_fd = fd;
     return 0;
 }
@@ -635,10 +624,7 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
 
     json_set_alloc_funcs(json_alloc, json_wipe_free);
 
-    if (strncmp(cfg->listen, "unix:", 5) == 0)
-        ret = listen_unix(s, cfg->listen + 5, err, errlen);
-    else
-        ret = listen_tcp(s, cfg->listen, err, errlen);
+    ret = listen_on(s, cfg->listen, err, errlen);
     if (ret < 0)
         goto out_free;
 
