@@ -2,9 +2,10 @@
  * manager.c - sessions and volumes of the appliance, on the storage loop.
  *
  * Three parts:
- *  - calls: other threads post a struct mgr_call and wait for it with a timeout. A call is
- *    reference counted (the poster and the loop); whoever drops the last reference frees
- *    it, so a caller that gave up never leaves the loop writing into freed memory.
+ *  - calls: other threads run a struct mgr_call on the loop with sto_loop_call and wait for
+ *    it with a timeout. A caller that gave up hands the call over to the loop, which frees
+ *    it once it ends, so the loop never writes into freed memory and the caller never reads
+ *    a call it let go of.
  *  - sessions: login through the connector (the broker), then an asynchronous LUN probe
  *    (REPORT LUNS; per LUN TEST UNIT READY, INQUIRY, READ CAPACITY, VPD pages), then
  *    volumes. A logged-in session that fails (or that the target asks to log out) goes to
@@ -20,6 +21,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,15 +135,19 @@ struct sto_mgr {
     struct mgr_session *sessions;
     struct sto_volume *volumes;    /* every live volume, also those held by refs */
     bool shutting_down;
+    struct mgr_call *shutdown_call; /* ends when the logouts of the shutdown have */
+    atomic_int shutdown_pending;   /* those logouts (read by the waiting thread) */
 };
 
 /* ---------------------------------------------------------------- calls */
 
+/*
+ * A call of another thread into the manager (sto_loop_call): the caller's arguments in, the
+ * loop's results out. Until the loop ends it (call_finish) the loop may write into it; what
+ * becomes of it after is sto_loop_call's answer (storage/loop.h).
+ */
 struct mgr_call {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int refs;
-    bool done;
+    struct sto_call call;          /* first: the loop's handle on it */
     struct sto_mgr *m;
     void (*run)(struct sto_mgr *m, struct mgr_call *c);
     struct sto_result res;
@@ -152,31 +158,28 @@ struct mgr_call {
     uint32_t len;
     uint8_t *data;                 /* owned by the call */
     void *out;                     /* owned by the call until taken */
+    void (*out_free)(void *out);   /* how `out` is freed (NULL: free) */
     size_t nout;
     struct sto_chap chap;
     enum stk_policy policy;
-    struct isc_session *disc;      /* discovery session */
-    struct mgr_call *next;
 };
 
-static void call_unref(struct mgr_call *c)
+static void call_free(struct mgr_call *c)
 {
-    int left;
-
-    pthread_mutex_lock(&c->mu);
-    left = --c->refs;
-    pthread_mutex_unlock(&c->mu);
-    if (left)
-        return;
     explicit_bzero(&c->sreq.chap, sizeof(c->sreq.chap));
     explicit_bzero(&c->chap, sizeof(c->chap));
     free(c->data);
-    free(c->out);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
+    if (c->out)
+        (c->out_free ? c->out_free : free)(c->out);
     free(c);
 }
 
+static void call_free_cb(struct sto_call *call)
+{
+    call_free((struct mgr_call *)call);
+}
+
+/* Loop thread: the call's result is known. The loop never touches c afterwards. */
 static void call_finish(struct mgr_call *c, int err, enum sto_err_class cls, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
 static void call_finish(struct mgr_call *c, int err, enum sto_err_class cls, const char *fmt,
@@ -184,7 +187,6 @@ static void call_finish(struct mgr_call *c, int err, enum sto_err_class cls, con
 {
     va_list ap;
 
-    pthread_mutex_lock(&c->mu);
     c->res.err = err;
     c->res.cls = err ? cls : STO_ERR_NONE;
     if (fmt) {
@@ -192,10 +194,20 @@ static void call_finish(struct mgr_call *c, int err, enum sto_err_class cls, con
         vsnprintf(c->res.msg, sizeof(c->res.msg), fmt, ap);
         va_end(ap);
     }
-    c->done = true;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    call_unref(c);
+    sto_call_done(&c->call);
+}
+
+static void run_shutdown_all(struct sto_mgr *m, struct mgr_call *c);
+
+static void call_dispatch(struct sto_call *call)
+{
+    struct mgr_call *c = (struct mgr_call *)call;
+
+    if (c->m->shutting_down && c->run != run_shutdown_all) {
+        call_finish(c, -ESHUTDOWN, STO_ERR_UNAVAILABLE, "the appliance is shutting down");
+        return;
+    }
+    c->run(c->m, c);
 }
 
 static struct mgr_call *call_new(struct sto_mgr *m, void (*run)(struct sto_mgr *, struct mgr_call *))
@@ -204,81 +216,44 @@ static struct mgr_call *call_new(struct sto_mgr *m, void (*run)(struct sto_mgr *
 
     if (!c)
         return NULL;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    c->refs = 2;
+    c->call.run = call_dispatch;
+    c->call.free = call_free_cb;
     c->m = m;
     c->run = run;
     return c;
 }
 
-static void call_dispatch(void *arg)
-{
-    struct mgr_call *c = arg;
-
-    if (c->m->shutting_down && c->run) {
-        call_finish(c, -ESHUTDOWN, STO_ERR_UNAVAILABLE, "the appliance is shutting down");
-        return;
-    }
-    c->run(c->m, c);
-}
-
 /*
- * Post c to the loop and wait up to the call timeout. Returns with c->mu held when the
- * call finished (the caller reads results, then call_release); -ETIMEDOUT otherwise.
+ * Run c on the loop and wait up to ms. True when it ended: c is the caller's again (results
+ * in c->res, also copied to *res; *err is c->res.err), to read and then call_free. False
+ * when it did not: c is no longer the caller's (never touch it again), *err and *res say why.
  */
-static int call_wait_ms(struct sto_mgr *m, struct mgr_call *c, struct sto_result *res,
-                        uint32_t ms)
+static bool call_through(struct sto_mgr *m, struct mgr_call *c, uint32_t ms,
+                         struct sto_result *res, int *err)
 {
-    struct timespec dl;
-    int ret;
+    struct sto_result r = { 0 };
 
-    ret = sto_loop_post(m->loop, call_dispatch, c);
-    if (ret < 0) {
-        c->refs = 1;
-        call_unref(c);
-        if (res) {
-            res->err = ret;
-            res->cls = STO_ERR_INTERNAL;
-            snprintf(res->msg, sizeof(res->msg), "cannot reach the storage loop");
-        }
-        return ret;
+    switch (sto_loop_call(m->loop, &c->call, ms)) {
+    case STO_CALL_DONE:
+        *err = c->res.err;
+        if (res)
+            *res = c->res;
+        return true;
+    case STO_CALL_TIMED_OUT:
+        r.err = -ETIMEDOUT;
+        r.cls = STO_ERR_UNAVAILABLE;
+        snprintf(r.msg, sizeof(r.msg), "the storage loop did not answer within %u ms", ms);
+        break;
+    case STO_CALL_NOT_POSTED:
+        r.err = -ESHUTDOWN;
+        r.cls = STO_ERR_INTERNAL;
+        snprintf(r.msg, sizeof(r.msg), "cannot reach the storage loop");
+        break;
     }
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&c->mu);
-    while (!c->done) {
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT && !c->done) {
-            pthread_mutex_unlock(&c->mu);
-            call_unref(c);
-            if (res) {
-                res->err = -ETIMEDOUT;
-                res->cls = STO_ERR_UNAVAILABLE;
-                snprintf(res->msg, sizeof(res->msg),
-                         "the storage loop did not answer within %u ms", ms);
-            }
-            return -ETIMEDOUT;
-        }
-    }
+    *err = r.err;
     if (res)
-        *res = c->res;
-    return c->res.err;
-}
-
-static int call_wait(struct sto_mgr *m, struct mgr_call *c, struct sto_result *res)
-{
-    return call_wait_ms(m, c, res, m->cfg.call_timeout_ms);
-}
-
-static void call_release(struct mgr_call *c)
-{
-    pthread_mutex_unlock(&c->mu);
-    call_unref(c);
+        *res = r;
+    return false;
 }
 
 /*
@@ -295,8 +270,7 @@ static int call_take(struct sto_mgr *m, void (*run)(struct sto_mgr *, struct mgr
         return -ENOMEM;
     if (id)
         snprintf(c->id, sizeof(c->id), "%s", id);
-    ret = call_wait(m, c, NULL);
-    if (ret == -ETIMEDOUT && !c->done)
+    if (!call_through(m, c, m->cfg.call_timeout_ms, NULL, &ret))
         return ret;
     if (ret == 0) {
         *out = c->out;
@@ -304,7 +278,7 @@ static int call_take(struct sto_mgr *m, void (*run)(struct sto_mgr *, struct mgr
             *n = c->nout;
         c->out = NULL;
     }
-    call_release(c);
+    call_free(c);
     return ret;
 }
 
@@ -605,6 +579,11 @@ static void run_discover(struct sto_mgr *m, struct mgr_call *c)
     }
 }
 
+static void target_list_free(void *l)
+{
+    isc_target_list_free(l);
+}
+
 int sto_mgr_discover(struct sto_mgr *m, const char *portal, enum stk_policy stack,
                      const struct sto_chap *chap, struct isc_target_list **out,
                      struct sto_result *res)
@@ -618,15 +597,14 @@ int sto_mgr_discover(struct sto_mgr *m, const char *portal, enum stk_policy stac
     c->policy = stack;
     if (chap)
         c->chap = *chap;
-    ret = call_wait(m, c, res);
-    if (ret == -ETIMEDOUT && !c->done)
+    c->out_free = target_list_free;
+    if (!call_through(m, c, m->cfg.call_timeout_ms, res, &ret))
         return ret;
-    if (ret == 0)
+    if (ret == 0) {
         *out = c->out;
-    else if (c->out)
-        isc_target_list_free(c->out);
-    c->out = NULL; /* a target list is not freed by the call's own free() */
-    call_release(c);
+        c->out = NULL;
+    }
+    call_free(c);
     return ret;
 }
 
@@ -894,6 +872,14 @@ static void ses_free(struct mgr_session *ms)
     sto_timer_disarm(m->loop, &ms->retry_timer);
     sto_timer_disarm(m->loop, &ms->repl_timer);
     probe_free(ms);
+    /* calls still waiting on the session (the manager is being freed) end now */
+    if (ms->create_call)
+        call_finish(ms->create_call, -ESHUTDOWN, STO_ERR_UNAVAILABLE,
+                    "the appliance is shutting down");
+    if (ms->delete_call)
+        call_finish(ms->delete_call, -ESHUTDOWN, STO_ERR_UNAVAILABLE,
+                    "the appliance is shutting down");
+    ms->create_call = ms->delete_call = NULL;
     held_fail(ms, -ENOTCONN, "the volume's session went away");
     for (size_t i = 0; i < ms->nvols; i++) {
         ms->vols[i]->ses = NULL;
@@ -1163,12 +1149,11 @@ int sto_mgr_session_create(struct sto_mgr *m, const struct sto_session_req *req,
     if (!c)
         return -ENOMEM;
     c->sreq = *req;
-    ret = call_wait(m, c, res);
-    if (ret == -ETIMEDOUT && !c->done)
+    if (!call_through(m, c, m->cfg.call_timeout_ms, res, &ret))
         return ret;
     if (ret == 0)
         snprintf(id_out, STO_ID_MAX, "%s", c->id);
-    call_release(c);
+    call_free(c);
     return ret;
 }
 
@@ -1253,10 +1238,10 @@ int sto_mgr_session_delete(struct sto_mgr *m, const char *id, struct sto_result 
     if (!c)
         return -ENOMEM;
     snprintf(c->id, sizeof(c->id), "%s", id);
-    ret = call_wait_ms(m, c, res, ms > m->cfg.call_timeout_ms ? ms : m->cfg.call_timeout_ms);
-    if (ret == -ETIMEDOUT && !c->done)
+    if (!call_through(m, c, ms > m->cfg.call_timeout_ms ? ms : m->cfg.call_timeout_ms, res,
+                      &ret))
         return ret;
-    call_release(c);
+    call_free(c);
     return ret;
 }
 
@@ -1894,15 +1879,14 @@ int sto_mgr_volume_read(struct sto_mgr *m, const char *id, uint64_t offset, uint
     c->len = len;
     c->data = malloc(len ? len : 1);
     if (!c->data) {
-        free(c);
+        call_free(c);
         return -ENOMEM;
     }
-    ret = call_wait(m, c, res);
-    if (ret == -ETIMEDOUT && !c->done)
+    if (!call_through(m, c, m->cfg.call_timeout_ms, res, &ret))
         return ret;
     if (ret == 0)
         memcpy(buf, c->data, len);
-    call_release(c);
+    call_free(c);
     return ret;
 }
 
@@ -1919,97 +1903,67 @@ int sto_mgr_volume_write(struct sto_mgr *m, const char *id, uint64_t offset, uin
     c->len = len;
     c->data = malloc(len ? len : 1);
     if (!c->data) {
-        free(c);
+        call_free(c);
         return -ENOMEM;
     }
     memcpy(c->data, buf, len);
-    ret = call_wait(m, c, res);
-    if (ret == -ETIMEDOUT && !c->done)
+    if (!call_through(m, c, m->cfg.call_timeout_ms, res, &ret))
         return ret;
-    call_release(c);
+    call_free(c);
     return ret;
 }
 
 /* ---------------------------------------------------------------- shutdown */
 
-struct shutdown_state {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int pending;
-};
-
+/* A session's logout at shutdown ended: the shutdown call ends with the last of them. */
 static void shut_logout_cb(struct isc_session *s, int err, void *arg)
 {
-    struct shutdown_state *st = arg;
+    struct sto_mgr *m = arg;
+    struct mgr_call *c = m->shutdown_call;
 
     (void)s;
     (void)err;
-    pthread_mutex_lock(&st->mu);
-    st->pending--;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+    atomic_fetch_sub(&m->shutdown_pending, 1);
+    if (c && --c->nout == 0) {
+        m->shutdown_call = NULL;
+        call_finish(c, 0, STO_ERR_NONE, NULL);
+    }
 }
 
-struct shutdown_ctx {
-    struct sto_mgr *m;
-    struct shutdown_state *st;
-};
-
-static void run_shutdown_all(void *arg)
+/* Stop taking work, log every logged-in session out; ends when the last logout has. */
+static void run_shutdown_all(struct sto_mgr *m, struct mgr_call *c)
 {
-    struct shutdown_ctx *ctx = arg;
-    struct sto_mgr *m = ctx->m;
-    struct shutdown_state *st = ctx->st;
-
     m->shutting_down = true;
     for (struct mgr_session *ms = m->sessions; ms; ms = ms->next) {
         sto_timer_disarm(m->loop, &ms->retry_timer);
         sto_timer_disarm(m->loop, &ms->repl_timer);
         if (ms->state == MS_LOGGED_IN &&
-            isc_session_logout(ms->s, shut_logout_cb, st) == 0) {
+            isc_session_logout(ms->s, shut_logout_cb, m) == 0) {
             ms->state = MS_LOGGING_OUT;
-            pthread_mutex_lock(&st->mu);
-            st->pending++;
-            pthread_mutex_unlock(&st->mu);
+            atomic_fetch_add(&m->shutdown_pending, 1);
+            c->nout++;
         }
     }
-    pthread_mutex_lock(&st->mu);
-    st->pending--; /* the posting itself */
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    free(ctx);
+    if (c->nout)
+        m->shutdown_call = c;
+    else
+        call_finish(c, 0, STO_ERR_NONE, NULL);
 }
 
 void sto_mgr_shutdown(struct sto_mgr *m, uint32_t timeout_ms)
 {
-    static struct shutdown_state st = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
-    struct shutdown_ctx *ctx = malloc(sizeof(*ctx));
-    struct timespec dl;
+    struct mgr_call *c = call_new(m, run_shutdown_all);
+    int ret;
 
-    if (!ctx)
+    if (!c)
         return;
-    ctx->m = m;
-    ctx->st = &st;
-    st.pending = 1;
-    if (sto_loop_post(m->loop, run_shutdown_all, ctx) < 0) {
-        free(ctx);
+    if (call_through(m, c, timeout_ms, NULL, &ret)) {
+        call_free(c);
         return;
     }
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&st.mu);
-    while (st.pending > 0)
-        if (pthread_cond_timedwait(&st.cv, &st.mu, &dl) == ETIMEDOUT)
-            break;
-    if (st.pending > 0)
-        log_warn("storage", "%d session(s) did not log out within %u ms", st.pending,
-                 timeout_ms);
-    pthread_mutex_unlock(&st.mu);
+    if (ret == -ETIMEDOUT)
+        log_warn("storage", "%d session(s) did not log out within %u ms",
+                 atomic_load(&m->shutdown_pending), timeout_ms);
 }
 
 /* Free everything. The loop must no longer run. */
@@ -2018,6 +1972,11 @@ void sto_mgr_free(struct sto_mgr *m)
     if (!m)
         return;
     m->shutting_down = true;
+    if (m->shutdown_call) { /* logouts that never ended: the sessions go now */
+        struct mgr_call *c = m->shutdown_call;
+        m->shutdown_call = NULL;
+        call_finish(c, -ETIMEDOUT, STO_ERR_UNAVAILABLE, "sessions did not log out");
+    }
     while (m->sessions)
         ses_free(m->sessions);
     while (m->volumes) {
