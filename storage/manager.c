@@ -322,12 +322,6 @@ struct sto_mgr *sto_mgr_new(struct sto_loop *loop, const struct sto_mgr_config *
     return m;
 }
 
-static void changed(struct sto_mgr *m)
-{
-    if (m->cfg.on_change)
-        m->cfg.on_change(m->cfg.on_change_arg);
-}
-
 void sto_volume_id(const char *target, uint32_t lun, char out[STO_ID_MAX])
 {
     unsigned char md[32];
@@ -941,7 +935,6 @@ static void ses_login_done(struct mgr_session *ms, int err, const char *msg)
         snprintf(c->id, sizeof(c->id), "%s", ms->id);
         call_finish(c, 0, STO_ERR_NONE, NULL);
     }
-    changed(m);
 }
 
 static void ses_login_cb(struct isc_session *s, int err, void *arg)
@@ -1039,7 +1032,6 @@ static void ses_failure_cb(struct isc_session *s, void *arg)
         repl_fire(ms); /* the commands failing next are not held either */
     else
         sto_timer_arm(m->loop, &ms->repl_timer, m->cfg.replacement_timeout_ms);
-    changed(m);
 }
 
 static bool req_valid(const struct sto_session_req *r, char *err, size_t errlen)
@@ -1169,7 +1161,6 @@ static void ses_logout_cb(struct isc_session *s, int err, void *arg)
     if (c)
         call_finish(c, 0, STO_ERR_NONE, NULL);
     sto_loop_post(ms->m->loop, free_session_later, ms);
-    changed(ms->m);
 }
 
 /*
