@@ -44,7 +44,6 @@
 #define DEF_MAX_OUTSTANDING 128
 #define DEF_MAX_OUTSTANDING_WRITES 32
 #define IO_CHUNK_MAX (4u * 1024 * 1024)
-#define PROBE_BUF 4096
 #define VOLUMES_MAX 256
 
 enum ms_state {
@@ -93,15 +92,12 @@ struct sto_volume {
     struct sto_volume *next;
 };
 
+/* A session's probe of its LUNs (probe.c does each step). */
 struct probe {
-    uint8_t buf[PROBE_BUF];
-    uint8_t pages[256];
-    uint32_t npages;
+    struct sto_probe *op;          /* the REPORT LUNS or LUN probe under way, or NULL */
     uint32_t *luns;
     size_t nluns, idx;
-    int step;
-    int retries;
-    struct sto_lun_info cur;
+    int skipped_err;
     char skipped[STO_ERR_MAX];     /* why the last unusable LUN was left out */
 };
 
@@ -604,131 +600,8 @@ int sto_mgr_discover(struct sto_mgr *m, const char *portal, enum stk_policy stac
 
 /* ---------------------------------------------------------------- probe */
 
-enum probe_step {
-    P_REPORT_LUNS,
-    P_TUR,
-    P_INQUIRY,
-    P_RC16,
-    P_RC10,
-    P_VPD0,
-    P_VPD80,
-    P_VPD83,
-    P_VPDB0,
-    P_LUN_DONE,
-};
-
-static void probe_step(struct mgr_session *ms);
 static void ses_login_done(struct mgr_session *ms, int err, const char *msg);
-
-static void probe_cb(struct isc_session *s, const struct isc_scsi_result *r, void *arg)
-{
-    struct mgr_session *ms = arg;
-    struct probe *p = ms->probe;
-    char err[STO_ERR_MAX];
-    struct scsi_sense sense;
-    int ret;
-
-    (void)s;
-    if (!p)
-        return;
-    if (r->err) {
-        ses_login_done(ms, r->err, r->why[0] ? r->why : isc_session_error(ms->s));
-        return;
-    }
-    scsi_sense_decode(r->sense, r->sense_len, &sense);
-    if (r->status == SCSI_STATUS_CHECK_CONDITION && sense.key == SCSI_SENSE_UNIT_ATTENTION &&
-        p->retries++ < 5) {
-        probe_step(ms); /* same step again */
-        return;
-    }
-    p->retries = 0;
-    bool good = r->status == SCSI_STATUS_GOOD;
-    uint32_t got = r->data_in_len;
-
-    switch (p->step) {
-    case P_REPORT_LUNS: {
-        ret = sto_scsi_check(r, "report luns", err, sizeof(err));
-        int count = ret == 0 ? scsi_parse_report_luns(p->buf, got, NULL, 0) : ret;
-        uint64_t listed = count >= 0 ? (uint64_t)scsi_report_luns_listed(p->buf, got) * 8 : 0;
-        if (count >= 0 && listed + 8 > got && got < PROBE_BUF) {
-            /* there was room for the whole list, and the target sent less than it claims */
-            snprintf(err, sizeof(err), "report luns claims a %llu-byte list but sent %u bytes",
-                     (unsigned long long)listed, got < 8 ? 0 : got - 8);
-            ses_login_done(ms, -EPROTO, err);
-            return;
-        }
-        if (count < 0) {
-            ses_login_done(ms, count, ret ? err : "report luns returned malformed data");
-            return;
-        }
-        p->luns = calloc((size_t)count + 1, sizeof(*p->luns));
-        if (!p->luns) {
-            ses_login_done(ms, -ENOMEM, "out of memory");
-            return;
-        }
-        p->nluns = (size_t)scsi_parse_report_luns(p->buf, got, p->luns, (size_t)count);
-        if (p->nluns > (size_t)count)
-            p->nluns = (size_t)count;
-        p->idx = 0;
-        p->step = P_TUR;
-        break;
-    }
-    case P_TUR:
-        p->step = P_INQUIRY;
-        break;
-    case P_INQUIRY:
-        if (!good || scsi_parse_inquiry(p->buf, got, &p->cur.inq) < 0 ||
-            p->cur.inq.peripheral_qual != 0 || p->cur.inq.peripheral_type != SCSI_TYPE_DISK)
-            p->step = P_LUN_DONE; /* not a block device we can export */
-        else
-            p->step = P_RC16;
-        break;
-    case P_RC16:
-    case P_RC10:
-        ret = !good ? -EIO : p->step == P_RC16
-                                 ? scsi_parse_read_capacity16(p->buf, got, &p->cur.cap)
-                                 : scsi_parse_read_capacity10(p->buf, got, &p->cur.cap);
-        if (ret == 0) {
-            p->step = P_VPD0;
-        } else if (p->step == P_RC16 && ret != -ERANGE) {
-            p->step = P_RC10; /* no READ CAPACITY(16): try the 10-byte form */
-        } else {
-            char why[128];
-            /* an unusable capacity is not exported: say why where the operator looks */
-            snprintf(p->skipped, sizeof(p->skipped), "lun %u is not exported: %s", p->cur.lun,
-                     ret == -ERANGE ? scsi_capacity_problem(&p->cur.cap, why, sizeof(why))
-                                    : "it reports no usable capacity");
-            log_warn("storage", "session %s: %s", ms->id, p->skipped);
-            p->step = P_LUN_DONE;
-            memset(&p->cur.cap, 0, sizeof(p->cur.cap));
-        }
-        break;
-    case P_VPD0:
-        p->npages = 0;
-        if (good) {
-            p->npages = got < sizeof(p->pages) ? got : sizeof(p->pages);
-            memcpy(p->pages, p->buf, p->npages);
-        }
-        p->step = P_VPD80;
-        break;
-    case P_VPD80:
-        if (good)
-            scsi_parse_serial(p->buf, got, p->cur.serial, sizeof(p->cur.serial));
-        p->step = P_VPD83;
-        break;
-    case P_VPD83:
-        if (good)
-            scsi_parse_device_id(p->buf, got, p->cur.wwn, sizeof(p->cur.wwn));
-        p->step = P_VPDB0;
-        break;
-    case P_VPDB0:
-        if (good)
-            scsi_parse_block_limits(p->buf, got, &p->cur.limits);
-        p->step = P_LUN_DONE;
-        break;
-    }
-    probe_step(ms);
-}
+static void probe_next(struct mgr_session *ms);
 
 static void add_volume(struct mgr_session *ms, const struct sto_lun_info *li)
 {
@@ -758,84 +631,73 @@ static void add_volume(struct mgr_session *ms, const struct sto_lun_info *li)
     ms->vols[ms->nvols++] = v;
 }
 
-/* Issue the command of the current step, or move on to the next LUN / finish. */
-static void probe_step(struct mgr_session *ms)
+/*
+ * One LUN probed: a disk becomes a volume; a unit that is not connected (-ENODEV) or not a
+ * disk is no volume; any other failure leaves the LUN out, said where the operator looks,
+ * unless the session itself is gone.
+ */
+static void probe_lun_cb(void *arg, int err, const char *msg, const struct sto_lun_info *li)
 {
+    struct mgr_session *ms = arg;
     struct probe *p = ms->probe;
-    struct isc_scsi_req req = { .cb = probe_cb, .arg = ms, .buf = p->buf, .dir = ISC_DIR_READ };
-    int ret;
 
-    for (;;) {
-        if (p->step == P_LUN_DONE) {
-            if (p->cur.cap.block_size)
-                add_volume(ms, &p->cur);
-            p->idx++;
-            p->step = P_TUR;
-        }
-        if (p->step != P_REPORT_LUNS && p->idx >= p->nluns) {
-            /* disk LUNs, none usable: the session is of no use, and the operator learns why */
-            if (!ms->nvols && p->skipped[0]) {
-                char why[STO_ERR_MAX];
-                snprintf(why, sizeof(why), "%s", p->skipped);
-                ses_login_done(ms, -ERANGE, why);
-            } else {
-                ses_login_done(ms, 0, NULL);
-            }
+    p->op = NULL;
+    p->idx++;
+    if (!err && li->inq.peripheral_type == SCSI_TYPE_DISK) {
+        add_volume(ms, li);
+    } else if (err && err != -ENODEV) {
+        if (isc_session_state(ms->s) != ISC_STATE_LOGGED_IN) {
+            ses_login_done(ms, err, msg);
             return;
         }
-        if (p->step == P_TUR && (p->idx == 0 || p->cur.lun != p->luns[p->idx])) {
-            memset(&p->cur, 0, sizeof(p->cur));
-            p->cur.lun = p->luns[p->idx];
-        }
-        if ((p->step == P_VPD80 && !scsi_vpd_supported(p->pages, p->npages, 0x80)) ||
-            (p->step == P_VPD83 && !scsi_vpd_supported(p->pages, p->npages, 0x83)) ||
-            (p->step == P_VPDB0 && !scsi_vpd_supported(p->pages, p->npages, 0xb0))) {
-            p->step++;
-            continue;
-        }
-        break;
+        snprintf(p->skipped, sizeof(p->skipped), "lun %u is not exported: %s", li->lun, msg);
+        p->skipped_err = err;
+        log_warn("storage", "session %s: %s", ms->id, p->skipped);
     }
-    req.lun = p->step == P_REPORT_LUNS ? 0 : p->cur.lun;
-    switch (p->step) {
-    case P_REPORT_LUNS:
-        req.len = PROBE_BUF;
-        req.cdb_len = (uint8_t)scsi_cdb_report_luns(req.cdb, PROBE_BUF);
-        break;
-    case P_TUR:
-        req.dir = ISC_DIR_NONE;
-        req.buf = NULL;
-        req.cdb_len = (uint8_t)scsi_cdb_tur(req.cdb);
-        break;
-    case P_INQUIRY:
-        req.len = 96;
-        req.cdb_len = (uint8_t)scsi_cdb_inquiry(req.cdb, false, 0, 96);
-        break;
-    case P_RC16:
-        req.len = 32;
-        req.cdb_len = (uint8_t)scsi_cdb_read_capacity16(req.cdb, 32);
-        break;
-    case P_RC10:
-        req.len = 8;
-        req.cdb_len = (uint8_t)scsi_cdb_read_capacity10(req.cdb);
-        break;
-    case P_VPD0:
-        req.len = 255;
-        req.cdb_len = (uint8_t)scsi_cdb_inquiry(req.cdb, true, 0x00, 255);
-        break;
-    case P_VPD80:
-        req.len = 255;
-        req.cdb_len = (uint8_t)scsi_cdb_inquiry(req.cdb, true, 0x80, 255);
-        break;
-    case P_VPD83:
-        req.len = 255;
-        req.cdb_len = (uint8_t)scsi_cdb_inquiry(req.cdb, true, 0x83, 255);
-        break;
-    case P_VPDB0:
-        req.len = 64;
-        req.cdb_len = (uint8_t)scsi_cdb_inquiry(req.cdb, true, 0xb0, 64);
-        break;
+    probe_next(ms);
+}
+
+static void probe_luns_cb(void *arg, int err, const char *msg, uint32_t *luns, size_t n)
+{
+    struct mgr_session *ms = arg;
+    struct probe *p = ms->probe;
+
+    p->op = NULL;
+    if (err) {
+        ses_login_done(ms, err, msg);
+        return;
     }
-    ret = isc_session_submit(ms->s, &req);
+    p->luns = luns;
+    p->nluns = n;
+    probe_next(ms);
+}
+
+/* Probe the next LUN, or finish: disk LUNs, none usable, fail the session with the reason. */
+static void probe_next(struct mgr_session *ms)
+{
+    struct probe *p = ms->probe;
+    int ret;
+
+    if (p->idx >= p->nluns) {
+        if (!ms->nvols && p->skipped[0]) {
+            char why[STO_ERR_MAX];
+            snprintf(why, sizeof(why), "%s", p->skipped);
+            ses_login_done(ms, p->skipped_err, why);
+        } else {
+            ses_login_done(ms, 0, NULL);
+        }
+        return;
+    }
+    ret = sto_probe_lun(ms->s, p->luns[p->idx], probe_lun_cb, ms, &p->op);
+    if (ret < 0)
+        ses_login_done(ms, ret, "cannot queue a probe command");
+}
+
+/* The session's LUNs: REPORT LUNS, then each LUN in turn. */
+static void probe_start(struct mgr_session *ms)
+{
+    int ret = sto_probe_report_luns(ms->s, probe_luns_cb, ms, &ms->probe->op);
+
     if (ret < 0)
         ses_login_done(ms, ret, "cannot queue a probe command");
 }
@@ -844,6 +706,7 @@ static void probe_free(struct mgr_session *ms)
 {
     if (!ms->probe)
         return;
+    sto_probe_abandon(ms->probe->op); /* only from ses_free: its session goes next */
     free(ms->probe->luns);
     free(ms->probe);
     ms->probe = NULL;
@@ -957,7 +820,7 @@ static void ses_login_cb(struct isc_session *s, int err, void *arg)
         return;
     }
     ms->state = ms->state == MS_RECOVERING ? MS_RECOVERING : MS_PROBING;
-    probe_step(ms);
+    probe_start(ms);
 }
 
 /*
