@@ -244,6 +244,7 @@ static void ses_free(struct mgr_session *ms)
         *pp = ms->next;
     sto_timer_disarm(m->loop, &ms->retry_timer);
     sto_timer_disarm(m->loop, &ms->repl_timer);
+    sto_timer_disarm(m->loop, &ms->free_timer);
     probe_free(ms);
     /* calls still waiting on the session (the manager is being freed) end now */
     if (ms->create_call)
@@ -263,9 +264,14 @@ static void ses_free(struct mgr_session *ms)
     free(ms);
 }
 
-static void free_session_later(void *arg)
+/*
+ * A session that is over is freed on the loop's next turn, once the callbacks that ended it
+ * have returned. A timer, not a posted function: if the loop stops first, sto_mgr_free
+ * frees the session and disarms the timer, and nothing of it is left for the loop's end.
+ */
+static void free_cb(struct sto_timer *t)
 {
-    ses_free(arg);
+    ses_free((struct mgr_session *)((char *)t - offsetof(struct mgr_session, free_timer)));
 }
 
 /* Login (and probe) finished, first time or after recovery. */
@@ -295,7 +301,7 @@ static void ses_login_done(struct mgr_session *ms, int err, const char *msg)
         if (c || ms->delete_call) {
             ms->create_call = ms->delete_call = NULL;
             /* a session that never came up is not kept */
-            sto_loop_post(m->loop, free_session_later, ms);
+            sto_timer_arm(m->loop, &ms->free_timer, 0);
         }
         return;
     }
@@ -474,6 +480,7 @@ static void run_session_create(struct sto_mgr *m, struct mgr_call *c)
     snprintf(ms->req.id, sizeof(ms->req.id), "%s", ms->id);
     ms->retry_timer.cb = retry_cb;
     ms->repl_timer.cb = repl_cb;
+    ms->free_timer.cb = free_cb;
     cfg.initiator_name = m->initiator;
     cfg.target_name = r->target;
     cfg.header_digest = r->header_digest;
@@ -539,7 +546,7 @@ static void ses_logout_cb(struct isc_session *s, int err, void *arg)
     log_info("storage", "session %s logged out%s", ms->id, err ? " (with an error)" : "");
     if (c)
         sto_mgr_call_finish(c, 0, STO_ERR_NONE, NULL);
-    sto_loop_post(ms->m->loop, free_session_later, ms);
+    sto_timer_arm(ms->m->loop, &ms->free_timer, 0);
 }
 
 /*

@@ -73,6 +73,7 @@ struct mgr_session {
     struct mgr_call *delete_call;  /* completes when the logout has (borrowed) */
     struct sto_timer retry_timer;  /* the next login while recovering */
     struct sto_timer repl_timer;   /* the replacement timeout while recovering */
+    struct sto_timer free_timer;   /* armed once the session is over: frees it */
     bool io_failfast;              /* past it: I/O fails at once until the session is back */
     uint32_t recoveries;
     struct vchunk *held_head, *held_tail;

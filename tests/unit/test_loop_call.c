@@ -3,7 +3,8 @@
  * ways (done, timed out, not posted) and its object is freed exactly once, never touched
  * after the side that let go of it let go: the loop answers, the loop never runs its queue,
  * the loop answers only after the caller gave up, the loop is stopped, many callers at
- * once. The manager's calls (its public API) are checked over the same three endings.
+ * once. The manager's calls (its public API) are checked over the same three endings, and
+ * a session the loop was about to drop when it stopped is freed by the manager alone.
  *
  * Meant to be run under AddressSanitizer (a use after free or double free crashes) and
  * ThreadSanitizer (a caller reading what the loop writes without the loop's lock is a
@@ -17,11 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "storage/loop.h"
 #include "storage/manager.h"
+#include "stacks/transport.h"
 
 #define SHORT_MS 50
 
@@ -441,6 +446,69 @@ CASE(mgr_call, wake_up_that_cannot_be_written)
     CHECK(sto_mgr_list_sessions(m, &v, &n) < 0);
     sto_mgr_free(m);
     sto_loop_free(loop);
+}
+
+/* ---------------------------------------------------------------- a session the loop drops */
+
+struct stop_net {
+    struct sto_loop *loop;
+};
+
+static int stop_net_connect(void *arg, const char *owner, enum stk_policy policy,
+                            uint64_t reservation, const struct sockaddr_in *dst,
+                            struct stk_conn **out, char *err, size_t errlen)
+{
+    (void)arg, (void)owner, (void)policy, (void)reservation, (void)err, (void)errlen;
+    return stk_host_connect(dst, 0, out);
+}
+
+/* The session lets go of its connection: stop the loop there, as a shutdown would. */
+static void stop_net_release(void *arg, const char *owner, struct stk_conn *c, bool abort)
+{
+    struct stop_net *n = arg;
+
+    (void)owner;
+    stk_conn_close(c, abort);
+    sto_loop_stop(n->loop);
+}
+
+/*
+ * A session whose login fails is dropped by the loop soon after; when the loop stops
+ * before that, the manager frees it, and nothing of it is left for the loop's end.
+ */
+CASE(mgr_session, login_fails_as_the_loop_stops)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t salen = sizeof(sa);
+    struct sto_session_req req = { .stack = STK_POLICY_HOST };
+    struct sto_mgr_config cfg = { .call_timeout_ms = 5000 };
+    struct runner r = { 0 };
+    struct stop_net net;
+    struct sto_result res;
+    char id[STO_ID_MAX];
+    struct sto_mgr *m;
+    int lfd;
+
+    quiet();
+    /* a target that accepts the connection and never answers the login */
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(listen(lfd, 4) == 0);
+    CHECK(getsockname(lfd, (struct sockaddr *)&sa, &salen) == 0);
+    runner_start(&r);
+    net.loop = r.loop;
+    cfg.net = (struct sto_mgr_net){ stop_net_connect, stop_net_release, &net };
+    cfg.timeouts.login_ms = 100;
+    m = sto_mgr_new(r.loop, &cfg);
+    CHECK(m != NULL);
+    snprintf(req.portal, sizeof(req.portal), "127.0.0.1:%u", ntohs(sa.sin_port));
+    snprintf(req.target, sizeof(req.target), "iqn.2026-11.example:none");
+    CHECK(sto_mgr_session_create(m, &req, id, &res) < 0);
+    pthread_join(r.th, NULL);      /* stopped by the release */
+    sto_mgr_free(m);
+    sto_loop_free(r.loop);
+    close(lfd);
 }
 
 #ifdef STANDALONE
