@@ -178,6 +178,16 @@ static void sync_probe_cb(void *arg, int err, const char *msg, const struct sto_
     sync_probe_end(w, err, msg);
 }
 
+/* A probe that could not start: the session's own error when it is the cause. */
+static void sync_start_failed(struct isc_session *s, int ret, const char *what, char *err,
+                              size_t errlen)
+{
+    if (isc_session_state(s) != ISC_STATE_LOGGED_IN && isc_session_error(s)[0])
+        snprintf(err, errlen, "%s", isc_session_error(s));
+    else
+        snprintf(err, errlen, "%s: %s", what, strerror(-ret));
+}
+
 int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t **luns,
                          size_t *n, char *err, size_t errlen)
 {
@@ -185,7 +195,7 @@ int sto_sync_report_luns(struct sto_loop *loop, struct isc_session *s, uint32_t 
     int ret = sto_probe_report_luns(s, sync_luns_cb, &w, NULL);
 
     if (ret < 0) {
-        snprintf(err, errlen, "cannot send report luns: %s", strerror(-ret));
+        sync_start_failed(s, ret, "cannot send report luns", err, errlen);
         return ret;
     }
     sto_loop_run_until(loop, &w.done);
@@ -206,7 +216,7 @@ int sto_sync_probe_lun(struct sto_loop *loop, struct isc_session *s, uint32_t lu
     out->lun = lun;
     ret = sto_probe_lun(s, lun, sync_probe_cb, &w, NULL);
     if (ret < 0) {
-        snprintf(err, errlen, "cannot probe lun %u: %s", lun, strerror(-ret));
+        sync_start_failed(s, ret, "cannot start the probe", err, errlen);
         return ret;
     }
     sto_loop_run_until(loop, &w.done);

@@ -329,6 +329,11 @@ static int probe_submit(struct sto_probe *p)
         return 0;
     }
     ret = isc_session_submit(p->s, &req);
+    if (ret < 0 && isc_session_state(p->s) != ISC_STATE_LOGGED_IN) {
+        /* an optional page's command failed with the session: say why the session did */
+        snprintf(p->err, sizeof(p->err), "%s", isc_session_error(p->s));
+        return -ECONNRESET;
+    }
     if (ret < 0)
         snprintf(p->err, sizeof(p->err), "cannot queue a probe command: %s", strerror(-ret));
     return ret;
