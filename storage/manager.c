@@ -6,7 +6,7 @@
  * holding volume I/O meanwhile up to the replacement timeout (then that I/O fails with
  * EIO, and new I/O fails at once until the session is back). Also the views other threads
  * ask for, and the shutdown. Other threads reach all of it through calls
- * (manager_call.c); discovery is in discovery.c.
+ * (manager_call.c); discovery is in manager_discovery.c.
  */
 #include "storage/manager.h"
 

@@ -1,7 +1,7 @@
 /*
  * manager_int.h - what the manager's files share (manager.c: sessions, recovery, views,
  * shutdown; manager_call.c: the calls of other threads; volume.c: volumes and their I/O;
- * discovery.c: SendTargets). Private to them: everything here lives on the storage loop
+ * manager_discovery.c: SendTargets). Private to them: everything here lives on the storage loop
  * thread unless it says otherwise.
  */
 #ifndef TOEGW_STORAGE_MANAGER_INT_H

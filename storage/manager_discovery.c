@@ -1,5 +1,5 @@
 /*
- * discovery.c - SendTargets discovery for the manager: its own discovery session, owned by
+ * manager_discovery.c - SendTargets discovery for the manager: its own discovery session, owned by
  * "discovery" in the broker, started from a call and logged out once the answer is known.
  */
 #include <errno.h>
