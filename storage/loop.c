@@ -1,5 +1,6 @@
 /*
- * loop.c - epoll loop, posted commands and timers for the storage thread.
+ * loop.c - epoll loop, posted commands, calls other threads wait for, and timers for the
+ * storage thread.
  */
 #include "storage/loop.h"
 
@@ -16,16 +17,26 @@
 
 #define LOOP_MAX_EVENTS 64
 
+/* Queued work: fn(arg), or a call (fn NULL) that runs call->run. */
 struct posted {
     void (*fn)(void *arg);
     void *arg;
+    struct sto_call *call;
     struct posted *next;
+};
+
+/* sto_call.state */
+enum {
+    CALL_WAITING,      /* queued or running, its caller waits */
+    CALL_DONE,         /* ended, its caller takes it back */
+    CALL_ABANDONED,    /* its caller timed out: whoever ends it (or the loop's end) frees it */
 };
 
 struct sto_loop {
     int epfd;
     struct sto_watch wake;          /* eventfd for posted commands */
-    pthread_mutex_t lock;           /* guards posted_head/tail */
+    pthread_mutex_t lock;           /* guards posted_head/tail and every sto_call.state */
+    pthread_cond_t calls_cv;        /* a call ended (CLOCK_MONOTONIC) */
     struct posted *posted_head, *posted_tail;
     struct sto_watch *kicked;       /* singly linked list of kicked watches */
     struct sto_timer timers;        /* sentinel of the doubly linked timer list */
@@ -45,7 +56,23 @@ uint64_t sto_now_ms(void)
     return sto_now_ns() / 1000000ull;
 }
 
-static void loop_drain_posted(struct sto_loop *loop)
+/*
+ * A call that never ran because the loop is going away: freed when its caller gave up;
+ * one whose caller still waits (a caller's bug: see sto_loop_call) is left to it.
+ */
+static void loop_drop_call(struct sto_loop *loop, struct sto_call *c)
+{
+    bool abandoned;
+
+    pthread_mutex_lock(&loop->lock);
+    abandoned = c->state == CALL_ABANDONED;
+    pthread_mutex_unlock(&loop->lock);
+    if (abandoned)
+        c->free(c);
+}
+
+/* Run what was posted; with `ending` (sto_loop_free) calls are dropped, not run. */
+static void loop_drain_posted(struct sto_loop *loop, bool ending)
 {
     struct posted *p, *next;
     uint64_t v;
@@ -59,7 +86,12 @@ static void loop_drain_posted(struct sto_loop *loop)
     pthread_mutex_unlock(&loop->lock);
     for (; p; p = next) {
         next = p->next;
-        p->fn(p->arg);
+        if (!p->call)
+            p->fn(p->arg);
+        else if (ending)
+            loop_drop_call(loop, p->call);
+        else
+            p->call->run(p->call);
         free(p);
     }
 }
@@ -67,12 +99,13 @@ static void loop_drain_posted(struct sto_loop *loop)
 static void loop_wake_cb(struct sto_watch *w, uint32_t revents)
 {
     (void)revents;
-    loop_drain_posted((struct sto_loop *)((char *)w - offsetof(struct sto_loop, wake)));
+    loop_drain_posted((struct sto_loop *)((char *)w - offsetof(struct sto_loop, wake)), false);
 }
 
 struct sto_loop *sto_loop_new(void)
 {
     struct sto_loop *loop = calloc(1, sizeof(*loop));
+    pthread_condattr_t ca;
 
     if (!loop)
         return NULL;
@@ -84,12 +117,18 @@ struct sto_loop *sto_loop_new(void)
         goto err_epoll;
     loop->wake.cb = loop_wake_cb;
     pthread_mutex_init(&loop->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&loop->calls_cv, &ca);
+    pthread_condattr_destroy(&ca);
     loop->timers.next = loop->timers.prev = &loop->timers;
     if (sto_loop_add(loop, &loop->wake, EPOLLIN) < 0)
         goto err_wake;
     return loop;
 
 err_wake:
+    pthread_cond_destroy(&loop->calls_cv);
+    pthread_mutex_destroy(&loop->lock);
     close(loop->wake.fd);
 err_epoll:
     close(loop->epfd);
@@ -102,9 +141,10 @@ void sto_loop_free(struct sto_loop *loop)
 {
     if (!loop)
         return;
-    loop_drain_posted(loop);
+    loop_drain_posted(loop, true);
     close(loop->wake.fd);
     close(loop->epfd);
+    pthread_cond_destroy(&loop->calls_cv);
     pthread_mutex_destroy(&loop->lock);
     free(loop);
 }
@@ -176,7 +216,13 @@ void sto_timer_disarm(struct sto_loop *loop, struct sto_timer *t)
     t->armed = false;
 }
 
-int sto_loop_post(struct sto_loop *loop, void (*fn)(void *arg), void *arg)
+/*
+ * Queue fn(arg) or a call; a call is refused once the loop is stopping (it would only wait
+ * out its timeout). Once queued the work is the loop's: a wake-up that cannot be written
+ * (the counter is saturated) means the loop is awake anyway, never a failure.
+ */
+static int loop_enqueue(struct sto_loop *loop, void (*fn)(void *arg), void *arg,
+                        struct sto_call *call)
 {
     struct posted *p = malloc(sizeof(*p));
     uint64_t one = 1;
@@ -185,17 +231,80 @@ int sto_loop_post(struct sto_loop *loop, void (*fn)(void *arg), void *arg)
         return -ENOMEM;
     p->fn = fn;
     p->arg = arg;
+    p->call = call;
     p->next = NULL;
     pthread_mutex_lock(&loop->lock);
+    if (call && loop->stopping) {
+        pthread_mutex_unlock(&loop->lock);
+        free(p);
+        return -ESHUTDOWN;
+    }
     if (loop->posted_tail)
         loop->posted_tail->next = p;
     else
         loop->posted_head = p;
     loop->posted_tail = p;
     pthread_mutex_unlock(&loop->lock);
-    if (write(loop->wake.fd, &one, sizeof(one)) < 0)
-        return -errno;
+    if (write(loop->wake.fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, the loop will wake */
+    }
     return 0;
+}
+
+int sto_loop_post(struct sto_loop *loop, void (*fn)(void *arg), void *arg)
+{
+    return loop_enqueue(loop, fn, arg, NULL);
+}
+
+/*
+ * One lock (the loop's) orders the three ends of a call: the caller taking it back (DONE),
+ * the caller giving up (ABANDONED), the loop ending it. Whichever comes second knows it
+ * holds the last use of the call, so it is freed exactly once and never read after.
+ */
+enum sto_call_status sto_loop_call(struct sto_loop *loop, struct sto_call *c,
+                                   uint32_t timeout_ms)
+{
+    struct timespec dl;
+
+    c->loop = loop;
+    c->state = CALL_WAITING;
+    if (loop_enqueue(loop, NULL, NULL, c) < 0) {
+        c->free(c);
+        return STO_CALL_NOT_POSTED;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&loop->lock);
+    while (c->state != CALL_DONE) {
+        if (pthread_cond_timedwait(&loop->calls_cv, &loop->lock, &dl) == ETIMEDOUT &&
+            c->state != CALL_DONE) {
+            c->state = CALL_ABANDONED;
+            pthread_mutex_unlock(&loop->lock);
+            return STO_CALL_TIMED_OUT;
+        }
+    }
+    pthread_mutex_unlock(&loop->lock);
+    return STO_CALL_DONE;
+}
+
+void sto_call_done(struct sto_call *c)
+{
+    struct sto_loop *loop = c->loop;
+
+    pthread_mutex_lock(&loop->lock);
+    if (c->state == CALL_ABANDONED) {
+        pthread_mutex_unlock(&loop->lock);
+        c->free(c);
+        return;
+    }
+    c->state = CALL_DONE;
+    pthread_cond_broadcast(&loop->calls_cv);
+    pthread_mutex_unlock(&loop->lock);
 }
 
 /* Milliseconds until the earliest timer, capped by `cap` (-1: no cap). */
@@ -274,7 +383,9 @@ void sto_loop_stop(struct sto_loop *loop)
 {
     uint64_t one = 1;
 
+    pthread_mutex_lock(&loop->lock); /* a call queued from now on is refused */
     loop->stopping = true;
+    pthread_mutex_unlock(&loop->lock);
     if (write(loop->wake.fd, &one, sizeof(one)) < 0) {
         /* the counter is saturated: the loop is awake anyway */
     }

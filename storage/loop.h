@@ -40,8 +40,49 @@ void sto_loop_kick(struct sto_loop *loop, struct sto_watch *w);
 void sto_timer_arm(struct sto_loop *loop, struct sto_timer *t, uint64_t after_ms);
 void sto_timer_disarm(struct sto_loop *loop, struct sto_timer *t);
 
-/* Thread-safe: run fn(arg) on the loop thread soon. 0 or -errno. */
+/*
+ * Thread-safe: run fn(arg) on the loop thread soon. 0 or -errno (-ENOMEM: not queued, fn
+ * never runs). Work still queued when the loop is freed runs in sto_loop_free.
+ */
 int sto_loop_post(struct sto_loop *loop, void (*fn)(void *arg), void *arg);
+
+/*
+ * A call from another thread that waits for the loop's answer (sto_loop_call). Embedded in
+ * the caller's object, which holds the arguments and the results. The caller sets `run`
+ * and `free`; the other members are the loop's.
+ */
+struct sto_call {
+    /* Loop thread: do the work, and end it (at once or later) with sto_call_done(c). */
+    void (*run)(struct sto_call *c);
+    /* Frees the object c is embedded in; the loop calls it for a call it was left with. */
+    void (*free)(struct sto_call *c);
+    struct sto_loop *loop;
+    int state;                                       /* guarded by the loop's lock */
+};
+
+/*
+ * What became of a call, and so who owns it now. After anything but STO_CALL_DONE the
+ * caller never touches the call again.
+ */
+enum sto_call_status {
+    STO_CALL_DONE,        /* it ran and ended: the caller's again (read results, free it) */
+    STO_CALL_TIMED_OUT,   /* no end within the timeout: the loop's now; it frees the call
+                             once the call ends, or in sto_loop_free if it never ran */
+    STO_CALL_NOT_POSTED,  /* the loop did not take it (stopped, out of memory): freed */
+};
+
+/*
+ * Thread-safe, never from the loop thread: queue c (c->run runs on the loop thread) and
+ * wait up to timeout_ms for sto_call_done(c). No thread may be waiting in here when the
+ * loop is freed.
+ */
+enum sto_call_status sto_loop_call(struct sto_loop *loop, struct sto_call *c,
+                                   uint32_t timeout_ms);
+/*
+ * Loop thread: c's work is over (its results are in the caller's object). Wakes the caller,
+ * or frees c when the caller gave up waiting. The loop side never touches c afterwards.
+ */
+void sto_call_done(struct sto_call *c);
 
 /* One iteration: wait at most timeout_ms (-1: until an event or timer). */
 int sto_loop_run_once(struct sto_loop *loop, int timeout_ms);

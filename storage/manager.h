@@ -56,9 +56,6 @@ struct sto_mgr_config {
     uint32_t replacement_timeout_ms;
     uint32_t max_outstanding;        /* SCSI commands in flight per session (0: 128) */
     uint32_t max_outstanding_writes; /* of which writes (0: 32) */
-    /* Called on the loop thread whenever sessions change (for persistence). */
-    void (*on_change)(void *arg);
-    void *on_change_arg;
 };
 
 /* Created on the caller's thread; the loop must run (sto_loop_run) on its own thread. */
