@@ -26,7 +26,7 @@
 #include "common/log.h"
 #include "storage/loop.h"
 #include "storage/manager.h"
-#include "stacks/transport.h"
+#include "common/transport.h"
 
 #define SHORT_MS 50
 
