@@ -1,5 +1,5 @@
 /*
- * api.h - the REST API (contract §3) and the dashboard, on libmicrohttpd + jansson.
+ * api.h - the REST API (docs/api.md) and the dashboard, on libmicrohttpd + jansson.
  *
  * API threads (libmicrohttpd's) never touch the storage loop's objects: they call the
  * manager's sto_mgr_* functions (posted commands with timeouts) and the broker's and the

@@ -1,5 +1,5 @@
 /*
- * render.c - JSON views of the appliance's objects (contract §3 shapes, plus documented
+ * render.c - JSON views of the appliance's objects (the shapes of docs/api.md, plus documented
  * extensions). Views are built from snapshots; none of them has a field for a secret.
  */
 #include <arpa/inet.h>

@@ -1,6 +1,6 @@
 /*
  * main.c - the toegw binary: dispatches to the appliance (`serve`) and the client
- * commands of contract §1.
+ * commands of README.md.
  */
 #include <isa-l.h>
 #include <openssl/crypto.h>

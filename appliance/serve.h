@@ -1,5 +1,5 @@
 /*
- * serve.h - `toegw serve`, the appliance (contract §2).
+ * serve.h - `toegw serve`, the appliance (docs/serve.md).
  */
 #ifndef TOEGW_APPLIANCE_SERVE_H
 #define TOEGW_APPLIANCE_SERVE_H

@@ -2,7 +2,7 @@
  * broker-latency.c - the offload broker's request→descriptor time on each stack (claim 9).
  *
  * In a network namespace of its own (unshare(CLONE_NEWNET); root), brings up the emulated
- * TOE with the contract's defaults (toe0, 192.0.2.2/24, host side 192.0.2.1/24) and a kernel
+ * TOE with its defaults (toe0, 192.0.2.2/24, host side 192.0.2.1/24) and a kernel
  * listener on 192.0.2.1, then runs N stk_request/stk_release cycles per stack against it:
  * policy toe (the connection goes through the TOE's driver interface and lwIP) and policy
  * host (a kernel socket to the same address). The two stacks alternate cycle by cycle so

@@ -1,5 +1,5 @@
 /*
- * nbd.h - the NBD export (contract §4): a fixed-newstyle NBD server on the storage loop
+ * nbd.h - the NBD export (docs/nbd.md): a fixed-newstyle NBD server on the storage loop
  * (no thread per client). The export name is the volume id. Protocol: the NBD project's
  * doc/proto.md.
  */

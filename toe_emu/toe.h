@@ -53,7 +53,7 @@ struct toe_config {
                                       TAP (measurements only) */
 };
 
-/* The contract's defaults: toe0, 192.0.2.2/24, host 192.0.2.1/24, MTU 9000, 1024 conns. */
+/* The defaults (docs/serve.md): toe0, 192.0.2.2/24, host 192.0.2.1/24, MTU 9000, 1024 conns. */
 void toe_config_defaults(struct toe_config *cfg);
 
 /*

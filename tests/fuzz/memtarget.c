@@ -3,7 +3,7 @@
  *
  * Initiator bytes arrive through writev, are framed into PDUs and answered at once; the
  * answers wait in an output buffer that read drains. The conn's eventfd is signalled while
- * answers wait and cleared by the read that finds none (the TOE conn's contract: "fd is
+ * answers wait and cleared by the read that finds none (the TOE conn's rule: "fd is
  * signalled only after a read returned -EAGAIN"). Everything runs on the caller's thread.
  */
 #include "tests/fuzz/memtarget.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 #
-# test_api.sh - the REST API of `toegw serve` (contract section 3) with curl, against tgtd,
+# test_api.sh - the REST API of `toegw serve` (docs/api.md) with curl, against tgtd,
 # in a private network namespace: every endpoint with its success and error paths, a
 # session created over REST that reads and writes through the volume data endpoint
 # (checked against tgtd's backing file byte for byte, over the TOE and over the host

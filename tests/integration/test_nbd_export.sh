@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 #
-# test_nbd_export.sh - toegw's NBD export (contract section 4) seen by real clients:
+# test_nbd_export.sh - toegw's NBD export (docs/nbd.md) seen by real clients:
 # nbdinfo, qemu-nbd --list, libnbd (what nbdsh runs) and the protocol byte by byte.
 #
 # In a private network namespace: tgtd on 0.0.0.0:3260 with two targets, toegw serve with one

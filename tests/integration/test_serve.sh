@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #
-# test_serve.sh - `toegw serve` flags and their TOEGW_* environment variables (contract
-# section 2): bad flags and bad values exit 2 with one clear line naming the culprit; the
+# test_serve.sh - `toegw serve` flags and their TOEGW_* environment variables
+# (docs/serve.md): bad flags and bad values exit 2 with one clear line naming the culprit; the
 # environment configures the daemon (TOEGW_API, TOEGW_STATE_DIR, TOEGW_NO_TOE, ...) and a
 # flag overrides its variable; --no-toe runs on the host stack only (the TOE answers 409 or
 # 503); the --toe-* flags and --port-range shape the TOE and the broker; a Unix socket API;

@@ -1,7 +1,7 @@
 /*
  * test_api_metrics.c - the Prometheus exposition: valid text format 0.0.4 (every family
  * announced once with # HELP and # TYPE, contiguous, counters named _total, labels
- * escaped), and the figures contract §3 asks for: both stacks' TCP counters by stack
+ * escaped), and the figures docs/api.md lists: both stacks' TCP counters by stack
  * label, the TOE's wire, the broker, sessions and volumes with latencies in seconds.
  */
 #include <criterion/criterion.h>

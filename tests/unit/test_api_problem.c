@@ -1,6 +1,6 @@
 /*
  * test_api_problem.c - RFC 9457 problem details, the mapping of the manager's error classes
- * to statuses (contract §3), bearer-token checks and the renderers' buffer.
+ * to statuses (docs/api.md), bearer-token checks and the renderers' buffer.
  */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * test_api_render.c - the JSON views of contract §3: field names and types, ids as
+ * test_api_render.c - the JSON views of docs/api.md: field names and types, ids as
  * strings, RFC 3339 times, offload state, export URIs, and the --no-toe entry.
  */
 #include <arpa/inet.h>

@@ -1,5 +1,5 @@
 /*
- * test_api_routes.c - routing of raw request targets: every endpoint of contract §3, the
+ * test_api_routes.c - routing of raw request targets: every endpoint of docs/api.md, the
  * methods each allows, and the path tricks that must never reach a handler.
  */
 #include <criterion/criterion.h>

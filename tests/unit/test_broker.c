@@ -112,7 +112,7 @@ static void suite_init(void)
             cr_skip_test("%s", netns_why); \
     } while (0)
 
-/* The contract's default TOE (toe0, 192.0.2.2/24, host side 192.0.2.1/24), or a skip. */
+/* The default TOE (toe0, 192.0.2.2/24, host side 192.0.2.1/24), or a skip. */
 static struct toe_dev *toe_up(unsigned max_conns)
 {
     struct toe_config cfg;
