@@ -71,6 +71,7 @@ struct serve {
     struct nbds_server *nbd;
     struct api_server *api;
     char token[128];
+    int lock_fd;                 /* the state dir's lock, held for the process's life */
     /* sessions from the state file not logged in yet (guarded by lock) */
     pthread_mutex_t lock;
     struct sto_session_req *pending;
@@ -529,6 +530,11 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
         app_errorf("cannot create state dir \"%s\": %s", sv->o.state_dir, strerror(-ret));
         return -1;
     }
+    sv->lock_fd = app_state_lock(sv->o.state_dir, err, sizeof(err));
+    if (sv->lock_fd < 0) {
+        app_errorf("%s", err);
+        return -1;
+    }
     ret = app_token_load(sv->o.token_file, sv->token, sizeof(sv->token), err, sizeof(err));
     if (ret < 0) {
         app_errorf("%s", err);
@@ -725,6 +731,7 @@ int app_cmd_serve(int argc, char **argv)
         return ret;
     }
     pthread_mutex_init(&sv->lock, NULL);
+    sv->lock_fd = -1;
 
     if (serve_start(sv, &st, &sigs) == 0) {
         serve_run(sv, &sigs);
@@ -739,6 +746,8 @@ int app_cmd_serve(int argc, char **argv)
     app_state_text_free(sv->last_state);
     explicit_bzero(sv->token, sizeof(sv->token));
     pthread_mutex_destroy(&sv->lock);
+    if (sv->lock_fd >= 0)
+        close(sv->lock_fd); /* the state dir is free for the next appliance */
     free(sv);
     if (status == APP_EXIT_OK)
         log_info("serve", "stopped");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -260,4 +261,57 @@ int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t
     int ret = write_atomic(path, hex, strlen(hex), err, errlen);
     explicit_bzero(hex, sizeof(hex));
     return ret;
+}
+
+/* The pid recorded in the lock file `fd`, or 0 when it holds none. */
+static long lock_owner(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    long pid;
+
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    pid = strtol(buf, NULL, 10);
+    return pid > 0 ? pid : 0;
+}
+
+int app_state_lock(const char *dir, char *err, size_t errlen)
+{
+    char path[4200], pid[32];
+    int fd, ret, len;
+
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(-ret));
+        return ret;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        if (ret == -EBUSY) {
+            long owner = lock_owner(fd);
+            if (owner)
+                snprintf(err, errlen, "state dir \"%s\" is in use by another toegw serve "
+                         "(pid %ld); stop it first, or give this one its own --state-dir",
+                         dir, owner);
+            else
+                snprintf(err, errlen, "state dir \"%s\" is in use by another toegw serve; "
+                         "stop it first, or give this one its own --state-dir", dir);
+        } else {
+            snprintf(err, errlen, "cannot lock \"%s\": %s", path, strerror(-ret));
+        }
+        close(fd);
+        return ret;
+    }
+    len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        ret = -errno;
+        snprintf(err, errlen, "cannot write \"%s\": %s", path, strerror(-ret));
+        close(fd);
+        return ret;
+    }
+    return fd;
 }

@@ -39,4 +39,13 @@ void app_state_clear(struct app_state *st);
  */
 int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t errlen);
 
+/*
+ * Make this process the one appliance of state directory DIR: an exclusive flock(2) on
+ * DIR/lock, which holds the owner's pid. The lock lives as long as the returned descriptor
+ * (the caller keeps it open for its whole life; the kernel drops the lock when the process
+ * ends, however it ends). Returns the descriptor, or -EBUSY when another process holds the
+ * lock (err names its pid), or -errno; err says why.
+ */
+int app_state_lock(const char *dir, char *err, size_t errlen);
+
 #endif

@@ -227,6 +227,14 @@ if start "unix:$SOCK" "$FSD/api-token" "$H_TMP/flag.log" \
     expect_code serve.unix_socket_auth 401
     h_check serve.flag_log_format_text "--log-format text did not override TOEGW_LOG_FORMAT=json" \
         sh -c "! grep -q '^{' '$H_TMP/flag.log' && grep -q 'serving' '$H_TMP/flag.log'"
+    # one appliance per state dir: a second serve on it exits 1 and names the first's pid
+    H_CMD_TIMEOUT=10 h_run "$TOEGW" serve --state-dir "$FSD" --api 127.0.0.1:18613 \
+        --nbd 127.0.0.1:18614 --no-toe
+    h_check serve.state_dir_taken "$(h_last) (expected exit 1 naming pid $PID)" \
+        sh -c "test $H_RC -eq 1 && test \$(wc -l <'$H_ERR') -eq 1 &&
+               grep -qF 'state dir \"$FSD\" is in use by another toegw serve (pid $PID)' '$H_ERR'"
+    h_check serve.state_dir_taken_nothing_started "the second serve listened on its api port" \
+        test -z "$(ss -Hltn 'sport = :18613')"
     stop serve.flag_sigterm
 fi
 
