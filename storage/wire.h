@@ -1,9 +1,10 @@
 /*
  * wire.h - the gather-write queue of a non-blocking byte stream, shared by the iSCSI
  * session's transmit queue and the NBD server's reply queue. Buffers of up to three parts
- * (header, data, trailer) leave in order, up to STO_WIRE_BATCH buffers per gather write;
- * a buffer written in part keeps its place and goes on from where the write stopped. No
- * byte is copied: the parts point at their owner's memory until the buffer is retired.
+ * (header, data, trailer) leave in order, up to STO_WIRE_BATCH * STO_WIRE_PARTS iovecs
+ * (STO_WIRE_BATCH buffers of three parts) per gather write; a buffer written in part keeps
+ * its place and goes on from where the write stopped. No byte is copied: the parts point
+ * at their owner's memory until the buffer is retired.
  */
 #ifndef TOEGW_STORAGE_WIRE_H
 #define TOEGW_STORAGE_WIRE_H
@@ -13,7 +14,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define STO_WIRE_BATCH 64 /* buffers per gather write */
+#define STO_WIRE_BATCH 64 /* three-part buffers per gather write */
 #define STO_WIRE_PARTS 3  /* header, data, trailer */
 
 struct sto_wire_part {
