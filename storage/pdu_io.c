@@ -502,10 +502,10 @@ static struct isc_rx_action rx_loop(struct isc_session *s, unsigned *budget, boo
             act = isc_rx_dispatch(s);
             (*budget)--;
         }
-        if (isc_rx_go(act))
-            act = s->rx_pending; /* a failure recorded on the way */
+        if (isc_fail_pending(s))
+            act = s->rx_pending; /* a failure recorded on the way comes first */
     }
-    return isc_rx_go(act) ? s->rx_pending : act;
+    return isc_fail_pending(s) ? s->rx_pending : act;
 }
 
 static void rx_process(struct isc_session *s)
