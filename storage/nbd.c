@@ -46,11 +46,10 @@ void nbds_tx_push(struct nbds_client *c, struct txbuf *t)
         c->deferred = t;
         return;
     }
-    if (c->tx_tail)
-        c->tx_tail->next = t;
-    else
-        c->tx_head = t;
-    c->tx_tail = t;
+    t->wb.part[0] = (struct sto_wire_part){ t->hdr, t->hlen };
+    t->wb.part[1] = (struct sto_wire_part){ t->data, t->dlen };
+    t->wb.part[2] = (struct sto_wire_part){ t->tail, t->tlen };
+    sto_wire_push(&c->txq, &t->wb);
 }
 
 /* ---------------------------------------------------------------- buffered bytes */
@@ -88,18 +87,20 @@ static void tx_free(struct nbds_client *c, struct txbuf *t)
     free(t);
 }
 
+/* The queue has written a reply (or drops it): free it. */
+static void tx_retire(struct sto_wire *q, struct sto_wire_buf *b)
+{
+    tx_free((struct nbds_client *)((char *)q - offsetof(struct nbds_client, txq)),
+            (struct txbuf *)((char *)b - offsetof(struct txbuf, wb)));
+}
+
 static void tx_free_all(struct nbds_client *c)
 {
     if (c->deferred) {
         tx_free(c, c->deferred);
         c->deferred = NULL;
     }
-    while (c->tx_head) {
-        struct txbuf *t = c->tx_head;
-        c->tx_head = t->next;
-        tx_free(c, t);
-    }
-    c->tx_tail = NULL;
+    sto_wire_clear(&c->txq, tx_retire);
 }
 
 /* ---------------------------------------------------------------- transmission */
@@ -537,51 +538,29 @@ static void client_read(struct nbds_client *c)
         sto_loop_kick(c->srv->loop, &c->w); /* budget spent: come back soon */
 }
 
+/* The client's socket as the queue's stream: -EAGAIN also for EINTR (tried again later). */
+static ssize_t client_write(void *arg, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    ssize_t w = sendmsg(*(int *)arg, &mh, MSG_NOSIGNAL);
+
+    if (w >= 0)
+        return w;
+    return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+}
+
 void nbds_client_flush(struct nbds_client *c)
 {
-    struct iovec iov[192];
-
-    while (c->tx_head && !c->dead) {
-        int n = 0;
-        for (struct txbuf *t = c->tx_head; t && n <= 189; t = t->next) {
-            size_t skip = t->done;
-            const struct { const void *b; size_t l; } parts[3] = {
-                { t->hdr, t->hlen }, { t->data, t->dlen }, { t->tail, t->tlen } };
-            for (int i = 0; i < 3; i++) {
-                if (skip >= parts[i].l) {
-                    skip -= parts[i].l;
-                    continue;
-                }
-                iov[n].iov_base = (uint8_t *)parts[i].b + skip;
-                iov[n++].iov_len = parts[i].l - skip;
-                skip = 0;
-            }
-        }
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            nbds_client_close(c, strerror(errno));
+    if (!c->dead) {
+        int ret = sto_wire_flush(&c->txq, client_write, &c->fd, tx_retire);
+        if (ret < 0) {
+            nbds_client_close(c, strerror(-ret));
             return;
-        }
-        while (w > 0 && c->tx_head) {
-            struct txbuf *t = c->tx_head;
-            size_t left = t->hlen + t->dlen + t->tlen - t->done;
-            if ((size_t)w < left) {
-                t->done += (size_t)w;
-                break;
-            }
-            w -= (ssize_t)left;
-            c->tx_head = t->next;
-            if (!c->tx_head)
-                c->tx_tail = NULL;
-            tx_free(c, t);
         }
     }
     if (!c->dead)
         sto_loop_mod(c->srv->loop, &c->w, (reading_paused(c) ? 0 : EPOLLIN) |
-                                          (c->tx_head ? EPOLLOUT : 0));
+                                          (sto_wire_empty(&c->txq) ? 0 : EPOLLOUT));
 }
 
 void nbds_client_destroy(struct nbds_client *c)

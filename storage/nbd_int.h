@@ -14,6 +14,7 @@
 #include "storage/loop.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
+#include "storage/wire.h"
 
 #define NBD_MAGIC 0x4e42444d41474943ull          /* "NBDMAGIC" */
 #define NBD_OPTS_MAGIC 0x49484156454f5054ull     /* "IHAVEOPT" */
@@ -81,8 +82,9 @@ enum cstate {
     C_CLOSING,
 };
 
+/* One reply: header, data, tail, written through the client's gather-write queue. */
 struct txbuf {
-    struct txbuf *next;
+    struct sto_wire_buf wb;  /* its parts are set from the fields below by nbds_tx_push */
     uint8_t hdr[40];
     uint32_t hlen;
     uint8_t *data;       /* owned */
@@ -90,7 +92,6 @@ struct txbuf {
     uint32_t held;       /* of dlen, the bytes counted in the client's `held` (read data) */
     uint8_t *tail;       /* owned (error message) */
     uint32_t tlen;
-    size_t done;
 };
 
 struct nbds_client;
@@ -134,7 +135,7 @@ struct nbds_client {
     bool defer_next;             /* the next reply waits for a refused write's payload */
     struct txbuf *deferred;      /* that reply, sent once the payload has been skipped */
     bool free_posted;
-    struct txbuf *tx_head, *tx_tail;
+    struct sto_wire txq;         /* replies queued for the socket (txbufs) */
     struct nbds_client *next;
     /* handshake phase: linked in the server's list in accept order (see nbd_accept.c) */
     bool handshaking;
