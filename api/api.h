@@ -107,6 +107,18 @@ struct api_limits {
 #define API_HEADER_TIMEOUT_MS 10000u
 #define API_MAX_PENDING 512u
 
+/* What GET /api/v1/info says about the appliance (all borrowed, static for its life). */
+#define API_INFO_LIBS 8
+struct api_info {
+    const char *version;               /* toegw's */
+    struct {
+        const char *name, *version;
+    } libraries[API_INFO_LIBS];        /* the first with name NULL ends the list */
+    const char *toe_mode;              /* "tap", or "none" without the TOE */
+    const char *toe_uplink;            /* the uplink interface, or NULL */
+    bool toe_nat;                      /* the TOE's subnet is masqueraded behind the host */
+};
+
 struct api_config {
     const char *listen;        /* "host:port" or "unix:/path" */
     const char *token;         /* the bearer token every /api/v1 request must carry */
@@ -119,6 +131,8 @@ struct api_config {
     const char *state_dir;     /* where capture files go */
     struct nbds_server *nbd;   /* borrowed; NULL: no NBD counters in /metrics */
     struct api_limits limits;
+    const struct api_info *info; /* borrowed; NULL: GET /api/v1/info says only what the API
+                                    knows itself */
 };
 
 /* Start serving. NULL on failure with the reason in err. Caller stops with api_server_stop. */

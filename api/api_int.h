@@ -119,6 +119,7 @@ enum api_route_id {
     API_R_VOLUME_DATA,     /* /api/v1/volumes/{id}/data */
     API_R_CAPTURE,         /* /api/v1/capture */
     API_R_CAPTURE_PCAP,    /* /api/v1/capture.pcap */
+    API_R_INFO,            /* /api/v1/info */
 };
 
 /* What the body of a request to a route must be. */
@@ -404,6 +405,7 @@ struct api_shared {
     size_t conn_len;
     struct timespec conn_at;             /* when conn_body was rendered (monotonic) */
     struct timespec conn_pace_next;      /* when the next /connections answer may go */
+    struct timespec started;             /* when the server started (monotonic) */
 };
 
 void api_shared_init(struct api_shared *sh);
@@ -450,7 +452,7 @@ const char *api_toe_why(const struct api_toe_ops *ops);
 bool api_is_get(enum api_method m);
 
 /* h_health.c */
-api_handler_fn api_h_page, api_h_livez, api_h_readyz, api_h_metrics;
+api_handler_fn api_h_page, api_h_livez, api_h_readyz, api_h_metrics, api_h_info;
 /* h_stacks.c */
 api_handler_fn api_h_stacks_list, api_h_stack_get, api_h_toe_patch;
 /* h_reservations.c */

@@ -346,6 +346,7 @@ json_t *api_json_session(const struct sto_session_view *s, const struct sto_volu
     ok = ok && set_str(o, "id", s->id);
     ok = ok && set_str(o, "portal", s->portal);
     ok = ok && set_str(o, "target", s->target);
+    ok = ok && set_str(o, "initiator_name", s->initiator[0] ? s->initiator : NULL);
     ok = ok && set_str(o, "state", s->state ? s->state : "failed");
     ok = ok && set_str(o, "stack", s->connected ? stk_stack_name(s->stack) : NULL);
     ok = ok && set_str(o, "policy", stk_policy_name(s->policy));

@@ -92,6 +92,7 @@ const char *api_server_address(const struct api_server *s)
 void api_shared_init(struct api_shared *sh)
 {
     memset(sh, 0, sizeof(*sh));
+    clock_gettime(CLOCK_MONOTONIC, &sh->started);
     pthread_mutex_init(&sh->capture_lock, NULL);
     pthread_mutex_init(&sh->conn_lock, NULL);
 }

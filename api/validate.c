@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "api/api_int.h"
+#include "storage/iname.h"
 
 int api_parse_u64(const char *s, size_t n, uint64_t *out)
 {
@@ -237,24 +238,6 @@ static bool portal_ok(const char *s)
     return true;
 }
 
-/* An iSCSI name (RFC 3720 §3.2.6): iqn./eui./naa. and [A-Za-z0-9.:_-]. */
-static bool iscsi_name_ok(const char *s)
-{
-    if (strncasecmp(s, "iqn.", 4) != 0 && strncasecmp(s, "eui.", 4) != 0 &&
-        strncasecmp(s, "naa.", 4) != 0)
-        return false;
-    if (!s[4])
-        return false;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == ':' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 static int get_portal(json_t *obj, char *out, size_t outsz, struct api_err *e)
 {
     int ret = get_str(obj, "", "portal", true, API_NAME_MAX, out, outsz, e);
@@ -375,7 +358,8 @@ int api_parse_session_req(const char *body, size_t len, struct sto_session_req *
                           struct api_err *e)
 {
     static const char *const keys[] = { "portal", "target", "stack", "reservation",
-                                        "header_digest", "data_digest", "chap", NULL };
+                                        "header_digest", "data_digest", "chap",
+                                        "initiator_name", NULL };
     json_t *j = NULL;
     int ret;
 
@@ -389,9 +373,19 @@ int api_parse_session_req(const char *body, size_t len, struct sto_session_req *
     if ((ret = get_str(j, "", "target", true, API_NAME_MAX, out->target,
                        sizeof(out->target), e)) < 0)
         goto out_fail;
-    if (!iscsi_name_ok(out->target)) {
+    if (!isc_name_valid(out->target)) {
         api_err_set(e, 422, "field \"target\" must be an iscsi name (iqn., eui. or naa., "
                     "letters, digits and .:-_)");
+        ret = -EINVAL;
+        goto out_fail;
+    }
+    ret = get_str(j, "", "initiator_name", false, API_NAME_MAX, out->initiator,
+                  sizeof(out->initiator), e);
+    if (ret < 0 && ret != -ENOENT)
+        goto out_fail;
+    if (out->initiator[0] && !isc_name_valid(out->initiator)) {
+        api_err_set(e, 422, "field \"initiator_name\" must be an iscsi name (iqn., eui. or "
+                    "naa., letters, digits and .:-_)");
         ret = -EINVAL;
         goto out_fail;
     }

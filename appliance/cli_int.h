@@ -27,7 +27,9 @@ struct app_cli_opts {
     bool json;
     struct app_net_opts net;
     struct app_timeouts tmo;    /* the session's; no recovery here: a timeout ends it */
-    const char *initiator;      /* points into argv; NULL: the default name */
+    /* --initiator-name, TOEGW_INITIATOR_NAME, or the one in the appliance's state dir
+       (TOEGW_STATE_DIR, /var/lib/toegw) when it has one; "": the built-in name */
+    char initiator[256];
     uint64_t offset;
     uint64_t length;
     bool have_length;

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "appliance/state.h"
 #include "common/log.h"
+#include "storage/iname.h"
 
 void app_errorf(const char *fmt, ...)
 {
@@ -101,6 +103,46 @@ bad:
  * Apply one option getopt_long returned (c, and idx into long_opts for the long ones).
  * 0, or APP_EXIT_USAGE after printing why; --help prints the usage and exits.
  */
+/* Take `name` as the initiator name. 0, or -EINVAL after printing why (source: its origin). */
+static int initiator_set(struct app_cli_opts *o, const char *source, const char *name)
+{
+    if (!isc_name_valid(name) || strlen(name) >= sizeof(o->initiator)) {
+        app_errorf("%s must be an iscsi name (iqn., eui. or naa., letters, digits and .:-_), "
+                   "not \"%.64s\"", source, name);
+        return -EINVAL;
+    }
+    snprintf(o->initiator, sizeof(o->initiator), "%s", name);
+    return 0;
+}
+
+/*
+ * Without --initiator-name: TOEGW_INITIATOR_NAME, else the name of the appliance whose
+ * state dir is TOEGW_STATE_DIR (/var/lib/toegw), if it has one, so that a client command
+ * on an appliance's host logs in as that appliance. Nothing is created here. 0, or -EINVAL
+ * after printing why.
+ */
+static int initiator_default(struct app_cli_opts *o)
+{
+    const char *env = getenv("TOEGW_INITIATOR_NAME");
+    const char *dir = getenv("TOEGW_STATE_DIR");
+    char err[512];
+    int ret;
+
+    if (o->initiator[0])
+        return 0;
+    if (env && *env)
+        return initiator_set(o, "TOEGW_INITIATOR_NAME", env);
+    ret = app_initiator_name_load(dir && *dir ? dir : "/var/lib/toegw", false, o->initiator,
+                                  sizeof(o->initiator), err, sizeof(err));
+    if (ret == -EINVAL) {
+        app_errorf("%s", err);
+        return ret;
+    }
+    if (ret < 0)
+        o->initiator[0] = '\0'; /* no appliance here: the built-in name */
+    return 0;
+}
+
 static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, char **argv)
 {
     char err[200];
@@ -143,7 +185,8 @@ static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, 
         break;
     case OPT_INITIATOR:
     case 'i':
-        o->initiator = optarg;
+        if (initiator_set(o, "--initiator-name", optarg) < 0)
+            return APP_EXIT_USAGE;
         break;
     case OPT_LOG_LEVEL: {
         enum log_level l;
@@ -234,6 +277,8 @@ int app_cli_parse_opts(int argc, char **argv, const char *usage, bool perf,
     }
     if (o->stack == STK_POLICY_HOST)
         o->net.no_toe = true; /* no adapter to bring up */
+    if (initiator_default(o) < 0)
+        return APP_EXIT_USAGE;
     *positional = argv[optind];
     return 0;
 }

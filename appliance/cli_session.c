@@ -93,7 +93,7 @@ int app_cli_session_open(struct app_cli_opts *o, const char *where, bool discove
         isc_url_clear(&cs->url);
         return ret == -EHOSTUNREACH ? APP_EXIT_FAILED : APP_EXIT_USAGE;
     }
-    cfg.initiator_name = o->initiator;
+    cfg.initiator_name = o->initiator[0] ? o->initiator : NULL;
     cfg.discovery = discovery;
     cfg.target_name = discovery ? NULL : cs->url.target;
     cfg.header_digest = cs->url.header_digest;

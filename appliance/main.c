@@ -2,9 +2,6 @@
  * main.c - the toegw binary: dispatches to the appliance (`serve`) and the client
  * commands of README.md.
  */
-#include <isa-l.h>
-#include <openssl/crypto.h>
-#include <openssl/opensslv.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,19 +9,19 @@
 #include "appliance/cli.h"
 #include "appliance/net.h"
 #include "appliance/serve.h"
-
-#ifndef TOEGW_VERSION
-#define TOEGW_VERSION "0.1.0"
-#endif
+#include "appliance/version.h"
 
 static int cmd_version(int argc, char **argv)
 {
+    struct api_info info = { 0 };
+
     (void)argc;
     (void)argv;
-    printf("toegw %s\n", TOEGW_VERSION);
-    printf("  openssl   %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
-    printf("  isa-l     %d.%d.%d\n", ISAL_MAJOR_VERSION, ISAL_MINOR_VERSION,
-           ISAL_PATCH_VERSION);
+    app_version_info(&info);
+    printf("toegw %s\n", info.version);
+    for (size_t i = 0; i < API_INFO_LIBS && info.libraries[i].name; i++)
+        if (strcmp(info.libraries[i].name, "toe"))
+            printf("  %-9s %s\n", info.libraries[i].name, info.libraries[i].version);
     /* tests/integration/lib/harness.sh (h_need_toe) reads this line */
     printf("  toe       %s\n", app_net_toe_built() ? "emulated (toe_emu/, lwIP)"
                                                    : "not built in (make TOE_MK=)");

@@ -54,6 +54,8 @@ void app_net_stop(struct app_net *net);
 
 /* True when this toegw is built with the emulated TOE (toe_emu/). */
 bool app_net_toe_built(void);
+/* The TOE's TCP/IP stack and its version ("lwIP 2.1.3"), or NULL without the TOE. */
+const char *app_net_toe_stack(void);
 /* The TOE's default settings (toe0, 192.0.2.2/24, ...). */
 void app_net_toe_defaults(struct toe_config *cfg);
 /*

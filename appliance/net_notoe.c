@@ -18,6 +18,11 @@ bool app_net_toe_built(void)
     return false;
 }
 
+const char *app_net_toe_stack(void)
+{
+    return NULL;
+}
+
 void app_net_toe_defaults(struct toe_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));

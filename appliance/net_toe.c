@@ -20,6 +20,11 @@ bool app_net_toe_built(void)
     return true;
 }
 
+const char *app_net_toe_stack(void)
+{
+    return toe_stack_version();
+}
+
 void app_net_toe_defaults(struct toe_config *cfg)
 {
     toe_config_defaults(cfg);

@@ -29,8 +29,10 @@
 #include "appliance/state.h"
 #include "appliance/timeouts.h"
 #include "appliance/toe_admin.h"
+#include "appliance/version.h"
 #include "common/log.h"
 #include "common/sockspec.h"
+#include "storage/iname.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
 
@@ -42,6 +44,7 @@ struct serve_opts {
     char token_file[4200];
     char nbd[300];
     char state_dir[4096];
+    char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
     struct app_net_opts net;
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;
@@ -72,6 +75,7 @@ struct serve {
     struct api_server *api;
     char token[128];
     int lock_fd;                 /* the state dir's lock, held for the process's life */
+    struct api_info info;        /* GET /api/v1/info */
     /* sessions from the state file not logged in yet (guarded by lock) */
     pthread_mutex_t lock;
     struct sto_session_req *pending;
@@ -96,6 +100,7 @@ static const struct option serve_long[] = {
     { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
     { "nbd-client-buffer-mib", required_argument, NULL, 0 },
     { "state-dir", required_argument, NULL, 0 },
+    { "initiator-name", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
     { "toe-addr", required_argument, NULL, 0 },
     { "toe-host-addr", required_argument, NULL, 0 },
@@ -124,6 +129,7 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
                "[--state-dir DIR]\n"
+               "                   [--initiator-name IQN]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--port-range LO-HI] [--no-toe]\n"
@@ -242,6 +248,13 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->state_dir, sizeof(o->state_dir), "%s", value);
+    } else if (!strcmp(name, "initiator-name")) {
+        if (!isc_name_valid(value) || strlen(value) >= sizeof(o->initiator)) {
+            app_errorf("%s must be an iscsi name (iqn., eui. or naa., letters, digits and "
+                       ".:-_), not \"%.64s\"", source, value);
+            return -EINVAL;
+        }
+        snprintf(o->initiator, sizeof(o->initiator), "%s", value);
     } else if (!strcmp(name, "max-outstanding") || !strcmp(name, "max-outstanding-writes")) {
         char *end;
         unsigned long v = strtoul(value, &end, 10);
@@ -535,6 +548,12 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
         app_errorf("%s", err);
         return -1;
     }
+    if (!sv->o.initiator[0] &&
+        app_initiator_name_load(sv->o.state_dir, true, sv->o.initiator,
+                                sizeof(sv->o.initiator), err, sizeof(err)) < 0) {
+        app_errorf("%s", err);
+        return -1;
+    }
     ret = app_token_load(sv->o.token_file, sv->token, sizeof(sv->token), err, sizeof(err));
     if (ret < 0) {
         app_errorf("%s", err);
@@ -598,6 +617,7 @@ static int serve_start_storage(struct serve *sv)
         .max_outstanding_writes = sv->o.max_outstanding_writes,
         .timeouts = sv->o.tmo.s,
         .replacement_timeout_ms = sv->o.tmo.replacement_ms,
+        .initiator_name = sv->o.initiator,
     };
     sv->mgr = sto_mgr_new(sv->loop, &mc);
     if (sv->mgr) {
@@ -635,8 +655,10 @@ static int serve_start_api(struct serve *sv)
         .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
         .state_dir = sv->o.state_dir, .nbd = sv->nbd,
-        .limits = sv->o.api_lim,
+        .limits = sv->o.api_lim, .info = &sv->info,
     };
+    app_version_info(&sv->info);
+    sv->info.toe_mode = sv->net.toe ? "tap" : "none";
     app_toe_admin_fill(&ac);
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {
@@ -644,8 +666,9 @@ static int serve_start_api(struct serve *sv)
         return -1;
     }
     sv->stage = SERVE_API;
-    log_info("serve", "toegw serving: api %s, nbd %s, state %s, toe %s", sv->o.api, sv->o.nbd,
-             sv->o.state_dir, sv->net.toe ? sv->o.net.toe.ifname : "off");
+    log_info("serve", "toegw serving: api %s, nbd %s, state %s, toe %s, initiator %s",
+             sv->o.api, sv->o.nbd, sv->o.state_dir, sv->net.toe ? sv->o.net.toe.ifname : "off",
+             sv->o.initiator);
     if (pthread_create(&sv->restore_thread, NULL, restore_main, sv) == 0)
         sv->restore_running = true;
     else

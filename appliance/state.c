@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "storage/chap.h"
+#include "storage/iname.h"
 
 #define STATE_FILE "state.json"
 #define STATE_VERSION 1
@@ -100,6 +101,8 @@ char *app_state_text(const struct app_state *st)
             }
             json_object_set_new(o, "chap", c);
         }
+        if (r->initiator[0])
+            json_object_set_new(o, "initiator_name", json_string(r->initiator));
         json_array_append_new(ss, o);
     }
     for (size_t i = 0; i < st->nreservations; i++) {
@@ -182,6 +185,8 @@ int app_state_load(const char *dir, struct app_state *st, char *err, size_t errl
         if (!json_is_object(o) || copy_str(r->id, sizeof(r->id), o, "id", true) ||
             copy_str(r->portal, sizeof(r->portal), o, "portal", true) ||
             copy_str(r->target, sizeof(r->target), o, "target", true) ||
+            copy_str(r->initiator, sizeof(r->initiator), o, "initiator_name", false) ||
+            (r->initiator[0] && !isc_name_valid(r->initiator)) ||
             (stack && stk_parse_policy(stack, &r->stack) < 0) ||
             (c && (!json_is_object(c) ||
                    copy_str(r->chap.user, sizeof(r->chap.user), c, "user", true) ||
@@ -314,4 +319,69 @@ int app_state_lock(const char *dir, char *err, size_t errlen)
         return ret;
     }
     return fd;
+}
+
+/*
+ * The name in an initiator-name file: the first line, "IQN" or open-iscsi's
+ * "InitiatorName=IQN" (so that an operator may copy /etc/iscsi/initiatorname.iscsi), with
+ * blanks around it dropped. 0, or -EINVAL when it is no iSCSI name.
+ */
+static int parse_iname(char *text, char *out, size_t outlen)
+{
+    char *p = text, *end;
+
+    if (!strncmp(p, "InitiatorName=", 14))
+        p += 14;
+    end = p + strcspn(p, "\r\n");
+    *end = '\0';
+    while (*p == ' ' || *p == '\t')
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    if (!isc_name_valid(p) || strlen(p) >= outlen)
+        return -EINVAL;
+    snprintf(out, outlen, "%s", p);
+    return 0;
+}
+
+int app_initiator_name_load(const char *dir, bool create, char *out, size_t outlen,
+                            char *err, size_t errlen)
+{
+    char path[4200], text[512], line[300];
+    ssize_t n;
+    int fd, ret;
+
+    snprintf(path, sizeof(path), "%s/initiator-name", dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        n = read(fd, text, sizeof(text) - 1);
+        ret = n < 0 ? -errno : 0;
+        close(fd);
+        if (ret < 0) {
+            snprintf(err, errlen, "cannot read \"%s\": %s", path, strerror(-ret));
+            return ret;
+        }
+        text[n] = '\0';
+        if (parse_iname(text, out, outlen) < 0) {
+            snprintf(err, errlen, "\"%s\" holds no iscsi name (one line: iqn., eui. or "
+                     "naa., letters, digits and .:-_, at most %d bytes)", path, ISC_NAME_MAX);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (errno != ENOENT || !create) {
+        ret = -errno;
+        snprintf(err, errlen, "cannot read \"%s\": %s", path, strerror(-ret));
+        return ret;
+    }
+    ret = isc_name_generate(out, outlen);
+    if (ret < 0) {
+        snprintf(err, errlen, "cannot make an initiator name: %s", strerror(-ret));
+        return ret;
+    }
+    n = snprintf(line, sizeof(line), "%s\n", out);
+    ret = write_atomic(path, line, (size_t)n, err, errlen);
+    if (ret == 0)
+        chmod(path, 0644); /* a name, not a secret */
+    return ret;
 }

@@ -6,6 +6,7 @@
 #ifndef TOEGW_APPLIANCE_STATE_H
 #define TOEGW_APPLIANCE_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "stacks/stacks.h"
@@ -47,5 +48,15 @@ int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t
  * lock (err names its pid), or -errno; err says why.
  */
 int app_state_lock(const char *dir, char *err, size_t errlen);
+
+/*
+ * The initiator name of state directory DIR, from DIR/initiator-name (one line: the IQN, or
+ * open-iscsi's "InitiatorName=IQN"). When the file is missing and `create` is set, a new
+ * name is made (iname.h) and kept there, so it stays the same across restarts and differs
+ * between appliances. 0 with the name in out; -ENOENT (missing, !create), -EINVAL (not an
+ * iSCSI name) or -errno, with err.
+ */
+int app_initiator_name_load(const char *dir, bool create, char *out, size_t outlen,
+                            char *err, size_t errlen);
 
 #endif

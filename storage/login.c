@@ -518,11 +518,15 @@ static struct isc_rx_action login_status(struct isc_session *s, uint8_t cls, uin
         s->chap_md5_only = true;
         return (struct isc_rx_action){ .verdict = ISC_RX_RECONNECT, .dst = s->target_addr };
     }
+    /* targets check their ACL by initiator name, and some (tgtd) answer "not found" */
+    bool acl = cls == 2 && (detail == 2 || detail == 3) && !s->cfg.discovery;
     return isc_rx_fail(s, detail == 1 && cls == 2 ? -EACCES : cls == 2 && detail == 3 ? -ENXIO
                                                                                    : -EPROTO,
-                       "login to %s at %s refused: %s (status 0x%02x%02x)",
+                       "login to %s at %s refused: %s (status 0x%02x%02x)%s%s%s",
                        isc_target_label(s), stk_addr_str(&s->target_addr, addr, sizeof(addr)),
-                       login_status_text(cls, detail), cls, detail);
+                       login_status_text(cls, detail), cls, detail,
+                       acl ? "; initiator name " : "", acl ? s->cfg.initiator_name : "",
+                       acl ? ": is it in the target's access list?" : "");
 }
 
 /* Keep the text of a response; continued (C bit) responses are reassembled. */

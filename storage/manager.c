@@ -50,6 +50,11 @@ static const char *ms_state_name(enum ms_state st)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+const char *sto_mgr_initiator(const struct sto_mgr *m)
+{
+    return m->initiator;
+}
+
 struct sto_mgr *sto_mgr_new(struct sto_loop *loop, const struct sto_mgr_config *cfg)
 {
     struct sto_mgr *m = calloc(1, sizeof(*m));
@@ -481,7 +486,7 @@ static void run_session_create(struct sto_mgr *m, struct mgr_call *c)
     ms->retry_timer.cb = retry_cb;
     ms->repl_timer.cb = repl_cb;
     ms->free_timer.cb = free_cb;
-    cfg.initiator_name = m->initiator;
+    cfg.initiator_name = ms->req.initiator[0] ? ms->req.initiator : m->initiator;
     cfg.target_name = r->target;
     cfg.header_digest = r->header_digest;
     cfg.data_digest = r->data_digest;
@@ -651,6 +656,8 @@ static void session_view(const struct mgr_session *ms, struct sto_session_view *
     snprintf(out->id, sizeof(out->id), "%s", ms->id);
     snprintf(out->portal, sizeof(out->portal), "%s", ms->req.portal);
     snprintf(out->target, sizeof(out->target), "%s", ms->req.target);
+    snprintf(out->initiator, sizeof(out->initiator), "%s",
+             ms->req.initiator[0] ? ms->req.initiator : ms->m->initiator);
     out->state = ms_state_name(ms->state);
     out->policy = ms->req.stack;
     out->reservation = ms->req.reservation;

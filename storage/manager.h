@@ -60,6 +60,9 @@ struct sto_mgr_config {
 
 /* Created on the caller's thread; the loop must run (sto_loop_run) on its own thread. */
 struct sto_mgr *sto_mgr_new(struct sto_loop *loop, const struct sto_mgr_config *cfg);
+/* The initiator name sessions log in with unless their request names another (borrowed;
+   fixed for the manager's life, so any thread may read it). */
+const char *sto_mgr_initiator(const struct sto_mgr *m);
 /* Logs every session out (bounded by timeout_ms) and frees. Called with the loop running. */
 void sto_mgr_shutdown(struct sto_mgr *m, uint32_t timeout_ms);
 void sto_mgr_free(struct sto_mgr *m);
@@ -79,6 +82,7 @@ struct sto_session_req {
     uint64_t reservation;            /* 0: none */
     bool header_digest, data_digest;
     struct sto_chap chap;            /* empty user: no CHAP */
+    char initiator[STO_NAME_MAX];    /* this session's initiator name; "": the manager's */
 };
 
 /* Error classes of the calls, for the REST layer to map to status codes. */
@@ -136,6 +140,7 @@ struct sto_session_view {
     char id[STO_ID_MAX];
     char portal[STO_NAME_MAX];
     char target[STO_NAME_MAX];
+    char initiator[STO_NAME_MAX];    /* the initiator name it logs in with */
     const char *state;               /* logging_in logged_in recovering failed logged_out */
     enum stk_policy policy;
     uint64_t reservation;

@@ -40,6 +40,11 @@ const char *toe_strerror(void)
     return last_err;
 }
 
+const char *toe_stack_version(void)
+{
+    return "lwIP " LWIP_VERSION_STRING;
+}
+
 void toe_config_defaults(struct toe_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));

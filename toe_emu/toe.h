@@ -55,6 +55,8 @@ struct toe_config {
 
 /* The defaults (docs/serve.md): toe0, 192.0.2.2/24, host 192.0.2.1/24, MTU 9000, 1024 conns. */
 void toe_config_defaults(struct toe_config *cfg);
+/* The version of the TCP/IP stack inside the adapter ("lwIP 2.1.3"; static). */
+const char *toe_stack_version(void);
 
 /*
  * Create or attach the TAP device, configure both ends, start the firmware thread with the
