@@ -39,7 +39,21 @@ void api_h_discovery(const struct api_ctx *x, const struct api_call *c, struct a
         isc_target_list_free(list);
 }
 
-static json_t *session_with_luns(struct sto_mgr *m, const struct sto_session_view *v)
+/* Why the broker put the session's connection on its stack ("offloaded", "toe_unreachable"). */
+static void add_placement(const struct api_ctx *x, const struct sto_session_view *v, json_t *j)
+{
+    struct stk_conn_row row = { .stack = v->stack, .local = v->local, .remote = v->remote };
+    json_t *conn = j ? json_object_get(j, "connection") : NULL;
+
+    if (!conn || !json_is_object(conn) || !x->cfg->broker)
+        return;
+    stk_broker_annotate(x->cfg->broker, &row, 1);
+    json_object_set_new(conn, "placement_reason",
+                        row.placement[0] ? json_string(row.placement) : json_null());
+}
+
+static json_t *session_with_luns(const struct api_ctx *x, struct sto_mgr *m,
+                                 const struct sto_session_view *v)
 {
     struct sto_volume_view *vols = NULL;
     size_t nv = 0;
@@ -51,6 +65,7 @@ static json_t *session_with_luns(struct sto_mgr *m, const struct sto_session_vie
     }
     j = api_json_session(v, vols, nv);
     free(vols);
+    add_placement(x, v, j);
     return j;
 }
 
@@ -118,7 +133,7 @@ void api_h_session_create(const struct api_ctx *x, const struct api_call *c,
     api_resp_location(r, "sessions", id);
     one = calloc(1, sizeof(*one));
     if (one && sto_mgr_get_session(m, id, one) == 0) {
-        api_resp_json(r, 201, session_with_luns(m, one));
+        api_resp_json(r, 201, session_with_luns(x, m, one));
     } else {
         /* logged in, then gone already (logged out by another request): say so briefly */
         api_resp_json(r, 201, json_pack("{s:s, s:s}", "id", id, "state", "logged_out"));
@@ -147,7 +162,7 @@ void api_h_session_get(const struct api_ctx *x, const struct api_call *c, struct
         api_resp_err(r, ret == -ETIMEDOUT || ret == -EAGAIN ? 503 : 500,
                      "cannot read session \"%s\": %s", id, strerror(-ret));
     else
-        api_resp_json(r, 200, session_with_luns(m, one));
+        api_resp_json(r, 200, session_with_luns(x, m, one));
     free(one);
 }
 

@@ -247,12 +247,16 @@ json_t *api_json_conn_row(const struct stk_conn_row *r)
                                                                  sizeof(r->owner))));
     ok = ok && set_u64(o, "bytes_in", r->bytes_in);
     ok = ok && set_u64(o, "bytes_out", r->bytes_out);
-    if (r->placement[0])
-        ok = ok && set_new(o, "placement",
-                           json_stringn(r->placement, strnlen(r->placement,
-                                                              sizeof(r->placement))));
-    else
-        ok = ok && set_new(o, "placement", json_null());
+    /* "placement" and "placement_reason": the same, under both names */
+    for (int i = 0; i < 2; i++) {
+        const char *key = i ? "placement_reason" : "placement";
+        if (r->placement[0])
+            ok = ok && set_new(o, key, json_stringn(r->placement,
+                                                    strnlen(r->placement,
+                                                            sizeof(r->placement))));
+        else
+            ok = ok && set_new(o, key, json_null());
+    }
     return finish(o, ok);
 }
 

@@ -58,6 +58,7 @@ static const struct option long_opts[] = {
     { "toe-host-addr", required_argument, NULL, OPT_TOE },
     { "toe-mtu", required_argument, NULL, OPT_TOE },
     { "toe-max-conns", required_argument, NULL, OPT_TOE },
+    { "toe-connect-timeout", required_argument, NULL, OPT_TOE },
     { "no-toe", no_argument, NULL, OPT_TOE },
     { "port-range", required_argument, NULL, OPT_TOE },
     { "initiator-name", required_argument, NULL, OPT_INITIATOR },

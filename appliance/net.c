@@ -80,6 +80,15 @@ int app_net_opt(struct app_net_opts *o, const char *name, const char *value, cha
         o->toe.max_conns = (unsigned)v;
         return 1;
     }
+    if (!strcmp(name, "toe-connect-timeout")) {
+        if (parse_uint(value, 600000, &v) < 0 || v < 100) {
+            snprintf(err, errlen, "--toe-connect-timeout must be a number of milliseconds "
+                                  "from 100 to 600000");
+            return -EINVAL;
+        }
+        o->toe.connect_timeout_ms = (unsigned)v;
+        return 1;
+    }
     if (!strcmp(name, "port-range")) {
         if (stk_parse_port_range(value, &o->port_lo, &o->port_hi) < 0) {
             snprintf(err, errlen, "--port-range must be LO-HI with 1 <= LO <= HI <= 65535, "

@@ -136,6 +136,12 @@ static int off_tcp_counters(void *ctx, struct stk_tcp_counters *out)
     return 0;
 }
 
+static int off_conn_error(void *ctx, const struct stk_conn *c)
+{
+    (void)ctx;
+    return toe_conn_error(c);
+}
+
 void app_net_toe_offload(struct toe_dev *toe, struct stk_offload_ops *out)
 {
     *out = (struct stk_offload_ops){
@@ -145,5 +151,6 @@ void app_net_toe_offload(struct toe_dev *toe, struct stk_offload_ops *out)
         .last_error = off_last_error,
         .list_conns = off_list_conns,
         .tcp_counters = off_tcp_counters,
+        .conn_error = off_conn_error,
     };
 }

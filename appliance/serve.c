@@ -106,6 +106,7 @@ static const struct option serve_long[] = {
     { "toe-host-addr", required_argument, NULL, 0 },
     { "toe-mtu", required_argument, NULL, 0 },
     { "toe-max-conns", required_argument, NULL, 0 },
+    { "toe-connect-timeout", required_argument, NULL, 0 },
     { "port-range", required_argument, NULL, 0 },
     { "no-toe", no_argument, NULL, 0 },
     { "max-outstanding", required_argument, NULL, 0 },
@@ -132,7 +133,8 @@ static void serve_usage(FILE *f)
                "                   [--initiator-name IQN]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
-               "                   [--toe-max-conns N] [--port-range LO-HI] [--no-toe]\n"
+               "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
+               "[--port-range LO-HI] [--no-toe]\n"
                "                   [--max-outstanding N] [--max-outstanding-writes N]\n"
                "                   [--api-max-conns N] [--api-max-conns-per-client N]\n"
                "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"

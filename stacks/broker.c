@@ -61,6 +61,11 @@ struct stk_broker {
     struct desc_node *descs;
     uint64_t next_res_id, next_desc_id;
     struct stk_broker_stats stats;
+    /* destinations a TOE connect got no answer from, until `until_ns` (monotonic) */
+    struct {
+        struct in_addr addr;
+        uint64_t until_ns;
+    } unreach[32];
 };
 
 const char *stk_placement_name(enum stk_placement p)
@@ -72,6 +77,7 @@ const char *stk_placement_name(enum stk_placement p)
     case STK_PLACED_HOST_LINK_DOWN: return "toe link down";
     case STK_PLACED_HOST_TOE_FULL: return "toe full";
     case STK_PLACED_HOST_UNREACHABLE: return "unreachable via toe";
+    case STK_PLACED_HOST_TOE_UNREACHABLE: return "toe_unreachable";
     }
     return "unknown";
 }
@@ -422,6 +428,40 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ------------------------------------------------------ destinations the TOE cannot reach */
+
+/* Whether a TOE connect to `a` got no answer lately (under the lock). */
+static bool unreach_held(struct stk_broker *b, struct in_addr a)
+{
+    uint64_t now = now_ns();
+
+    for (size_t i = 0; i < sizeof(b->unreach) / sizeof(b->unreach[0]); i++)
+        if (b->unreach[i].addr.s_addr == a.s_addr && b->unreach[i].until_ns > now)
+            return true;
+    return false;
+}
+
+/* Remember `a` as unreachable through the TOE for a while (under the lock). */
+static void unreach_mark(struct stk_broker *b, struct in_addr a)
+{
+    size_t n = sizeof(b->unreach) / sizeof(b->unreach[0]), slot = 0;
+    char addr[INET_ADDRSTRLEN];
+
+    for (size_t i = 0; i < n; i++) {
+        if (b->unreach[i].addr.s_addr == a.s_addr) {
+            slot = i;
+            break;
+        }
+        if (b->unreach[i].until_ns < b->unreach[slot].until_ns)
+            slot = i; /* else the one that expires first gives way */
+    }
+    b->unreach[slot].addr = a;
+    b->unreach[slot].until_ns = now_ns() + STK_TOE_UNREACHABLE_HOLD_MS * 1000000ull;
+    inet_ntop(AF_INET, &a, addr, sizeof(addr));
+    log_info("broker", "the toe got no answer from %s: connections to it go to the host stack "
+             "(auto) or are refused (toe) for %u s", addr, STK_TOE_UNREACHABLE_HOLD_MS / 1000);
+}
+
 /* One stk_request on its way to a descriptor (lives on the caller's stack, under the lock). */
 struct req_ctx {
     const struct stk_request *req;
@@ -478,6 +518,8 @@ static enum stk_placement req_place(struct stk_broker *b, const struct req_ctx *
         return STK_PLACED_HOST_LINK_DOWN;
     if (!offload_can_reach(&rc->req->dst))
         return STK_PLACED_HOST_UNREACHABLE;
+    if (unreach_held(b, rc->req->dst.sin_addr))
+        return STK_PLACED_HOST_TOE_UNREACHABLE;
     return STK_PLACED_TOE;
 }
 
@@ -534,10 +576,14 @@ static int req_refuse_toe(struct req_ctx *rc)
              p == STK_PLACED_HOST_NO_TOE ? "no toe device (--no-toe, or toegw built without it)"
              : p == STK_PLACED_HOST_LINK_DOWN ? "its link is down"
              : p == STK_PLACED_HOST_TOE_FULL ? "it is at its connection limit (--toe-max-conns)"
+             : p == STK_PLACED_HOST_TOE_UNREACHABLE
+                 ? "it got no answer from there within its connect timeout "
+                   "(--toe-connect-timeout): nothing on its wire routes to that address"
              : "the destination is not reachable through it");
     return p == STK_PLACED_HOST_NO_TOE ? -ENODEV
            : p == STK_PLACED_HOST_LINK_DOWN ? -ENETDOWN
-           : p == STK_PLACED_HOST_TOE_FULL ? -EMFILE : -ENETUNREACH;
+           : p == STK_PLACED_HOST_TOE_FULL ? -EMFILE
+           : p == STK_PLACED_HOST_TOE_UNREACHABLE ? -EHOSTUNREACH : -ENETUNREACH;
 }
 
 /* The host-stack connection, made from the port's placeholder socket itself. */
@@ -656,6 +702,10 @@ int stk_release(struct stk_broker *b, struct stk_desc *d, const char *owner, boo
     }
     struct desc_node *dn = *pp;
     *pp = dn->next;
+    if (dn->d.conn && dn->d.stack == STK_STACK_TOE && b->has_offload &&
+        b->offload.conn_error &&
+        b->offload.conn_error(b->offload.ctx, dn->d.conn) == -EHOSTUNREACH)
+        unreach_mark(b, dn->d.conn->remote.sin_addr);
     if (dn->d.conn)
         stk_conn_close(dn->d.conn, abort);
     if (dn->d.reservation) {

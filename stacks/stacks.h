@@ -85,7 +85,15 @@ enum stk_placement {
     STK_PLACED_HOST_LINK_DOWN,  /* the TOE's link is down */
     STK_PLACED_HOST_TOE_FULL,   /* the TOE is at --toe-max-conns */
     STK_PLACED_HOST_UNREACHABLE,/* the destination is not reachable through the TOE */
+    STK_PLACED_HOST_TOE_UNREACHABLE, /* a TOE connect to it got no answer lately */
 };
+
+/*
+ * How long a destination stays "toe_unreachable" after a TOE connect to it got no answer
+ * (the engine's connect timeout): meanwhile `auto` places connections to it on the host
+ * stack at once and `toe` refuses them at once; after it, the TOE is tried again.
+ */
+#define STK_TOE_UNREACHABLE_HOLD_MS 30000u
 const char *stk_placement_name(enum stk_placement p);
 
 /*
@@ -153,6 +161,11 @@ struct stk_conn_row {
 };
 /* The unified table: every IPv4 TCP socket of the host plus the TOE's. Caller frees *out. */
 int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t *n);
+/*
+ * Fill `owner` and `placement` of the rows (stack, local and remote set) that are the
+ * broker's connections or its placeholder binds; other rows are left alone.
+ */
+void stk_broker_annotate(struct stk_broker *b, struct stk_conn_row *rows, size_t n);
 
 /* TCP MIB counters of one stack. */
 struct stk_tcp_counters {
@@ -197,6 +210,11 @@ struct stk_offload_ops {
     int (*list_conns)(void *ctx, struct stk_conn_row **out, size_t *n);
     /* The engine's TCP MIB counters (passive_opens stays 0 for an initiator-only engine). */
     int (*tcp_counters)(void *ctx, struct stk_tcp_counters *out);
+    /*
+     * 0, or the -errno that failed one of the engine's conns; -EHOSTUNREACH means its
+     * connect got no answer within the engine's connect timeout. NULL: never asked.
+     */
+    int (*conn_error)(void *ctx, const struct stk_conn *c);
 };
 
 #endif

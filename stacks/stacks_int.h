@@ -6,8 +6,6 @@
 
 #include "stacks/stacks.h"
 
-/* Fill owner and placement of the rows that are broker connections. */
-void stk_broker_annotate(struct stk_broker *b, struct stk_conn_row *rows, size_t n);
 /*
  * A copy of the offload engine the broker places on, taken under its lock. False when it
  * has none.

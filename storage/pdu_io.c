@@ -240,6 +240,7 @@ static void conn_established(struct isc_session *s)
     char a[32], b[32];
 
     s->connecting = false;
+    s->toe_unanswered = false;
     log_debug("iscsi", "connected %s -> %s on the %s stack",
               stk_addr_str(&s->conn->local, a, sizeof(a)),
               stk_addr_str(&s->conn->remote, b, sizeof(b)), stk_stack_name(s->conn->stack));
@@ -550,6 +551,18 @@ void isc_conn_cb(struct sto_watch *w, uint32_t revents)
         char addr[32];
         if (ret == -EINPROGRESS)
             return;
+        if (ret == -EHOSTUNREACH && s->conn->stack == STK_STACK_TOE && !s->toe_unanswered) {
+            /*
+             * The TOE got no answer within its connect timeout. Ask the connector once
+             * more at once: its broker now knows, and places the connection on the host
+             * stack (auto) or refuses it and says why (toe).
+             */
+            s->toe_unanswered = true;
+            log_info("iscsi", "the toe got no answer from %s; connecting again",
+                     stk_addr_str(&s->target_addr, addr, sizeof(addr)));
+            conn_reopen(s, &s->target_addr);
+            return;
+        }
         if (ret < 0) {
             isc_session_fail(s, ret, "cannot connect to %s: %s",
                              stk_addr_str(&s->target_addr, addr, sizeof(addr)),

@@ -123,6 +123,7 @@ struct isc_session {
     struct stk_conn *conn;          /* owned; returned through cfg.connector.release */
     struct sto_watch watch;
     bool connecting;
+    bool toe_unanswered;            /* this connect already met a TOE that got no answer */
     struct sockaddr_in target_addr; /* portal, or where a redirect sent us */
 
     struct isc_params want;         /* our offers */

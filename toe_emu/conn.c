@@ -571,11 +571,26 @@ static void err_cb(void *arg, err_t err)
     conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
 }
 
-static err_t poll_cb(void *arg, struct tcp_pcb *pcb)
+/*
+ * While connecting, every coarse tick (500 ms): a connect nothing answers (no route beyond
+ * the wire, no ARP reply) fails after the connect timeout, long before lwIP's SYN retries
+ * would, so that the broker can place the owner's next try on the host stack.
+ */
+static err_t poll_cb(void *arg, struct tcp_pcb *unused)
 {
-    (void)pcb;
-    if (arg)
-        conn_defer(arg);
+    (void)unused;
+    struct toe_conn *c = arg;
+
+    if (!c)
+        return ERR_OK;
+    unsigned limit = c->dev->cfg.connect_timeout_ms;
+    if (!c->was_established && limit && (uint32_t)(sys_now() - c->connect_start_ms) >= limit) {
+        abort_pcb(c); /* detached first: err_cb does not run */
+        conn_fail(c, -EHOSTUNREACH, false);
+        conn_reap(c);
+        return ERR_ABRT;
+    }
+    conn_defer(c);
     return ERR_OK;
 }
 
@@ -595,6 +610,7 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
      * ticks (200 ms, Linux's minimum RTO) is what the handshake says here.
      */
     toe_tcp_seed_rtt(pcb, 200);
+    tcp_poll(pcb, poll_cb, 4);     /* the connect deadline is over: the usual 2 s poll */
     atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
     conn_signal(c);
     tx_pump(c);
@@ -759,6 +775,8 @@ int toe_conn_start(struct toe_dev *dev, void *arg)
     if (e != ERR_OK)
         goto fail;
     attach_pcb(pcb, c);
+    tcp_poll(pcb, poll_cb, 1);     /* every tick until established: the connect deadline */
+    c->connect_start_ms = sys_now();
     tcp_nagle_disable(pcb);
     e = tcp_connect(pcb, &remote, ntohs(a->dst.sin_port), connected_cb);
     if (e == ERR_USE && reap_released(&local, a->local_port, &remote, ntohs(a->dst.sin_port)))

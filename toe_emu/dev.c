@@ -54,6 +54,7 @@ void toe_config_defaults(struct toe_config *cfg)
     inet_pton(AF_INET, "192.0.2.1", &cfg->host_addr);
     cfg->host_prefix = 24;
     cfg->mtu = 9000;
+    cfg->connect_timeout_ms = 3000;
     cfg->max_conns = 1024;
 }
 

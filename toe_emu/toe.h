@@ -22,7 +22,9 @@
  *   -ENETUNREACH   no route to the destination through the adapter
  *   -ECONNREFUSED  the peer answered the SYN with a reset
  *   -ECONNRESET    the peer reset an established connection
- *   -ETIMEDOUT     the peer stopped answering (SYN or data retransmissions exhausted)
+ *   -ETIMEDOUT     the peer stopped answering (data retransmissions exhausted)
+ *   -EHOSTUNREACH  a connect got no answer within connect_timeout_ms: nothing at the
+ *                  destination answers the adapter (no route beyond its wire, no ARP reply)
  *   -ENOMEM        out of memory
  */
 #ifndef TOEGW_TOE_TOE_H
@@ -49,6 +51,9 @@ struct toe_config {
     uint8_t host_prefix;
     unsigned mtu;                  /* wire MTU, set on both ends (9000); 576..65000 */
     unsigned max_conns;            /* offload capacity (1024); 0: up, but takes none */
+    unsigned connect_timeout_ms;   /* a connect with no answer (no SYN-ACK, no ARP reply)
+                                      this long fails with -EHOSTUNREACH (3000); 0: lwIP's
+                                      own SYN retries decide */
     bool no_offload;               /* no TSO/GSO super-frames, no checksum offload on the
                                       TAP (measurements only) */
 };

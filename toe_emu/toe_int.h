@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "lwip/netif.h"
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
 
 #include "toe_emu/capture.h"
@@ -71,6 +72,7 @@ struct toe_conn {
     bool pump_err;                  /* tcp_write failed: abort outside the callbacks */
     bool fin_queued;                /* shutdown/close sent to lwIP */
     bool was_established;
+    uint32_t connect_start_ms;      /* sys_now() when the SYN went out */
     uint64_t bytes_in, bytes_out;   /* delivered to rx / acknowledged by the peer */
     uint32_t sack_ack;              /* duplicate ACKs with SACK blocks seen for this ... */
     unsigned sack_dups;             /* ... acknowledgment number, and how many */

@@ -223,6 +223,42 @@ h_netns_add_veth() {
         ip link set "$1" up && ip link set "$3" up
 }
 
+# A second host, the "SAN": a network namespace of its own (held by a process of this test)
+# joined to the test's namespace by a veth pair, san0 here and san1 there, with
+# documentation addresses only. Nothing routes between them unless a test says so.
+# h_san_host LOCAL_ADDR/PREFIX SAN_ADDR/PREFIX - sets H_SAN_PID; h_san CMD... runs CMD there.
+h_san_host() {
+    h__require_netns
+    h_need unshare nsenter ip
+    local a
+    for a in "$1" "$2"; do
+        case "$a" in
+            192.0.2.*/* | 198.51.100.*/* | 203.0.113.*/*) ;;
+            *) h_fail "$H_TEST.san" "only documentation addresses may be used, not $a"; h_end ;;
+        esac
+    done
+    unshare --net sleep 100000 </dev/null >/dev/null 2>&1 &
+    H_SAN_PID=$!
+    h_bg_register "$H_SAN_PID"
+    for _ in $(seq 100); do
+        [ "$(readlink "/proc/$H_SAN_PID/ns/net" 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ] &&
+            [ -n "$(readlink "/proc/$H_SAN_PID/ns/net" 2>/dev/null)" ] && break
+        sleep 0.02
+    done
+    if ! { ip link add san0 type veth peer name san1 &&
+        ip link set san1 netns "$H_SAN_PID" &&
+        ip addr add "$1" dev san0 && ip link set san0 up &&
+        h_san ip link set lo up && h_san ip addr add "$2" dev san1 &&
+        h_san ip link set san1 up; }; then
+        h_fail "$H_TEST.san" "cannot set up the SAN host's namespace and veth pair"
+        h_end
+    fi
+}
+
+h_san() {
+    nsenter -t "$H_SAN_PID" -n "$@"
+}
+
 # Everything that listens or captures calls this first: never outside the test's namespace.
 h__require_netns() {
     if [ "${H_NETNS_CHILD:-}" != 1 ] || [ -z "$H_TMP" ] ||
@@ -394,18 +430,20 @@ h__listening() {
 
 # h_tgtd_start - tgtd in the namespace, listening on $H_TGTD_PORTAL (default $H_PORTAL,
 # 127.0.0.1:3260), on its own control port (retried when another tgtd holds that port).
+# H_TGTD_ON_SAN=1: tgtd runs on the SAN host (h_san_host) instead.
 h_tgtd_start() {
     h__require_netns
     h_need tgtd tgtadm ss timeout
-    local portal=${H_TGTD_PORTAL:-$H_PORTAL} try
+    local portal=${H_TGTD_PORTAL:-$H_PORTAL} try ns=()
+    [ "${H_TGTD_ON_SAN:-}" = 1 ] && ns=(nsenter -t "$H_SAN_PID" -n)
     for try in 1 2 3 4 5 6 7 8; do
         H_TGTD_CPORT=$(( (($$ * 31 + try * 7919 + RANDOM) % 12000) + 20000 ))
-        tgtd -f -C "$H_TGTD_CPORT" --iscsi "portal=$portal" \
+        "${ns[@]}" tgtd -f -C "$H_TGTD_CPORT" --iscsi "portal=$portal" \
             >"$H_TMP/tgtd.log" 2>&1 </dev/null &
         H_TGTD_PID=$!
         for _ in $(seq 100); do
             kill -0 "$H_TGTD_PID" 2>/dev/null || break
-            if h__listening "${portal##*:}" &&
+            if "${ns[@]}" bash -c "[ -n \"\$(ss -Hltn 'sport = :${portal##*:}' 2>/dev/null)\" ]" &&
                 tgtadm -C "$H_TGTD_CPORT" --op show --mode target >/dev/null 2>&1; then
                 h_log "tgtd pid $H_TGTD_PID control port $H_TGTD_CPORT portal $portal"
                 return 0
