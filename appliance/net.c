@@ -45,6 +45,10 @@ int app_net_opt(struct app_net_opts *o, const char *name, const char *value, cha
         o->pcap = value;
         return 1;
     }
+    if (!strcmp(name, "toe-nat")) {
+        o->toe_nat = true;
+        return 1;
+    }
     if (!strcmp(name, "toe-ifname")) {
         if (!*value || strlen(value) >= sizeof(o->toe.ifname) || strchr(value, '/')) {
             snprintf(err, errlen, "--toe-ifname must be 1 to %zu characters without '/'",
@@ -136,6 +140,14 @@ int app_net_start(const struct app_net_opts *o, bool toe_required, struct app_ne
             log_info("net", "%s; using the host stack only", net->toe_error);
         }
     }
+    if (net->toe && o->toe_nat) {
+        ret = app_nat_start(&net->nat, o->toe.ifname, o->toe.addr, o->toe.prefix, err,
+                            errlen);
+        if (ret < 0) {
+            app_net_stop(net);
+            return ret;
+        }
+    }
     if (net->toe && o->pcap) {
         ret = app_net_toe_capture(net, o->pcap, err, errlen);
         if (ret < 0) {
@@ -158,5 +170,6 @@ void app_net_stop(struct app_net *net)
 {
     stk_broker_free(net->broker);
     net->broker = NULL;
+    app_nat_stop(&net->nat);
     app_net_toe_down(net);
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "appliance/nat.h"
 #include "stacks/stacks.h"
 #include "toe_emu/toe.h"
 
@@ -22,6 +23,7 @@ struct app_net_opts {
     bool toe_asked;         /* a --toe-* flag or --pcap was given */
     uint16_t port_lo, port_hi;
     const char *pcap;       /* capture the TOE's wire into this file */
+    bool toe_nat;           /* masquerade the TAP's subnet behind the host (nat.h) */
 };
 
 struct app_net {
@@ -29,6 +31,7 @@ struct app_net {
     struct stk_offload_ops offload; /* the broker's table over `toe` (when there is one) */
     struct stk_broker *broker;
     char toe_error[256];        /* why the TOE is absent, when it is */
+    struct app_nat nat;         /* --toe-nat, when set up */
 };
 
 void app_net_opts_defaults(struct app_net_opts *o);

@@ -109,6 +109,7 @@ static const struct option serve_long[] = {
     { "toe-connect-timeout", required_argument, NULL, 0 },
     { "port-range", required_argument, NULL, 0 },
     { "no-toe", no_argument, NULL, 0 },
+    { "toe-nat", no_argument, NULL, 0 },
     { "max-outstanding", required_argument, NULL, 0 },
     { "max-outstanding-writes", required_argument, NULL, 0 },
     /* timeouts (appliance/timeouts.h) */
@@ -134,7 +135,7 @@ static void serve_usage(FILE *f)
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
-               "[--port-range LO-HI] [--no-toe]\n"
+               "[--port-range LO-HI] [--no-toe] [--toe-nat]\n"
                "                   [--max-outstanding N] [--max-outstanding-writes N]\n"
                "                   [--api-max-conns N] [--api-max-conns-per-client N]\n"
                "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
