@@ -4,6 +4,7 @@
  */
 #include "appliance/net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,23 @@ int app_net_opt(struct app_net_opts *o, const char *name, const char *value, cha
     }
     if (!strcmp(name, "pcap")) {
         o->pcap = value;
+        return 1;
+    }
+    if (!strcmp(name, "toe-uplink")) {
+        if (!*value || strlen(value) >= sizeof(o->toe.uplink) || strchr(value, '/')) {
+            snprintf(err, errlen, "--toe-uplink must be an interface name (1 to %zu "
+                     "characters without '/')", sizeof(o->toe.uplink) - 1);
+            return -EINVAL;
+        }
+        snprintf(o->toe.uplink, sizeof(o->toe.uplink), "%s", value);
+        return 1;
+    }
+    if (!strcmp(name, "toe-gateway")) {
+        if (inet_pton(AF_INET, value, &o->toe.gateway) != 1) {
+            snprintf(err, errlen, "--toe-gateway must be an IPv4 address, not \"%.40s\"",
+                     value);
+            return -EINVAL;
+        }
         return 1;
     }
     if (!strcmp(name, "toe-nat")) {

@@ -39,9 +39,17 @@ static const char *toe_why(int err)
 int app_net_toe_up(const struct app_net_opts *o, struct app_net *net, char *why,
                    size_t whylen)
 {
+    struct toe_config cfg = o->toe;
     int ret;
 
-    net->toe = toe_dev_new(&o->toe);
+    if (cfg.uplink[0]) {
+        if (o->toe_nat) {
+            snprintf(why, whylen, "--toe-nat is for the private TAP, not --toe-uplink");
+            return -EINVAL;
+        }
+        cfg.host_addr.s_addr = 0; /* a station on the uplink's segment: no host side */
+    }
+    net->toe = toe_dev_new(&cfg);
     if (!net->toe) {
         ret = -errno;
         snprintf(why, whylen, "cannot bring up the toe on %s: %s", o->toe.ifname,

@@ -110,6 +110,8 @@ static const struct option serve_long[] = {
     { "port-range", required_argument, NULL, 0 },
     { "no-toe", no_argument, NULL, 0 },
     { "toe-nat", no_argument, NULL, 0 },
+    { "toe-uplink", required_argument, NULL, 0 },
+    { "toe-gateway", required_argument, NULL, 0 },
     { "max-outstanding", required_argument, NULL, 0 },
     { "max-outstanding-writes", required_argument, NULL, 0 },
     /* timeouts (appliance/timeouts.h) */
@@ -136,6 +138,7 @@ static void serve_usage(FILE *f)
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
                "[--port-range LO-HI] [--no-toe] [--toe-nat]\n"
+               "                   [--toe-uplink IFACE] [--toe-gateway ADDR]\n"
                "                   [--max-outstanding N] [--max-outstanding-writes N]\n"
                "                   [--api-max-conns N] [--api-max-conns-per-client N]\n"
                "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
@@ -661,7 +664,9 @@ static int serve_start_api(struct serve *sv)
         .limits = sv->o.api_lim, .info = &sv->info,
     };
     app_version_info(&sv->info);
-    sv->info.toe_mode = sv->net.toe ? "tap" : "none";
+    sv->info.toe_mode = !sv->net.toe ? "none" : sv->o.net.toe.uplink[0] ? "macvtap" : "tap";
+    sv->info.toe_uplink = sv->net.toe && sv->o.net.toe.uplink[0] ? sv->o.net.toe.uplink : NULL;
+    sv->info.toe_nat = sv->net.nat.table[0] != '\0';
     app_toe_admin_fill(&ac);
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {

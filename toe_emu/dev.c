@@ -126,7 +126,7 @@ static void lwip_start(struct toe_dev *dev)
     memset(&lwip_stats, 0, sizeof(lwip_stats));
     ip.addr = cfg->addr.s_addr;
     mask.addr = htonl(cfg->prefix ? ~0u << (32 - cfg->prefix) : 0);
-    gw.addr = cfg->host_addr.s_addr;
+    gw.addr = cfg->gateway.s_addr ? cfg->gateway.s_addr : cfg->host_addr.s_addr;
     netif_add(&dev->netif, &ip, &mask, &gw, dev, toe_netif_init, ethernet_input);
     netif_set_default(&dev->netif);
     netif_set_link_up(&dev->netif);

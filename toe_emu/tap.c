@@ -105,21 +105,46 @@ out:
     return rc;
 }
 
+/* The macvtap on the uplink (macvtap.c), opened with the same flags as a TAP. */
+static int open_macvtap(struct toe_dev *dev, struct ifreq *ifr)
+{
+    int fd, rc = toe_macvtap_create(&dev->cfg);
+
+    if (rc < 0)
+        return rc;
+    fd = toe_macvtap_open(dev->cfg.ifname);
+    if (fd >= 0 && ioctl(fd, TUNSETIFF, ifr) < 0) {
+        rc = -errno;
+        toe_err_set("toe: cannot set up macvtap '%s': %s", dev->cfg.ifname, strerror(-rc));
+        close(fd);
+        fd = rc;
+    }
+    if (fd < 0)
+        toe_macvtap_delete(dev->cfg.ifname);
+    return fd;
+}
+
 int toe_tap_open(struct toe_dev *dev)
 {
     const struct toe_config *cfg = &dev->cfg;
     struct ifreq ifr;
     int fd, rc;
 
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->ifname);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (cfg->no_offload ? 0 : IFF_VNET_HDR);
+    if (cfg->uplink[0]) {
+        fd = open_macvtap(dev, &ifr);
+        if (fd < 0)
+            return fd;
+        goto opened;
+    }
     fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
         toe_err_set("toe: cannot open /dev/net/tun: %s", strerror(-rc));
         return rc;
     }
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->ifname);
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (cfg->no_offload ? 0 : IFF_VNET_HDR);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         rc = -errno;
         if (rc == -EINVAL)
@@ -130,6 +155,7 @@ int toe_tap_open(struct toe_dev *dev)
                         strerror(-rc));
         goto fail;
     }
+opened:
     dev->offload = false;
     dev->vnet = !cfg->no_offload;
     if (dev->vnet) {
@@ -155,6 +181,8 @@ int toe_tap_open(struct toe_dev *dev)
 fail:
     close(fd);
     dev->tap_fd = -1;
+    if (cfg->uplink[0])
+        toe_macvtap_delete(cfg->ifname);
     return rc;
 }
 
@@ -171,4 +199,6 @@ void toe_tap_close(struct toe_dev *dev)
     if (dev->tap_fd >= 0)
         close(dev->tap_fd);
     dev->tap_fd = -1;
+    if (dev->cfg.uplink[0])
+        toe_macvtap_delete(dev->cfg.ifname); /* unlike a TAP, it outlives its fd */
 }

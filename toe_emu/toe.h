@@ -48,6 +48,10 @@ struct toe_config {
     uint8_t prefix;                /* its prefix length (24) */
     struct in_addr host_addr;      /* given to the host side of the TAP (192.0.2.1); also the
                                       adapter's gateway. 0.0.0.0: leave the host side alone */
+    char uplink[TOE_IFNAME_MAX];   /* "": the wire is a private TAP. Else a macvtap on this
+                                      interface, with the adapter's MAC: the adapter is a
+                                      station on its segment (host_addr is not used) */
+    struct in_addr gateway;        /* the adapter's default route; 0.0.0.0: host_addr */
     uint8_t host_prefix;
     unsigned mtu;                  /* wire MTU, set on both ends (9000); 576..65000 */
     unsigned max_conns;            /* offload capacity (1024); 0: up, but takes none */

@@ -158,6 +158,10 @@ void toe_dev_wake(struct toe_dev *dev);
 /* tap.c */
 int toe_tap_open(struct toe_dev *dev);
 void toe_tap_close(struct toe_dev *dev);
+/* macvtap.c: the wire as a macvtap on cfg->uplink (--toe-uplink). 0/fd or -errno. */
+int toe_macvtap_create(struct toe_config *cfg);
+int toe_macvtap_open(const char *ifname);
+int toe_macvtap_delete(const char *ifname);
 int toe_tap_set_carrier(struct toe_dev *dev, bool up);
 
 /* netif.c */
