@@ -35,6 +35,11 @@ static struct task *task_alloc(struct isc_session *s)
     return t;
 }
 
+/*
+ * The command a target PDU names by its ITT. Only a command that was sent: one still
+ * waiting for the CmdSN window is on the wait list, and a target that answers it (by
+ * guessing its ITT) must not complete it there, or its slot would be reused while linked.
+ */
 static struct task *task_find(struct isc_session *s, uint32_t itt)
 {
     uint32_t idx = itt & 0xffff;
@@ -43,7 +48,7 @@ static struct task *task_find(struct isc_session *s, uint32_t itt)
     if (idx >= TASKS_MAX)
         return NULL;
     t = &s->tasks[idx];
-    return t->in_use && t->itt == itt ? t : NULL;
+    return t->in_use && t->sent && t->itt == itt ? t : NULL;
 }
 
 /*
