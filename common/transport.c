@@ -4,6 +4,8 @@
  */
 #include "common/transport.h"
 
+#include "common/sockspec.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -161,43 +163,20 @@ int stk_host_connect(const struct sockaddr_in *dst, uint16_t local_port, struct 
     return stk_host_connect_fd(fd, dst, out);
 }
 
+/* A portal is a TCP address spec (common/sockspec.c) naming one address. */
 int stk_parse_hostport(const char *s, uint16_t def_port, struct sockaddr_in *out)
 {
-    char host[256];
-    const char *colon;
-    unsigned long port = def_port;
-    size_t hlen;
+    struct sockspec sp;
+    int ret;
 
-    if (!s || !*s)
+    if (!s || sockspec_is_unix(s))
         return -EINVAL;
-    if (s[0] == '[')
-        return -EAFNOSUPPORT; /* IPv6 literals: both stacks are IPv4 only */
-    colon = strrchr(s, ':');
-    hlen = colon ? (size_t)(colon - s) : strlen(s);
-    if (hlen == 0 || hlen >= sizeof(host))
+    ret = sockspec_parse(s, def_port, &sp);
+    if (ret < 0)
+        return ret;
+    if (!strcmp(sp.host, "*"))
         return -EINVAL;
-    memcpy(host, s, hlen);
-    host[hlen] = '\0';
-    if (colon) {
-        char *end;
-        errno = 0;
-        port = strtoul(colon + 1, &end, 10);
-        if (errno || *end || end == colon + 1 || port == 0 || port > 65535)
-            return -EINVAL;
-    }
-    memset(out, 0, sizeof(*out));
-    out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &out->sin_addr) == 1)
-        return 0;
-
-    struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0)
-        return -EHOSTUNREACH;
-    out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
-    return 0;
+    return sockspec_resolve(&sp, out, NULL);
 }
 
 int stk_parse_cidr(const char *s, struct in_addr *addr, uint8_t *prefix)
