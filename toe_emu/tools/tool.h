@@ -1,6 +1,7 @@
 /*
  * tool.h - what the files of toe-tool share: the test pattern, the kernel peers' address,
- * the TOE side's helpers and the command-line options (toe_tool.c has main and the rest).
+ * the TOE side's helpers and the command-line options (toe_tool.c has main and the rest;
+ * flood.c and conns.c a command each).
  */
 #ifndef TOEGW_TOE_TOOL_H
 #define TOEGW_TOE_TOOL_H
@@ -52,5 +53,6 @@ struct stk_conn *toe_dial(struct toe_dev *dev, uint16_t dport, uint16_t lport);
 void print_counters(struct toe_dev *dev);
 
 int cmd_flood(const struct opts *o);
+int cmd_conns(const struct opts *o);
 
 #endif
