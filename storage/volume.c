@@ -568,10 +568,14 @@ static void run_volume_write(struct sto_mgr *m, struct mgr_call *c)
         sto_mgr_call_finish(c, ret, STO_ERR_IO, "cannot start the write: %s", strerror(-ret));
 }
 
-int sto_mgr_volume_read(struct sto_mgr *m, const char *id, uint64_t offset, uint32_t len,
-                        void *buf, struct sto_result *res)
+/*
+ * A read or write of the REST API on the storage loop, through a copy of the data the call
+ * owns (after a timeout the loop may still be using it; the caller's buffer may be gone).
+ */
+static int volume_call(struct sto_mgr *m, const char *id, uint64_t offset, uint32_t len,
+                       bool write, void *rbuf, const void *wbuf, struct sto_result *res)
 {
-    struct mgr_call *c = sto_mgr_call_new(m, run_volume_read);
+    struct mgr_call *c = sto_mgr_call_new(m, write ? run_volume_write : run_volume_read);
     int ret;
 
     if (!c)
@@ -584,33 +588,24 @@ int sto_mgr_volume_read(struct sto_mgr *m, const char *id, uint64_t offset, uint
         sto_mgr_call_free(c);
         return -ENOMEM;
     }
+    if (write && len)
+        memcpy(c->data, wbuf, len);
     if (!sto_mgr_call_through(m, c, m->cfg.call_timeout_ms, res, &ret))
         return ret;
-    if (ret == 0)
-        memcpy(buf, c->data, len);
+    if (ret == 0 && !write && len)
+        memcpy(rbuf, c->data, len);
     sto_mgr_call_free(c);
     return ret;
+}
+
+int sto_mgr_volume_read(struct sto_mgr *m, const char *id, uint64_t offset, uint32_t len,
+                        void *buf, struct sto_result *res)
+{
+    return volume_call(m, id, offset, len, false, buf, NULL, res);
 }
 
 int sto_mgr_volume_write(struct sto_mgr *m, const char *id, uint64_t offset, uint32_t len,
                          const void *buf, struct sto_result *res)
 {
-    struct mgr_call *c = sto_mgr_call_new(m, run_volume_write);
-    int ret;
-
-    if (!c)
-        return -ENOMEM;
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    c->offset = offset;
-    c->len = len;
-    c->data = malloc(len ? len : 1);
-    if (!c->data) {
-        sto_mgr_call_free(c);
-        return -ENOMEM;
-    }
-    memcpy(c->data, buf, len);
-    if (!sto_mgr_call_through(m, c, m->cfg.call_timeout_ms, res, &ret))
-        return ret;
-    sto_mgr_call_free(c);
-    return ret;
+    return volume_call(m, id, offset, len, true, NULL, buf, res);
 }
