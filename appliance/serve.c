@@ -26,6 +26,7 @@
 #include "appliance/net.h"
 #include "appliance/serve_int.h"
 #include "appliance/state.h"
+#include "appliance/tls_files.h"
 #include "appliance/toe_admin.h"
 #include "appliance/version.h"
 #include "common/log.h"
@@ -57,6 +58,8 @@ struct serve {
     char token[128];
     int lock_fd;                 /* the state dir's lock, held for the process's life */
     struct api_info info;        /* GET /api/v1/info */
+    struct app_tls_files tls;    /* the API's certificate and key with --api-tls on */
+    int fail_status;             /* the exit status of a failed start (0: APP_EXIT_FAILED) */
     /* sessions from the state file not logged in yet (guarded by lock) */
     pthread_mutex_t lock;
     struct sto_session_req *pending;
@@ -293,6 +296,55 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
 }
 
 /*
+ * Start, step 1b: with --api-tls on, the API's certificate and key: those of
+ * --tls-certificates DIR, or of STATE_DIR/tls/, made self-signed at the first start. A
+ * missing, unreadable or malformed file exits 2. 0, or -1 after printing why.
+ */
+static int serve_setup_tls(struct serve *sv)
+{
+    char dir[sizeof(sv->o.state_dir) + 8], err[APP_TLS_PATH_MAX + 200];
+    struct sockspec api;
+    const char *names[2] = { NULL, NULL };
+    int ret = 0;
+
+    if (!sv->o.api_tls)
+        return 0;
+    if (sv->o.tls_certificates[0]) {
+        snprintf(dir, sizeof(dir), "%s", sv->o.tls_certificates);
+    } else {
+        snprintf(dir, sizeof(dir), "%s/%s", sv->o.state_dir, APP_TLS_DIR);
+        if (sockspec_parse(sv->o.api, 8080, &api) == 0 && !api.is_unix)
+            names[0] = api.host; /* the certificate is also for the API's address */
+        ret = app_tls_files_ensure(dir, names, err, sizeof(err));
+        if (ret > 0)
+            log_info("serve", "made a self-signed tls certificate in %s", dir);
+    }
+    if (ret >= 0)
+        ret = app_tls_files_load(dir, &sv->tls, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        sv->fail_status = APP_EXIT_USAGE;
+        return -1;
+    }
+    if (sv->tls.key_open_to_others)
+        log_warn("serve", "the tls key %s can be read by other users (chmod 600 it)",
+                 sv->tls.key_path);
+    if (sv->tls.not_after < time(NULL))
+        log_warn("serve", "the tls certificate %s has expired", sv->tls.cert_path);
+    log_info("serve", "api tls certificate %s, sha-256 fingerprint %s", sv->tls.cert_path,
+             sv->tls.fingerprint);
+    return 0;
+}
+
+/* POST /api/v1/token: a new token in the token file (the API keeps it in memory). */
+static int serve_token_renew(void *arg, char *tok, size_t toklen, char *err, size_t errlen)
+{
+    struct serve *sv = arg;
+
+    return app_token_renew(sv->o.token_file, tok, toklen, err, errlen);
+}
+
+/*
  * Start, step 2: the TOE and the broker, with the saved port reservations; the saved
  * sessions move from *st to sv->pending for the restore thread. 0, or -1 after printing why.
  */
@@ -381,11 +433,16 @@ static int serve_start_api(struct serve *sv)
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
         .state_dir = sv->o.state_dir, .nbd = sv->nbd,
         .limits = sv->o.api_lim, .info = &sv->info,
+        .tls_cert_pem = sv->tls.cert_pem, .tls_key_pem = sv->tls.key_pem,
+        .metrics_auth = sv->o.metrics_auth, .token_renew = serve_token_renew,
+        .token_renew_arg = sv,
     };
     app_version_info(&sv->info);
     sv->info.toe_mode = !sv->net.toe ? "none" : sv->o.net.toe.uplink[0] ? "macvtap" : "tap";
     sv->info.toe_uplink = sv->net.toe && sv->o.net.toe.uplink[0] ? sv->o.net.toe.uplink : NULL;
     sv->info.toe_nat = sv->net.nat.table[0] != '\0';
+    sv->info.tls_api = sv->tls.cert_pem != NULL;
+    sv->info.tls_fingerprint = sv->tls.cert_pem ? sv->tls.fingerprint : NULL;
     app_toe_admin_fill(&ac);
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {
@@ -406,7 +463,8 @@ static int serve_start_api(struct serve *sv)
 /* Start: each step in turn; the first to fail stops the start (serve_stop undoes the rest). */
 static int serve_start(struct serve *sv, struct app_state *st, sigset_t *sigs)
 {
-    if (serve_setup(sv, st, sigs) < 0 || serve_start_net(sv, st) < 0 ||
+    if (serve_setup(sv, st, sigs) < 0 || serve_setup_tls(sv) < 0 ||
+        serve_start_net(sv, st) < 0 ||
         serve_start_storage(sv) < 0 || serve_start_api(sv) < 0)
         return -1;
     return 0;
@@ -486,6 +544,8 @@ int app_cmd_serve(int argc, char **argv)
     if (serve_start(sv, &st, &sigs) == 0) {
         serve_run(sv, &sigs);
         status = APP_EXIT_OK;
+    } else if (sv->fail_status) {
+        status = sv->fail_status;
     }
     serve_stop(sv);
 
@@ -495,6 +555,7 @@ int app_cmd_serve(int argc, char **argv)
     free(sv->pending);
     app_state_text_free(sv->last_state);
     explicit_bzero(sv->token, sizeof(sv->token));
+    app_tls_files_clear(&sv->tls);
     pthread_mutex_destroy(&sv->lock);
     if (sv->lock_fd >= 0)
         close(sv->lock_fd); /* the state dir is free for the next appliance */

@@ -5,6 +5,7 @@
 #ifndef TOEGW_APPLIANCE_SERVE_INT_H
 #define TOEGW_APPLIANCE_SERVE_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "api/api.h"
@@ -27,6 +28,10 @@ struct serve_opts {
     struct app_timeouts tmo;
     enum log_level level;
     enum log_format format;
+    bool api_tls;                     /* --api-tls on: the API speaks HTTPS */
+    char tls_certificates[4096];      /* --tls-certificates; "": STATE_DIR/tls, made when
+                                         missing */
+    bool metrics_auth;                /* --metrics-auth: /metrics needs the token */
 };
 /*
  * Fill *o from the TOEGW_* variables, then the flags (a flag overrides its variable).

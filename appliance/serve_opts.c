@@ -21,6 +21,9 @@ static const struct option serve_long[] = {
     { "api-max-conns", required_argument, NULL, 0 },
     { "api-max-conns-per-client", required_argument, NULL, 0 },
     { "api-header-timeout", required_argument, NULL, 0 },
+    { "api-tls", required_argument, NULL, 0 },
+    { "tls-certificates", required_argument, NULL, 0 },
+    { "metrics-auth", no_argument, NULL, 0 },
     { "nbd", required_argument, NULL, 0 },
     { "nbd-handshake-timeout", required_argument, NULL, 0 },
     { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
@@ -59,6 +62,8 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
                "[--state-dir DIR]\n"
+               "                   [--api-tls off|on] [--tls-certificates DIR] "
+               "[--metrics-auth]\n"
                "                   [--initiator-name IQN]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
@@ -174,6 +179,20 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->token_file, sizeof(o->token_file), "%s", value);
+    } else if (!strcmp(name, "api-tls")) {
+        if (strcmp(value, "on") && strcmp(value, "off")) {
+            app_errorf("%s must be on or off, not \"%.64s\"", source, value);
+            return -EINVAL;
+        }
+        o->api_tls = !strcmp(value, "on");
+    } else if (!strcmp(name, "tls-certificates")) {
+        if (!*value || strlen(value) >= sizeof(o->tls_certificates) - 64) {
+            app_errorf("%s must be a directory path", source);
+            return -EINVAL;
+        }
+        snprintf(o->tls_certificates, sizeof(o->tls_certificates), "%s", value);
+    } else if (!strcmp(name, "metrics-auth")) {
+        o->metrics_auth = true;
     } else if (!strcmp(name, "state-dir")) {
         if (!*value || strlen(value) >= sizeof(o->state_dir) - 64) {
             app_errorf("%s must be a directory path", source);
