@@ -16,11 +16,13 @@
 #  - POST /api/v1/token: the new token once, in the token file (0600); the old one 401 at
 #    once, the new one 200, also after a restart; the log names neither;
 #  - /metrics public: no target names, portals, IQNs or addresses in it, ids only;
-#    --metrics-auth: 401 without the token, and with it the labels name the target.
+#    --metrics-auth: 401 without the token, and with it the labels name the target;
+#  - the header deadline covers the handshake: a client that completes it and sends no
+#    request, or sends nothing at all, is closed (without a plain answer) in time.
 # shellcheck source=lib/harness.sh
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
-h_need curl jq openssl gnutls-cli tgtd tgtadm
+h_need curl jq openssl gnutls-cli tgtd tgtadm python3
 h_need_toegw
 
 PORT=18543
@@ -207,7 +209,7 @@ h_check api_tls.log_has_no_token "a token appears in the log" \
 # --- restart: the same certificate, the rotated token, --metrics-auth ---------------------------
 
 serve_stop
-serve_start metrics --api-tls on --metrics-auth
+serve_start metrics --api-tls on --metrics-auth --api-header-timeout 2
 h_check api_tls.cert_reused "the fingerprint changed over a restart: $(openssl_fpr "$CERT") != $FPR" \
     test "$(openssl_fpr "$CERT")" = "$FPR"
 h_check api_tls.token_survives_restart "the token file changed over a restart" \
@@ -225,6 +227,30 @@ for _ in $(seq 50); do
 done
 h_check api_tls.metrics_auth_200_names "GET /metrics with the token: HTTP $R_CODE, $(grep -m1 toegw_session_info "$R_BODY")" \
     sh -c "[ '$R_CODE' = 200 ] && grep -qF 'target=\"$IQN\"' '$R_BODY'"
+
+# idle CAFILE HANDSHAKE - connects, does the TLS handshake when HANDSHAKE is 1, then waits
+# for the server: prints what it got and after how long.
+idle() {
+    python3 - "$@" <<'PY'
+import socket, ssl, sys, time
+t0 = time.time()
+s = socket.create_connection(("127.0.0.1", 18543))
+if sys.argv[2] == "1":
+    s = ssl.create_default_context(cafile=sys.argv[1]).wrap_socket(s, server_hostname="127.0.0.1")
+s.settimeout(8)
+try:
+    got = s.recv(100)
+except Exception as e:
+    got = repr(e).encode()
+print("%d %.1f" % (len(got), time.time() - t0))
+PY
+}
+read -r n secs < <(idle "$CERT" 1)
+h_check api_tls.deadline_after_handshake "a handshaken idle connection got ${n:-?} bytes after ${secs:-?} s" \
+    awk -v n="${n:-9}" -v s="${secs:-99}" 'BEGIN { exit !(n == 0 && s >= 1.5 && s < 4) }'
+read -r n secs < <(idle "$CERT" 0)
+h_check api_tls.deadline_silent_closed "a silent connection got ${n:-?} bytes after ${secs:-?} s" \
+    awk -v n="${n:-9}" -v s="${secs:-99}" 'BEGIN { exit !(n == 0 && s >= 1.5 && s < 4) }'
 
 # --- --tls-certificates: the operator's own certificate -----------------------------------------
 
