@@ -172,6 +172,18 @@ h_check api_tls.metrics_public_session_by_id "no toegw_session_info for $SID" \
 h_check api_tls.metrics_public_no_names "a name or address in the public /metrics: $(grep -m1 -E 'iqn\.|target=|portal=|addr=|127\.0\.0\.1' "$H_TMP/metrics.public")" \
     sh -c "! grep -qE 'iqn\\.|target=|portal=|addr=|mac=|127\\.0\\.0\\.1|$IQN' '$H_TMP/metrics.public'"
 
+# promtool_check NAME FILE - `promtool check metrics` accepts FILE (a loud skip without it).
+promtool_check() {
+    if ! command -v promtool >/dev/null 2>&1; then
+        h_skip "api_tls.$1" "no promtool (Debian's prometheus package)"
+        return
+    fi
+    h_run promtool check metrics <"$2"
+    h_check "api_tls.$1" "promtool check metrics: $(h__oneline "$(head -c 300 "$H_OUT" "$H_ERR")")" \
+        test "$H_RC" -eq 0
+}
+promtool_check metrics_public_promtool "$H_TMP/metrics.public"
+
 # --- toegw netstat over https -------------------------------------------------------------------
 
 h_run "$TOEGW" netstat --api "https://$API" --state-dir "$SD" --json
@@ -227,6 +239,8 @@ for _ in $(seq 50); do
 done
 h_check api_tls.metrics_auth_200_names "GET /metrics with the token: HTTP $R_CODE, $(grep -m1 toegw_session_info "$R_BODY")" \
     sh -c "[ '$R_CODE' = 200 ] && grep -qF 'target=\"$IQN\"' '$R_BODY'"
+cp "$R_BODY" "$H_TMP/metrics.auth"
+promtool_check metrics_auth_promtool "$H_TMP/metrics.auth"
 
 # idle CAFILE HANDSHAKE - connects, does the TLS handshake when HANDSHAKE is 1, then waits
 # for the server: prints what it got and after how long.
