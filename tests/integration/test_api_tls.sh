@@ -11,7 +11,8 @@
 #    certificate's SHA-256 fingerprint, equal to openssl's; a restart reuses the certificate;
 #  - toegw netstat reads the API over https (the appliance's own certificate by default),
 #    and refuses a certificate its --cacert does not vouch for;
-#  - --tls-certificates DIR with a certificate signed by a CA made here is served as is;
+#  - --tls-certificates DIR with a certificate signed by a CA made here is served as is
+#    (TOEGW_API_TLS, TOEGW_TLS_CERTIFICATES and TOEGW_METRICS_AUTH set some runs);
 #    a malformed certificate, a missing or foreign key exit 2 naming the file;
 #  - POST /api/v1/token: the new token once, in the token file (0600); the old one 401 at
 #    once, the new one 200, also after a restart; the log names neither;
@@ -221,7 +222,7 @@ h_check api_tls.log_has_no_token "a token appears in the log" \
 # --- restart: the same certificate, the rotated token, --metrics-auth ---------------------------
 
 serve_stop
-serve_start metrics --api-tls on --metrics-auth --api-header-timeout 2
+TOEGW_METRICS_AUTH=1 serve_start metrics --api-tls on --api-header-timeout 2
 h_check api_tls.cert_reused "the fingerprint changed over a restart: $(openssl_fpr "$CERT") != $FPR" \
     test "$(openssl_fpr "$CERT")" = "$FPR"
 h_check api_tls.token_survives_restart "the token file changed over a restart" \
@@ -280,7 +281,8 @@ printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' 
 openssl x509 -req -in "$H_TMP/server.csr" -CA "$H_TMP/ca.pem" -CAkey "$H_TMP/ca-key.pem" \
     -CAcreateserial -days 30 -extfile "$H_TMP/ext" -out "$UD/server-cert.pem" 2>/dev/null
 chmod 600 "$UD/server-key.pem"
-CACERT=$H_TMP/ca.pem serve_start own --api-tls on --tls-certificates "$UD"
+# (by the environment this time: TOEGW_API_TLS, TOEGW_TLS_CERTIFICATES)
+CACERT=$H_TMP/ca.pem TOEGW_API_TLS=on TOEGW_TLS_CERTIFICATES=$UD serve_start own
 CACERT=$H_TMP/ca.pem req GET /api/v1/info
 h_check api_tls.own_cert_served "curl --cacert ca.pem: $(got)" \
     sh -c "[ '$R_CODE' = 200 ] && [ \"\$(jq -r .tls.fingerprint_sha256 '$R_BODY')\" = '$(openssl_fpr "$UD/server-cert.pem")' ]"
