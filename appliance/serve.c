@@ -26,6 +26,7 @@
 #include "appliance/cli.h"
 #include "appliance/heap.h"
 #include "appliance/net.h"
+#include "appliance/priv.h"
 #include "appliance/state.h"
 #include "appliance/timeouts.h"
 #include "appliance/toe_admin.h"
@@ -45,6 +46,7 @@ struct serve_opts {
     char nbd[300];
     char state_dir[4096];
     char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
+    char user[64];                    /* --user: run as this account once the TOE is up */
     struct app_net_opts net;
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;
@@ -101,6 +103,7 @@ static const struct option serve_long[] = {
     { "nbd-client-buffer-mib", required_argument, NULL, 0 },
     { "state-dir", required_argument, NULL, 0 },
     { "initiator-name", required_argument, NULL, 0 },
+    { "user", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
     { "toe-addr", required_argument, NULL, 0 },
     { "toe-host-addr", required_argument, NULL, 0 },
@@ -133,7 +136,7 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
                "[--state-dir DIR]\n"
-               "                   [--initiator-name IQN]\n"
+               "                   [--initiator-name IQN] [--user NAME]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
@@ -248,6 +251,12 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->token_file, sizeof(o->token_file), "%s", value);
+    } else if (!strcmp(name, "user")) {
+        if (!*value || strlen(value) >= sizeof(o->user) || strchr(value, '/')) {
+            app_errorf("%s must be a user name", source);
+            return -EINVAL;
+        }
+        snprintf(o->user, sizeof(o->user), "%s", value);
     } else if (!strcmp(name, "state-dir")) {
         if (!*value || strlen(value) >= sizeof(o->state_dir) - 64) {
             app_errorf("%s must be a directory path", source);
@@ -549,6 +558,18 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
         app_errorf("cannot create state dir \"%s\": %s", sv->o.state_dir, strerror(-ret));
         return -1;
     }
+    /* the state (token, keys, CHAP secrets) is the appliance's alone */
+    struct stat sd;
+    if (stat(sv->o.state_dir, &sd) == 0 && (sd.st_mode & 077)) {
+        if (chmod(sv->o.state_dir, 0700) < 0) {
+            app_errorf("state dir \"%s\" is open to other users (mode %03o) and cannot be "
+                       "closed: %s", sv->o.state_dir, (unsigned)(sd.st_mode & 0777),
+                       strerror(errno));
+            return -1;
+        }
+        log_info("serve", "state dir %s: mode %03o made 0700", sv->o.state_dir,
+                 (unsigned)(sd.st_mode & 0777));
+    }
     sv->lock_fd = app_state_lock(sv->o.state_dir, err, sizeof(err));
     if (sv->lock_fd < 0) {
         app_errorf("%s", err);
@@ -600,6 +621,16 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
     sv->npending = st->nsessions;
     st->sessions = NULL;
     st->nsessions = 0;
+    /* the TAP or macvtap is up: from here on an unprivileged user with CAP_NET_ADMIN */
+    bool dropped;
+    ret = app_priv_drop(sv->o.user, sv->o.state_dir, sv->o.token_file, sv->net.toe != NULL,
+                        &dropped, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        return -1;
+    }
+    if (dropped)
+        log_info("serve", "now running as user %s", sv->o.user);
     return 0;
 }
 
