@@ -9,7 +9,8 @@
 # running process has uid != 0 and CAP_NET_ADMIN alone, a session over the TOE (its private
 # TAP, NAT'd through the namespace) reaches the target, a read of its volume over NBD is
 # byte-exact, the runtime image is under 150 MB, and `podman stop` ends it cleanly with its
-# NAT rule gone.
+# NAT rule gone. Then the uplink mode as the README runs it: a macvtap on the SAN segment,
+# the target sees the TOE's own address, the process runs as the user toegw.
 #
 # Environment: IMAGE_CACHE (default /var/tmp/toegw-image: the debootstrap tree),
 # IMAGE_TAG (default localhost/toegw:test).
@@ -147,4 +148,32 @@ code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$NAME")
 h_check image.stops_cleanly "exit code $code: $(logs)" test "$code" = 0
 h_check image.nat_rule_gone "nft tables: $(nft list tables 2>&1 | tr '\n' ' ')" \
     sh -c "! nft list tables | grep -q toegw_"
+"${PODMAN[@]}" rm -f "$NAME" >/dev/null 2>&1
+
+# the uplink mode: the TOE a station on the SAN segment (a macvtap on san0), as the README
+# runs it: root until the macvtap and its device node are made, then the user toegw
+"${PODMAN[@]}" run -d --name "$NAME" "${ULIMITS[@]}" --network "ns:/proc/$$/ns/net" \
+    --user 0 --cap-add NET_ADMIN --cap-add MKNOD --device-cgroup-rule 'c *:* rwm' \
+    --health-interval disable -e TOEGW_TOE_NAT=0 \
+    -e TOEGW_API=127.0.0.1:8080 -e TOEGW_NBD=127.0.0.1:10809 \
+    "$IMAGE_TAG" serve --user toegw --toe-uplink san0 --toe-addr 198.51.100.3/24 \
+    >"$H_TMP/run.out" 2>&1 ||
+    { h_fail image.uplink_run "$(tail -c 300 "$H_TMP/run.out")"; h_end; }
+for _ in $(seq 150); do
+    curl -sf -o /dev/null -m 2 http://127.0.0.1:8080/readyz && break
+    sleep 0.2
+done
+pid=$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$NAME")
+h_check image.uplink_runs_as_toegw "Uid $(st Uid) CapEff $(st CapEff): $(logs)" \
+    sh -c "test '$(st Uid)' != 0 && test '$(st CapEff)' = 0000000000001000"
+TOKEN=$("${PODMAN[@]}" exec "$NAME" cat /var/lib/toegw/api-token)
+code=$(api POST /api/v1/sessions "$(jq -nc --arg t "${H_IQN[1]}" \
+    '{portal: "198.51.100.1", target: $t, stack: "toe"}')")
+h_check image.uplink_session_over_toe "answered $code: $(head -c 300 "$H_TMP/api.json")" \
+    sh -c "test '$code' = 201 && jq -e '.connection.local | startswith(\"198.51.100.3:\")' '$H_TMP/api.json' >/dev/null"
+h_check image.uplink_target_sees_the_toe "$(h_tgtadm --op show --mode conn --tid 1 2>&1 | tr '\n' ' ' | head -c 300)" \
+    sh -c "timeout 10 tgtadm -C $H_TGTD_CPORT --lld iscsi --op show --mode conn --tid 1 | grep -q 'IP Address: 198.51.100.3'"
+h_run "${PODMAN[@]}" stop -t 15 "$NAME"
+code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$NAME")
+h_check image.uplink_stops_cleanly "exit code $code: $(logs)" test "$code" = 0
 h_end
