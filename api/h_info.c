@@ -7,15 +7,13 @@
 
 #include "api/api_int.h"
 
-/* toegw's libraries: those the API links itself, then those the appliance names. */
+/* toegw's libraries, as the appliance names them. */
 static json_t *libraries(const struct api_info *info)
 {
     json_t *o = json_object();
 
     if (!o)
         return NULL;
-    json_object_set_new(o, "jansson", json_string(jansson_version_str()));
-    json_object_set_new(o, "libmicrohttpd", json_string(MHD_get_version()));
     for (size_t i = 0; info && i < API_INFO_LIBS && info->libraries[i].name; i++)
         json_object_set_new(o, info->libraries[i].name,
                             json_string(info->libraries[i].version));

@@ -24,6 +24,7 @@
 #include "appliance/cli.h"
 #include "appliance/heap.h"
 #include "appliance/net.h"
+#include "appliance/priv.h"
 #include "appliance/serve_int.h"
 #include "appliance/state.h"
 #include "appliance/tls_files.h"
@@ -271,6 +272,18 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
         app_errorf("cannot create state dir \"%s\": %s", sv->o.state_dir, strerror(-ret));
         return -1;
     }
+    /* the state (token, keys, CHAP secrets) is the appliance's alone */
+    struct stat sd;
+    if (stat(sv->o.state_dir, &sd) == 0 && (sd.st_mode & 077)) {
+        if (chmod(sv->o.state_dir, 0700) < 0) {
+            app_errorf("state dir \"%s\" is open to other users (mode %03o) and cannot be "
+                       "closed: %s", sv->o.state_dir, (unsigned)(sd.st_mode & 0777),
+                       strerror(errno));
+            return -1;
+        }
+        log_info("serve", "state dir %s: mode %03o made 0700", sv->o.state_dir,
+                 (unsigned)(sd.st_mode & 0777));
+    }
     sv->lock_fd = app_state_lock(sv->o.state_dir, err, sizeof(err));
     if (sv->lock_fd < 0) {
         app_errorf("%s", err);
@@ -371,6 +384,16 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
     sv->npending = st->nsessions;
     st->sessions = NULL;
     st->nsessions = 0;
+    /* the TAP or macvtap is up: from here on an unprivileged user with CAP_NET_ADMIN */
+    bool dropped;
+    ret = app_priv_drop(sv->o.user, sv->o.state_dir, sv->o.token_file, sv->net.toe != NULL,
+                        &dropped, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        return -1;
+    }
+    if (dropped)
+        log_info("serve", "now running as user %s", sv->o.user);
     return 0;
 }
 

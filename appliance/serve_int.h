@@ -20,6 +20,7 @@ struct serve_opts {
     char nbd[300];
     char state_dir[4096];
     char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
+    char user[64];                    /* --user: run as this account once the TOE is up */
     struct app_net_opts net;
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;

@@ -30,6 +30,7 @@ static const struct option serve_long[] = {
     { "nbd-client-buffer-mib", required_argument, NULL, 0 },
     { "state-dir", required_argument, NULL, 0 },
     { "initiator-name", required_argument, NULL, 0 },
+    { "user", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
     { "toe-addr", required_argument, NULL, 0 },
     { "toe-host-addr", required_argument, NULL, 0 },
@@ -64,7 +65,7 @@ static void serve_usage(FILE *f)
                "[--state-dir DIR]\n"
                "                   [--api-tls off|on] [--tls-certificates DIR] "
                "[--metrics-auth]\n"
-               "                   [--initiator-name IQN]\n"
+               "                   [--initiator-name IQN] [--user NAME]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
@@ -179,6 +180,12 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->token_file, sizeof(o->token_file), "%s", value);
+    } else if (!strcmp(name, "user")) {
+        if (!*value || strlen(value) >= sizeof(o->user) || strchr(value, '/')) {
+            app_errorf("%s must be a user name", source);
+            return -EINVAL;
+        }
+        snprintf(o->user, sizeof(o->user), "%s", value);
     } else if (!strcmp(name, "api-tls")) {
         if (strcmp(value, "on") && strcmp(value, "off")) {
             app_errorf("%s must be on or off, not \"%.64s\"", source, value);
