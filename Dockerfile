@@ -24,7 +24,8 @@ LABEL org.opencontainers.image.title="toegw" \
       org.opencontainers.image.documentation="docs/operations.md"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libssl3 libisal2 libjansson4 libmicrohttpd12 libpcap0.8 nftables curl ca-certificates \
+        libssl3 libgnutls30 libisal2 libjansson4 libmicrohttpd12 libpcap0.8 nftables curl \
+        ca-certificates \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
         /var/log/apt /var/log/dpkg.log /usr/share/doc/* /usr/share/man/* /usr/share/info/* \
     && useradd --system --no-create-home --home-dir /var/lib/toegw \

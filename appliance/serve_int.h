@@ -1,0 +1,44 @@
+/*
+ * serve_int.h - what the files of `toegw serve` share (appliance/serve.c, serve_opts.c):
+ * its options, parsed from the flags and the TOEGW_* variables. Private to appliance/.
+ */
+#ifndef TOEGW_APPLIANCE_SERVE_INT_H
+#define TOEGW_APPLIANCE_SERVE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "appliance/net.h"
+#include "appliance/timeouts.h"
+#include "common/log.h"
+#include "storage/nbd.h"
+
+struct serve_opts {
+    char api[300];
+    char token_file[4200];
+    char nbd[300];
+    char state_dir[4096];
+    char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
+    char user[64];                    /* --user: run as this account once the TOE is up */
+    struct app_net_opts net;
+    uint32_t max_outstanding;
+    uint32_t max_outstanding_writes;
+    struct nbds_limits nbd_lim;       /* zero members: the defaults */
+    struct api_limits api_lim;
+    struct app_timeouts tmo;
+    enum log_level level;
+    enum log_format format;
+    bool api_tls;                     /* --api-tls on: the API speaks HTTPS */
+    char tls_certificates[4096];      /* --tls-certificates; "": STATE_DIR/tls, made when
+                                         missing */
+    bool metrics_auth;                /* --metrics-auth: /metrics needs the token */
+};
+/*
+ * Fill *o from the TOEGW_* variables, then the flags (a flag overrides its variable).
+ * 0, or APP_EXIT_USAGE after printing one line that names the culprit; --help prints the
+ * usage and exits 0.
+ */
+int app_serve_parse(int argc, char **argv, struct serve_opts *o);
+
+#endif
