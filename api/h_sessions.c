@@ -93,11 +93,14 @@ void api_h_sessions_list(const struct api_ctx *x, const struct api_call *c,
         nv = 0;
     }
     arr = json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        if (json_array_append_new(arr, api_json_session(&list[i], vols, nv)) < 0) {
+    for (size_t i = 0; arr && i < n; i++) {
+        json_t *one = api_json_session(&list[i], vols, nv);
+        add_placement(x, &list[i], one);   /* as GET /api/v1/sessions/{id} has it */
+        if (json_array_append_new(arr, one) < 0) {
             json_decref(arr);
             arr = NULL;
         }
+    }
     free(list);
     free(vols);
     api_resp_json(r, 200, arr);

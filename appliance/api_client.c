@@ -1,5 +1,5 @@
 /*
- * api_client.c - one GET to the appliance's REST API (api_client.h): a request with
+ * api_client.c - one request to the appliance's REST API (api_client.h): a request with
  * `Connection: close`, the answer read to its end, over a socket or a GnuTLS session.
  */
 #include "appliance/api_client.h"
@@ -215,29 +215,34 @@ static void dechunk(char *buf, size_t len, char *body)
     *out = '\0';
 }
 
-char *app_api_get(const struct app_api_client *cl, const char *path, const char *token,
-                  int *status, char *err, size_t errlen)
+char *app_api_request(const struct app_api_client *cl, const char *method, const char *path,
+                      const char *token, const char *body_json, int *status, char *err,
+                      size_t errlen)
 {
     struct conn c = { .fd = -1 };
-    char req[1024], *buf, *body;
-    size_t len;
+    char *req = NULL, *buf, *body;
+    size_t len, blen = body_json ? strlen(body_json) : 0;
 
     if (conn_open(&c, cl, err, errlen) < 0) {
         conn_close(&c);
         return NULL;
     }
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: toegw\r\nAuthorization: Bearer %s\r\n"
-                     "Accept: application/json\r\nConnection: close\r\n\r\n", path, token);
-    if (n < 0 || (size_t)n >= sizeof(req) || conn_send(&c, req, (size_t)n) < 0) {
+    /* the body may carry a secret (CHAP): the request is wiped once sent */
+    int n = asprintf(&req, "%s %s HTTP/1.1\r\nHost: toegw\r\nAuthorization: Bearer %s\r\n"
+                     "Accept: application/json\r\n%s%zu\r\nConnection: close\r\n\r\n%s",
+                     method, path, token, "Content-Type: application/json\r\nContent-Length: ",
+                     blen, body_json ? body_json : "");
+    if (n < 0 || conn_send(&c, req, (size_t)n) < 0) {
         snprintf(err, errlen, "sending the request to the api failed: %s",
-                 n < 0 || (size_t)n >= sizeof(req) ? "the request is too long"
-                                                   : strerror(errno));
-        explicit_bzero(req, sizeof(req));
+                 n < 0 ? "out of memory" : strerror(errno));
+        if (n >= 0)
+            explicit_bzero(req, (size_t)n);
+        free(n >= 0 ? req : NULL);
         conn_close(&c);
         return NULL;
     }
-    explicit_bzero(req, sizeof(req));
+    explicit_bzero(req, (size_t)n);
+    free(req);
     buf = read_all(&c, &len);
     conn_close(&c);
     if (!buf) {

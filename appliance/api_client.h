@@ -1,6 +1,6 @@
 /*
- * api_client.h - a client of a running appliance's REST API, for the commands that read
- * it (toegw netstat): one GET over plain HTTP, or over HTTPS with the server's certificate
+ * api_client.h - a client of a running appliance's REST API, for the commands that talk
+ * to it (toegw netstat, sessions, login, ...): one request over plain HTTP, or over HTTPS with the server's certificate
  * checked against a CA file and the address asked for.
  */
 #ifndef TOEGW_APPLIANCE_API_CLIENT_H
@@ -22,11 +22,12 @@ struct app_api_client {
 bool app_api_is_https(const char *api);
 
 /*
- * GET path with the bearer token. Returns the body (NUL-terminated, de-chunked; caller
- * frees) with the HTTP status in *status, or NULL with a one-line reason in err (never
- * the token).
+ * METHOD path with the bearer token and, unless NULL, a JSON body. Returns the answer's
+ * body (NUL-terminated, de-chunked; caller frees) with the HTTP status in *status, or NULL
+ * with a one-line reason in err (never the token or the body).
  */
-char *app_api_get(const struct app_api_client *c, const char *path, const char *token,
-                  int *status, char *err, size_t errlen);
+char *app_api_request(const struct app_api_client *c, const char *method, const char *path,
+                      const char *token, const char *body_json, int *status, char *err,
+                      size_t errlen);
 
 #endif

@@ -16,6 +16,12 @@ int app_cmd_read(int argc, char **argv);
 int app_cmd_write(int argc, char **argv);
 int app_cmd_perf(int argc, char **argv);
 int app_cmd_netstat(int argc, char **argv);
+/* a running appliance, through its REST API (cmd_remote.c) */
+int app_cmd_sessions(int argc, char **argv);
+int app_cmd_login(int argc, char **argv);
+int app_cmd_logout(int argc, char **argv);
+int app_cmd_volumes(int argc, char **argv);
+int app_cmd_reservations(int argc, char **argv);
 
 /* Print "toegw: <msg>" on stderr, one line. */
 void app_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "appliance/optab.h"
 #include "appliance/state.h"
 #include "common/log.h"
 #include "storage/iname.h"
@@ -49,21 +50,10 @@ enum {
 
 /*
  * Every client option: its getopt value, the commands that take it (groups), and what
- * --help says of it. The parser and --help both read this table: a flag is accepted by a
- * command exactly when its help lists it.
+ * --help says of it (optab.h: the parser and --help both read this table).
  */
-struct cli_opt {
-    const char *name;
-    int has_arg;
-    int val;
-    unsigned groups;       /* APP_CLI_* */
-    const char *arg;       /* the value's name in --help; NULL: a switch */
-    const char *dflt;      /* the default in --help; NULL: none */
-    const char *help;
-};
-
 #define ALL APP_CLI_COMMON
-static const struct cli_opt cli_opts[] = {
+static const struct app_opt cli_opts[] = {
     { "stack", 1, OPT_STACK, ALL, "auto|toe|host", "auto",
       "the stack the connection goes on (auto: the TOE, the host stack if it cannot)" },
     { "json", 0, OPT_JSON, APP_CLI_JSON, NULL, NULL, "print JSON instead of text" },
@@ -104,24 +94,6 @@ static const struct cli_opt cli_opts[] = {
 };
 #undef ALL
 #define NOPTS (sizeof(cli_opts) / sizeof(cli_opts[0]))
-
-/* --help: the usage line, then every option the command takes with its default. */
-static void print_help(const char *usage, unsigned groups)
-{
-    printf("usage: %s\noptions:\n", usage);
-    for (size_t i = 0; i < NOPTS; i++) {
-        const struct cli_opt *d = &cli_opts[i];
-        char left[64];
-        if (!(d->groups & groups))
-            continue;
-        bool letter = d->val < 256;
-        snprintf(left, sizeof(left), "%c%c%s--%s%s%s", letter ? '-' : ' ',
-                 letter ? d->val : ' ', letter ? ", " : "  ", d->name, d->arg ? " " : "",
-                 d->arg ? d->arg : "");
-        printf("  %-34s %s%s%s%s\n", left, d->help, d->dflt ? " (default: " : "",
-               d->dflt ? d->dflt : "", d->dflt ? ")" : "");
-    }
-}
 
 static int parse_u64(const char *name, const char *s, uint64_t max, uint64_t *out)
 {
@@ -201,7 +173,7 @@ static int initiator_default(struct app_cli_opts *o)
  * Apply one option getopt_long returned: c, and d, its entry in cli_opts (NULL for an
  * unknown one). 0, or APP_EXIT_USAGE after printing why; --help prints it and exits.
  */
-static int parse_one(struct app_cli_opts *o, int c, const struct cli_opt *d,
+static int parse_one(struct app_cli_opts *o, int c, const struct app_opt *d,
                      const char *usage, unsigned groups, char **argv)
 {
     char err[200];
@@ -286,7 +258,7 @@ static int parse_one(struct app_cli_opts *o, int c, const struct cli_opt *d,
         o->random = true;
         break;
     case 'h':
-        print_help(usage, groups);
+        app_opt_help(usage, cli_opts, NOPTS, groups);
         exit(APP_EXIT_OK);
     default:
         app_errorf("unknown or incomplete option \"%s\" (the options of this command: "
@@ -303,11 +275,8 @@ static int parse_one(struct app_cli_opts *o, int c, const struct cli_opt *d,
 int app_cli_parse_opts(int argc, char **argv, const char *usage, unsigned groups,
                        struct app_cli_opts *o, const char **positional)
 {
-    struct option longs[NOPTS + 1];
-    const struct cli_opt *by_long[NOPTS];
-    char shorts[32] = "h";
-    size_t n = 0;
-    int c, idx, ret;
+    struct app_optset set;
+    int c, ret;
 
     memset(o, 0, sizeof(*o));
     app_net_opts_defaults(&o->net);
@@ -318,29 +287,13 @@ int app_cli_parse_opts(int argc, char **argv, const char *usage, unsigned groups
     o->inflight = 32;
     o->seconds = 10;
     /* the command's options only: any other is unknown to it */
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (!(cli_opts[i].groups & groups))
-            continue;
-        longs[n] = (struct option){ cli_opts[i].name, cli_opts[i].has_arg, NULL,
-                                    cli_opts[i].val };
-        by_long[n++] = &cli_opts[i];
-        if (cli_opts[i].val < 256 && cli_opts[i].val != 'h') {
-            size_t l = strlen(shorts);
-            shorts[l] = (char)cli_opts[i].val;
-            shorts[l + 1] = cli_opts[i].has_arg ? ':' : '\0';
-            shorts[l + 2] = '\0';
-        }
-    }
-    longs[n] = (struct option){ NULL, 0, NULL, 0 };
+    app_optset_build(&set, cli_opts, NOPTS, groups);
     optind = 1;
     opterr = 0;
-    while ((idx = -1, c = getopt_long(argc, argv, shorts, longs, &idx)) != -1) {
-        const struct cli_opt *d = NULL;
-        for (size_t i = 0; idx < 0 && i < n && c != '?'; i++)
-            if (by_long[i]->val == c)
-                d = by_long[i];
-        if (idx >= 0)
-            d = by_long[idx];
+    for (;;) {
+        const struct app_opt *d = app_optset_next(&set, argc, argv, &c);
+        if (c == -1)
+            break;
         ret = parse_one(o, c, d, usage, groups, argv);
         if (ret)
             return ret;

@@ -39,6 +39,11 @@ static const struct {
     { "read", app_cmd_read, "URL: read a LUN range to stdout" },
     { "write", app_cmd_write, "URL: write stdin to the LUN" },
     { "perf", app_cmd_perf, "URL: load generator (iscsi-perf options)" },
+    { "sessions", app_cmd_sessions, "the sessions of a running appliance" },
+    { "login", app_cmd_login, "PORTAL TARGET: log a running appliance in to a target" },
+    { "logout", app_cmd_logout, "ID|TARGET: log a running appliance's session out" },
+    { "volumes", app_cmd_volumes, "the volumes of a running appliance and their exports" },
+    { "reservations", app_cmd_reservations, "the port reservations of a running appliance" },
     { "netstat", app_cmd_netstat, "the unified connection table of a running appliance" },
     { "version", cmd_version, "versions of toegw and its libraries" },
 };
@@ -47,7 +52,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: toegw COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nURL: iscsi://[user[%%secret]@]host[:port]/IQN/LUN"
                "[?header_digest=crc32c&data_digest=crc32c&target_user=U&target_password=P]\n");
 }
