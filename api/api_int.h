@@ -151,6 +151,8 @@ struct api_endpoint {
     bool auth;                  /* needs the bearer token */
     enum api_body_kind body;    /* what the request carries */
     api_handler_fn *handler;
+    const char *params;         /* the query parameters it takes, comma-separated; NULL: none;
+                                   API_QUERY_OWN: the handler checks its own (422s) */
 };
 
 #define API_ROUTE_EPS 4         /* rows that may share one path */
@@ -471,6 +473,16 @@ struct api_call {
     const char *body;            /* the request body (borrowed) */
     size_t body_len;
 };
+
+/*
+ * Query strings (query.c). api_query_check: every parameter of query is one of params
+ * (comma-separated), given once, with a plain value (stack: toe or host); 0, or -EINVAL
+ * with a 400 in e. api_query_filter: keep the objects of arr whose string members equal
+ * every parameter's value (case-insensitive); returns arr.
+ */
+#define API_QUERY_OWN "*"
+int api_query_check(const char *params, const char *query, struct api_err *e);
+json_t *api_query_filter(json_t *arr, const char *query);
 
 /* Run the endpoint of c's route and method; 404/405 problems when there is none. */
 void api_handle(const struct api_ctx *x, const struct api_call *c, struct api_resp *r);

@@ -95,11 +95,13 @@ void api_h_connections(const struct api_ctx *x, const struct api_call *c, struct
     json_t *arr;
     int ret;
 
-    (void)c;
+    const char *query = c->route->query;
+    bool filtered = query && *query;   /* a filtered answer is neither cached nor reused */
+
     if (!b)
         return;
     pace(x->sh);
-    if (cache_answer(x->sh, r))
+    if (!filtered && cache_answer(x->sh, r))
         return;
     if ((ret = stk_list_connections(b, &rows, &n)) < 0) {
         api_resp_err(r, 500, "cannot list connections: %s", strerror(-ret));
@@ -112,6 +114,7 @@ void api_h_connections(const struct api_ctx *x, const struct api_call *c, struct
             arr = NULL;
         }
     free(rows);
-    api_resp_json(r, 200, arr);
-    cache_store(x->sh, r);
+    api_resp_json(r, 200, api_query_filter(arr, query));
+    if (!filtered)
+        cache_store(x->sh, r);
 }

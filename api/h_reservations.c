@@ -18,7 +18,6 @@ void api_h_reservations_list(const struct api_ctx *x, const struct api_call *c,
     json_t *arr;
     int ret;
 
-    (void)c;
     if (!b)
         return;
     if ((ret = stk_list_reservations(b, &list, &n)) < 0) {
@@ -32,7 +31,7 @@ void api_h_reservations_list(const struct api_ctx *x, const struct api_call *c,
             arr = NULL;
         }
     free(list);
-    api_resp_json(r, 200, arr);
+    api_resp_json(r, 200, api_query_filter(arr, c->route->query));
 }
 
 void api_h_reservation_create(const struct api_ctx *x, const struct api_call *c,

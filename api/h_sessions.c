@@ -80,7 +80,6 @@ void api_h_sessions_list(const struct api_ctx *x, const struct api_call *c,
     json_t *arr;
     int ret;
 
-    (void)c;
     if (!m)
         return;
     if ((ret = sto_mgr_list_sessions(m, &list, &n)) < 0) {
@@ -103,7 +102,7 @@ void api_h_sessions_list(const struct api_ctx *x, const struct api_call *c,
     }
     free(list);
     free(vols);
-    api_resp_json(r, 200, arr);
+    api_resp_json(r, 200, api_query_filter(arr, c->route->query));
 }
 
 void api_h_session_create(const struct api_ctx *x, const struct api_call *c,

@@ -18,7 +18,6 @@ void api_h_volumes_list(const struct api_ctx *x, const struct api_call *c, struc
     json_t *arr;
     int ret;
 
-    (void)c;
     if (!m)
         return;
     if ((ret = sto_mgr_list_volumes(m, &vols, &n)) < 0) {
@@ -33,7 +32,7 @@ void api_h_volumes_list(const struct api_ctx *x, const struct api_call *c, struc
             arr = NULL;
         }
     free(vols);
-    api_resp_json(r, 200, arr);
+    api_resp_json(r, 200, api_query_filter(arr, c->route->query));
 }
 
 /* Look the volume up: false (with the answer in r) when it does not exist. */

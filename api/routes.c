@@ -117,47 +117,51 @@ static bool path_byte_ok(unsigned char c)
  * unauthenticated client cannot tell which resources exist).
  */
 static const struct api_endpoint api_table[] = {
-    { API_R_PAGE, "/", GET, false, API_BODY_NONE, api_h_page },
-    { API_R_LIVEZ, "/livez", GET, false, API_BODY_NONE, api_h_livez },
-    { API_R_READYZ, "/readyz", GET, false, API_BODY_NONE, api_h_readyz },
-    { API_R_METRICS, "/metrics", GET, false, API_BODY_NONE, api_h_metrics },
-    { API_R_INFO, "/api/v1/info", GET, true, API_BODY_NONE, api_h_info },
-    { API_R_TOKEN, "/api/v1/token", API_M_POST, true, API_BODY_NONE, api_h_token_rotate },
-    { API_R_STACKS, "/api/v1/stacks", GET, true, API_BODY_NONE, api_h_stacks_list },
-    { API_R_STACK, "/api/v1/stacks/{host|toe}", GET, true, API_BODY_NONE, api_h_stack_get },
+    { API_R_PAGE, "/", GET, false, API_BODY_NONE, api_h_page, NULL },
+    { API_R_LIVEZ, "/livez", GET, false, API_BODY_NONE, api_h_livez, NULL },
+    { API_R_READYZ, "/readyz", GET, false, API_BODY_NONE, api_h_readyz, NULL },
+    { API_R_METRICS, "/metrics", GET, false, API_BODY_NONE, api_h_metrics, NULL },
+    { API_R_INFO, "/api/v1/info", GET, true, API_BODY_NONE, api_h_info, NULL },
+    { API_R_TOKEN, "/api/v1/token", API_M_POST, true, API_BODY_NONE, api_h_token_rotate,
+      NULL },
+    { API_R_STACKS, "/api/v1/stacks", GET, true, API_BODY_NONE, api_h_stacks_list, NULL },
+    { API_R_STACK, "/api/v1/stacks/{host|toe}", GET, true, API_BODY_NONE, api_h_stack_get,
+      NULL },
     { API_R_STACK, "/api/v1/stacks/{toe}", API_M_PATCH, true, API_BODY_JSON,
-      api_h_toe_patch },
+      api_h_toe_patch, NULL },
     { API_R_RESERVATIONS, "/api/v1/reservations", GET, true, API_BODY_NONE,
-      api_h_reservations_list },
+      api_h_reservations_list, "stack,holder" },
     { API_R_RESERVATIONS, "/api/v1/reservations", API_M_POST, true, API_BODY_JSON,
-      api_h_reservation_create },
+      api_h_reservation_create, NULL },
     { API_R_RESERVATION, "/api/v1/reservations/{num}", GET, true, API_BODY_NONE,
-      api_h_reservation_get },
+      api_h_reservation_get, NULL },
     { API_R_RESERVATION, "/api/v1/reservations/{num}", API_M_DELETE, true, API_BODY_NONE,
-      api_h_reservation_delete },
+      api_h_reservation_delete, NULL },
     { API_R_CONNECTIONS, "/api/v1/connections", GET, true, API_BODY_NONE,
-      api_h_connections },
+      api_h_connections, "stack,state,owner,offload_state" },
     { API_R_DISCOVERY, "/api/v1/discovery", API_M_POST, true, API_BODY_JSON,
-      api_h_discovery },
-    { API_R_SESSIONS, "/api/v1/sessions", GET, true, API_BODY_NONE, api_h_sessions_list },
+      api_h_discovery, NULL },
+    { API_R_SESSIONS, "/api/v1/sessions", GET, true, API_BODY_NONE, api_h_sessions_list,
+      "stack,state,target,portal" },
     { API_R_SESSIONS, "/api/v1/sessions", API_M_POST, true, API_BODY_JSON,
-      api_h_session_create },
-    { API_R_SESSION, "/api/v1/sessions/{id}", GET, true, API_BODY_NONE, api_h_session_get },
+      api_h_session_create, NULL },
+    { API_R_SESSION, "/api/v1/sessions/{id}", GET, true, API_BODY_NONE, api_h_session_get, NULL },
     { API_R_SESSION, "/api/v1/sessions/{id}", API_M_DELETE, true, API_BODY_NONE,
-      api_h_session_delete },
-    { API_R_VOLUMES, "/api/v1/volumes", GET, true, API_BODY_NONE, api_h_volumes_list },
-    { API_R_VOLUME, "/api/v1/volumes/{id}", GET, true, API_BODY_NONE, api_h_volume_get },
+      api_h_session_delete, NULL },
+    { API_R_VOLUMES, "/api/v1/volumes", GET, true, API_BODY_NONE, api_h_volumes_list,
+      "session,target" },
+    { API_R_VOLUME, "/api/v1/volumes/{id}", GET, true, API_BODY_NONE, api_h_volume_get, NULL },
     { API_R_VOLUME_DATA, "/api/v1/volumes/{id}/data", GET, true, API_BODY_NONE,
-      api_h_volume_read },
+      api_h_volume_read, API_QUERY_OWN },
     { API_R_VOLUME_DATA, "/api/v1/volumes/{id}/data", API_M_PUT, true, API_BODY_RAW,
-      api_h_volume_write },
-    { API_R_CAPTURE, "/api/v1/capture", GET, true, API_BODY_NONE, api_h_capture_get },
+      api_h_volume_write, API_QUERY_OWN },
+    { API_R_CAPTURE, "/api/v1/capture", GET, true, API_BODY_NONE, api_h_capture_get, NULL },
     { API_R_CAPTURE, "/api/v1/capture", API_M_POST, true, API_BODY_JSON_OPT,
-      api_h_capture_start },
+      api_h_capture_start, NULL },
     { API_R_CAPTURE, "/api/v1/capture", API_M_DELETE, true, API_BODY_NONE,
-      api_h_capture_stop },
+      api_h_capture_stop, NULL },
     { API_R_CAPTURE_PCAP, "/api/v1/capture.pcap", GET, true, API_BODY_NONE,
-      api_h_capture_pcap },
+      api_h_capture_pcap, NULL },
 };
 
 /* ---------------------------------------------------------------- matching */
@@ -318,9 +322,15 @@ void api_handle(const struct api_ctx *x, const struct api_call *c, struct api_re
 {
     const struct api_endpoint *ep = api_route_endpoint(c->route, c->method);
 
+    struct api_err e;
+
     api_resp_init(r);
     if (!ep) {
         api_resp_err(r, 404, "no such resource");
+        return;
+    }
+    if (api_query_check(ep->params, c->route->query, &e) < 0) {
+        api_resp_problem(r, &e);
         return;
     }
     ep->handler(x, c, r);

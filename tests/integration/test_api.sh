@@ -453,6 +453,25 @@ expect_code api.volume_get 200 ".id == \"$V1\" and .session == \"$S1\" and .lun 
     .export == \"nbd://$NBD/$V1\""
 req GET /api/v1/volumes/v-0000000000000000
 expect_problem api.volume_unknown_404 404
+# list filters: the rows whose member equals the value; an unknown parameter is a 400
+req GET "/api/v1/volumes?session=$S1"
+expect_code api.volumes_filter_session 200 "length >= 1 and all(.[]; .session == \"$S1\")"
+req GET "/api/v1/volumes?session=s-000000000000"
+expect_code api.volumes_filter_none 200 "length == 0"
+req GET "/api/v1/sessions?stack=toe"
+expect_code api.sessions_filter_stack 200 "length >= 1 and all(.[]; .stack == \"toe\")"
+req GET "/api/v1/sessions?state=logged_in&stack=host"
+expect_code api.sessions_filter_two 200 "all(.[]; .stack == \"host\" and .state == \"logged_in\")"
+req GET "/api/v1/sessions?stack=tape"
+expect_problem api.sessions_filter_bad_stack_400 400
+req GET "/api/v1/volumes?sesion=$S1"
+expect_problem api.volumes_unknown_query_400 400
+req GET "/api/v1/volumes?session=$S1&session=$S1"
+expect_problem api.volumes_query_twice_400 400
+req GET "/api/v1/stacks?x=1"
+expect_problem api.stacks_no_query_400 400
+req GET "/api/v1/sessions?state=%3Cx%3E"
+expect_problem api.query_percent_400 400
 
 # --- volume data, checked against tgtd's backing files ------------------------------------------------
 
@@ -530,6 +549,10 @@ expect_code api.connections 200 "(map(select(.stack == \"toe\" and .offload_stat
     (map(select(.stack == \"host\" and .offload_state == \"host\" and .owner == \"$S2\" and
     .remote == \"127.0.0.1:3260\" and .state == \"ESTABLISHED\")) | length) == 1 and
     all(.[]; has(\"id\") and has(\"local\") and has(\"remote\") and has(\"state\"))"
+req GET "/api/v1/connections?stack=toe"
+expect_code api.connections_filter_stack 200 "length >= 1 and all(.[]; .stack == \"toe\")"
+req GET "/api/v1/connections?stack=host&state=ESTABLISHED&owner=$S2"
+expect_code api.connections_filter_three 200 "length == 1 and .[0].owner == \"$S2\""
 
 h_run "$TOEGW" netstat --api "$API" --state-dir "$SD"
 if [ "$H_RC" -eq 0 ] && head -n 1 "$H_OUT" | grep -q 'Stack' &&
