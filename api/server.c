@@ -13,7 +13,8 @@
  * handler (route, auth, method, media type, declared length: refused here, before any
  * body is read), body chunks (kept up to the route's limit; past it the rest is discarded
  * and the answer is 413), and a last call that runs the endpoint. The completion callback
- * logs one line per request (method, path without query, status, duration: never a body)
+ * logs one line per request (method, path without query, status, duration: never a body;
+ * reads at debug, changes at info, server errors at warn)
  * and wipes the body, which may hold CHAP secrets.
  */
 #include <arpa/inet.h>
@@ -499,12 +500,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_info("api", "%s %s aborted (%s) %.1fms", rq->method_name[0] ? rq->method_name
                  : "-", path, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
                  : "connection closed", ms);
-    } else if (rq->route_rc == 0 && (rq->route.id == API_R_LIVEZ ||
-                                     rq->route.id == API_R_READYZ ||
-                                     rq->route.id == API_R_METRICS)) {
-        log_debug("api", "%s %s %d %.1fms", rq->method_name, path, rq->status, ms);
-    } else {
+    } else if (rq->status >= 500) {
+        log_warn("api", "%s %s %d %.1fms", rq->method_name, path, rq->status, ms);
+    } else if (strcmp(rq->method_name, "GET") && strcmp(rq->method_name, "HEAD")) {
+        /* what changed the appliance, and who was refused: the operator's audit trail */
         log_info("api", "%s %s %d %.1fms", rq->method_name, path, rq->status, ms);
+    } else {
+        /* reads (a dashboard polls every second): only when asked for */
+        log_debug("api", "%s %s %d %.1fms", rq->method_name, path, rq->status, ms);
     }
     req_free(rq);
 }

@@ -783,6 +783,8 @@ h_check api.log_json_lines "a line of the json log is not a JSON object: $(h__on
     jqf -s 'length > 0 and all(.[]; type == "object")' "$H_TMP/serve2.log"
 h_check api.log_text_has_requests "the text log has no 'api: POST /api/v1/sessions 201' line" \
     grep -q 'api: POST /api/v1/sessions 201' "$H_TMP/serve1.log"
+h_check api.log_reads_not_at_info "GET lines at info: $(grep -c 'info  api: GET' "$H_TMP/serve1.log")" \
+    sh -c "! grep -q 'info  api: GET' '$H_TMP/serve1.log'"
 leaks=
 for s in "${SECRETS[@]}"; do
     f=$(grep -rlF -- "$s" "$RESP" "$H_TMP"/serve*.log 2>/dev/null |
