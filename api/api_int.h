@@ -331,10 +331,15 @@ struct api_metrics_in {
     struct nbds_stats nbd;
     bool names;                       /* label with targets, portals and addresses too (only
                                          when /metrics needs the token); else ids only */
+    const struct api_info *info;      /* toegw_build_info; NULL: none */
 };
 
 /* Prometheus text exposition format 0.0.4, every family with # HELP and # TYPE. */
 void api_metrics_render(const struct api_metrics_in *in, struct api_buf *out);
+/* process_* (metrics_process.c): CPU, memory, descriptors, start time, from /proc/self. */
+void api_metrics_process(struct api_buf *out);
+/* toegw_build_info{version, and each library's} 1. */
+void api_metrics_build_info(struct api_buf *out, const struct api_info *info);
 /* Escape a label value (\\, \", \n) into out. */
 void api_metrics_label(struct api_buf *out, const char *v);
 

@@ -225,13 +225,69 @@ static const void *session_at(const void *arg, size_t i, const char **label)
     return &in->sessions[i];
 }
 
+/* A Prometheus histogram sample set of one labelled object: cumulative buckets, sum, count. */
+static void render_hist(struct api_buf *b, const char *name, const char *key, const char *id,
+                        const struct hist *h)
+{
+    uint64_t cum = 0;
+
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        char le[24];
+        cum += h->bucket[i];
+        snprintf(le, sizeof(le), "%g", hist_bounds_us[i] / 1e6);
+        sample2(b, name, key, id, "le", le);
+        val_u64(b, cum);
+    }
+    sample2(b, name, key, id, "le", "+Inf");
+    val_u64(b, h->count);
+    api_buf_printf(b, "toegw_%.*s_sum{%s=\"", (int)(strlen(name) - 7), name, key);
+    api_metrics_label(b, id);
+    api_buf_puts(b, "\"}");
+    val_seconds(b, h->sum_ns);
+    api_buf_printf(b, "toegw_%.*s_count{%s=\"", (int)(strlen(name) - 7), name, key);
+    api_metrics_label(b, id);
+    api_buf_puts(b, "\"}");
+    val_u64(b, h->count);
+}
+
+/* The state and the stack of each session as state sets: 1 for the current value. */
+static void render_session_states(const struct api_metrics_in *in, struct api_buf *b)
+{
+    static const char *const states[] = { "logging_in", "logged_in", "recovering", "failed",
+                                          "logged_out" };
+    static const char *const stacks[] = { "toe", "host", "none" };
+
+    family(b, "session_state", "gauge", "The session's state: 1 for the one it is in.");
+    for (size_t i = 0; i < in->nsessions; i++)
+        for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+            const char *st = in->sessions[i].state ? in->sessions[i].state : "failed";
+            sample2(b, "session_state", "session", in->sessions[i].id, "state", states[k]);
+            val_u64(b, strcmp(st, states[k]) == 0);
+        }
+    family(b, "session_stack", "gauge", "The stack of the session's connection: 1 for the one "
+           "it is on (none: not connected).");
+    for (size_t i = 0; i < in->nsessions; i++) {
+        const struct sto_session_view *s = &in->sessions[i];
+        const char *on = s->connected ? stk_stack_name(s->stack) : "none";
+        for (size_t k = 0; k < sizeof(stacks) / sizeof(stacks[0]); k++) {
+            sample2(b, "session_stack", "session", s->id, "stack", stacks[k]);
+            val_u64(b, strcmp(on, stacks[k]) == 0);
+        }
+    }
+    family(b, "session_command_duration_seconds", "histogram",
+           "SCSI commands of the session, from submission to status.");
+    for (size_t i = 0; i < in->nsessions; i++)
+        render_hist(b, "session_command_duration_seconds_bucket", "session",
+                    in->sessions[i].id, &in->sessions[i].counters.latency);
+}
+
 static void render_sessions(const struct api_metrics_in *in, struct api_buf *b)
 {
     family(b, "sessions", "gauge", "iSCSI sessions of the appliance.");
     u64_sample(b, "sessions", NULL, NULL, in->nsessions);
 
-    family(b, "session_info", "gauge", "One per session, with its state and stack, and with "
-           "--metrics-auth its target and portal (always 1).");
+    family(b, "session_info", "gauge", "One per session, with --metrics-auth its target and "
+           "portal (always 1).");
     for (size_t i = 0; i < in->nsessions; i++) {
         const struct sto_session_view *s = &in->sessions[i];
 
@@ -243,11 +299,9 @@ static void render_sessions(const struct api_metrics_in *in, struct api_buf *b)
             api_buf_puts(b, "\",portal=\"");
             api_metrics_label(b, s->portal);
         }
-        api_buf_puts(b, "\",state=\"");
-        api_metrics_label(b, s->state ? s->state : "failed");
-        api_buf_printf(b, "\",stack=\"%s\"} 1\n",
-                       s->connected ? stk_stack_name(s->stack) : "none");
+        api_buf_puts(b, "\"} 1\n");
     }
+    render_session_states(in, b);
     family(b, "session_up", "gauge", "1 when the session is logged in.");
     for (size_t i = 0; i < in->nsessions; i++) {
         const struct sto_session_view *s = &in->sessions[i];
@@ -326,6 +380,8 @@ void api_metrics_render(const struct api_metrics_in *in, struct api_buf *out)
 {
     static const char *const classes[6] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
 
+    api_metrics_build_info(out, in->info);
+    api_metrics_process(out);
     family(out, "ready", "gauge", "1 when the appliance is ready (/readyz answers 200).");
     u64_sample(out, "ready", NULL, NULL, in->ready);
     render_tcp(in, out);

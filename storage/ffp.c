@@ -73,6 +73,7 @@ static void task_complete(struct isc_session *s, struct task *t)
     }
     s->free_idx[s->nfree++] = (uint16_t)(t - s->tasks);
     s->inflight--;
+    hist_add(&s->counters.latency, sto_now_ns() - t->submit_ns);
     bool answered_check = t->req.check_expected && res.status == SCSI_STATUS_CHECK_CONDITION;
     if (res.err || (res.status && !answered_check))
         s->counters.errors++;
@@ -239,7 +240,8 @@ int isc_session_submit(struct isc_session *s, const struct isc_scsi_req *req)
     if (!t)
         return -EBUSY;
     t->req = *req;
-    t->submit_ms = sto_now_ms();
+    t->submit_ns = sto_now_ns();
+    t->submit_ms = t->submit_ns / 1000000ull;
     s->inflight++;
     if (s->wait_tail)
         s->wait_tail->next_wait = t;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/hist.h"
 #include "common/transport.h"
 #include "storage/loop.h"
 #include "storage/text.h"
@@ -228,6 +229,7 @@ struct isc_session_counters {
     uint64_t immediate_bytes, unsolicited_bytes, solicited_bytes;
     /* timeouts: commands timed out, ABORT TASK / LUN RESET sent, pings unanswered */
     uint64_t cmd_timeouts, aborts, lun_resets, nop_timeouts;
+    struct hist latency;    /* of every command, from its submission to its status */
 };
 const struct isc_session_counters *isc_session_counters(const struct isc_session *s);
 

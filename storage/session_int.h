@@ -110,6 +110,7 @@ struct task {
     bool aborting;          /* timed out: task management is ending it (tmf.c) */
     uint32_t cmdsn;         /* once sent: for an ABORT TASK's RefCmdSN */
     uint64_t submit_ms;     /* when it was submitted */
+    uint64_t submit_ns;     /* the same, finer: its latency */
     uint64_t sent_ms;       /* when it was sent: the command timeout runs from here */
     struct task *next_wait;
 };

@@ -578,8 +578,26 @@ if [ "$R_CODE" = 200 ] && [ -n "$(metric toegw_tcp_active_opens_total 'stack="ho
 else
     h_fail api.metrics_both_stacks "HTTP $R_CODE; toegw_tcp_*{stack=host|toe} missing"
 fi
-h_check api.metrics_prefix "a metric line without the toegw_ prefix" \
-    test -z "$(grep -v '^#' "$MET" | grep -v '^toegw_' | grep -v '^$')"
+h_check api.metrics_prefix "a metric line without the toegw_ or process_ prefix" \
+    test -z "$(grep -v '^#' "$MET" | grep -v '^toegw_' | grep -v '^process_' | grep -v '^$')"
+h_check api.metrics_promtool "$(promtool check metrics <"$MET" 2>&1 | head -c 300)" \
+    sh -c "promtool check metrics <'$MET'"
+h_check api.metrics_build_info "$(grep '^toegw_build_info' "$MET")" \
+    grep -qE '^toegw_build_info\{version="[^"]+",openssl="[^"]+".*\} 1$' "$MET"
+h_check api.metrics_process "$(grep -c '^process_' "$MET") process_ samples" sh -c "
+    grep -qE '^process_cpu_seconds_total [0-9.]+$' '$MET' &&
+    grep -qE '^process_resident_memory_bytes [1-9][0-9]*$' '$MET' &&
+    grep -qE '^process_open_fds [1-9][0-9]*$' '$MET' &&
+    grep -qE '^process_start_time_seconds [1-9][0-9.]*$' '$MET'"
+h_check api.metrics_session_state_set "$(grep "^toegw_session_state{session=\"$S1\"" "$MET" | tr '\n' ' ')" \
+    test "$(metric toegw_session_state "session=\"$S1\",state=\"logged_in\"")" = 1 -a \
+    "$(metric toegw_session_state "session=\"$S1\",state=\"recovering\"")" = 0
+h_check api.metrics_session_info_stable_labels "$(grep '^toegw_session_info' "$MET" | head -2)" \
+    sh -c "! grep '^toegw_session_info' '$MET' | grep -q 'state='"
+cnt=$(metric toegw_session_command_duration_seconds_count "session=\"$S1\"")
+inf=$(metric toegw_session_command_duration_seconds_bucket "session=\"$S1\",le=\"+Inf\"")
+h_check api.metrics_command_histogram "count '$cnt', +Inf bucket '$inf'" \
+    sh -c "test '${cnt:-0}' -gt 0 && test '$cnt' = '$inf'"
 rb=$(metric toegw_volume_read_bytes_total "volume=\"$V1\"")
 wb=$(metric toegw_volume_write_bytes_total "volume=\"$V1\"")
 h_check api.metrics_volume_counters "toegw_volume_{read,write}_bytes_total{volume=\"$V1\"} = '$rb' '$wb'" \

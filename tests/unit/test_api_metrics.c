@@ -125,7 +125,8 @@ static int check_format(char *text)
             char name[96];
 
             cr_assert_eq(sscanf(line + 7, "%95s", name), 1);
-            cr_assert_eq(strncmp(name, "toegw_", 6), 0, "line %d: prefix", lineno);
+            cr_assert(strncmp(name, "toegw_", 6) == 0 || strncmp(name, "process_", 8) == 0,
+                      "line %d: prefix", lineno);
             for (size_t i = 0; i < nfam; i++)
                 cr_assert_str_neq(families[i], name, "family %s announced twice", name);
             cr_assert_lt(nfam, 512u);
@@ -140,8 +141,8 @@ static int check_format(char *text)
 
             cr_assert_eq(sscanf(line + 7, "%95s %15s", name, type), 2);
             cr_assert_str_eq(name, help_for, "line %d: TYPE without its HELP", lineno);
-            cr_assert(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0,
-                      "line %d: type %s", lineno, type);
+            cr_assert(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0 ||
+                      strcmp(type, "histogram") == 0, "line %d: type %s", lineno, type);
             if (strcmp(type, "counter") == 0)
                 cr_assert(strlen(name) > 6 && strcmp(name + strlen(name) - 6, "_total") == 0,
                           "counter %s does not end in _total", name);
@@ -158,7 +159,13 @@ static int check_format(char *text)
         while (name_char(p[n]))
             n++;
         cr_assert_neq(cur[0], '\0', "line %d: sample before its TYPE", lineno);
-        cr_assert(n == strlen(cur) && strncmp(p, cur, n) == 0,
+        static const char *const sfx[] = { "_bucket", "_sum", "_count" };
+        size_t suffix = 0, cl = strlen(cur);  /* a histogram's samples: _bucket, _sum, _count */
+        for (size_t k = 0; strcmp(cur_type, "histogram") == 0 && k < 3; k++)
+            if (n == cl + strlen(sfx[k]) && !strncmp(p, cur, cl) &&
+                !strncmp(p + cl, sfx[k], strlen(sfx[k])))
+                suffix = strlen(sfx[k]);
+        cr_assert(n == strlen(cur) + suffix && strncmp(p, cur, strlen(cur)) == 0,
                   "line %d: sample \"%.*s\" outside its family %s", lineno, (int)n, p, cur);
         p += n;
         if (*p == '{') {
@@ -280,8 +287,10 @@ Test(metrics, public_labels_are_ids_only)
     cr_assert_null(strstr(s, "mac="), "%s", s);
     cr_assert_null(strstr(s, "iqn."), "%s", s);
     cr_assert_null(strstr(s, "192.0.2."), "%s", s);
-    expect_line(s, "toegw_session_info{session=\"s-000000000001\",state=\"logged_in\","
-                   "stack=\"toe\"} 1");
+    expect_line(s, "toegw_session_info{session=\"s-000000000001\"} 1");
+    expect_line(s, "toegw_session_state{session=\"s-000000000001\",state=\"logged_in\"} 1");
+    expect_line(s, "toegw_session_state{session=\"s-000000000001\",state=\"failed\"} 0");
+    expect_line(s, "toegw_session_stack{session=\"s-000000000001\",stack=\"toe\"} 1");
     expect_line(s, "toegw_volume_info{volume=\"v-0000000000000001\","
                    "session=\"s-000000000001\",lun=\"0\"} 1");
     expect_line(s, "toegw_toe_info{ifname=\"toe0\"} 1");
