@@ -33,6 +33,7 @@
 #include "appliance/version.h"
 #include "common/log.h"
 #include "common/sockspec.h"
+#include "stacks/bsock.h"
 #include "storage/iname.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
@@ -47,6 +48,8 @@ struct serve_opts {
     char state_dir[4096];
     char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
     char user[64];                    /* --user: run as this account once the TOE is up */
+    char broker[108];                 /* --broker: the broker socket; "": STATE_DIR/broker.sock,
+                                         "off": none */
     struct app_net_opts net;
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;
@@ -89,6 +92,7 @@ struct serve {
     char last_save_err[300];     /* the last failure to save, logged once until it changes */
     uint64_t state_writes;       /* how often the state changed: sessions, reservations */
     struct app_heap_idle heap;   /* main thread only */
+    struct stk_bsock *bsock;     /* the broker socket (--broker), or NULL */
 };
 
 static const struct option serve_long[] = {
@@ -104,6 +108,7 @@ static const struct option serve_long[] = {
     { "state-dir", required_argument, NULL, 0 },
     { "initiator-name", required_argument, NULL, 0 },
     { "user", required_argument, NULL, 0 },
+    { "broker", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
     { "toe-addr", required_argument, NULL, 0 },
     { "toe-host-addr", required_argument, NULL, 0 },
@@ -136,7 +141,7 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
                "[--state-dir DIR]\n"
-               "                   [--initiator-name IQN] [--user NAME]\n"
+               "                   [--initiator-name IQN] [--user NAME] [--broker PATH|off]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
@@ -257,6 +262,14 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->user, sizeof(o->user), "%s", value);
+    } else if (!strcmp(name, "broker")) {
+        if (!*value || strlen(value) >= sizeof(o->broker) ||
+            (value[0] != '/' && strcmp(value, "off"))) {
+            app_errorf("%s must be an absolute path of at most %zu bytes, or off", source,
+                       sizeof(o->broker) - 1);
+            return -EINVAL;
+        }
+        snprintf(o->broker, sizeof(o->broker), "%s", value);
     } else if (!strcmp(name, "state-dir")) {
         if (!*value || strlen(value) >= sizeof(o->state_dir) - 64) {
             app_errorf("%s must be a directory path", source);
@@ -594,6 +607,28 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
     return 0;
 }
 
+/* The broker socket (--broker; STATE_DIR/broker.sock by default). 0, or -1 after saying why. */
+static int serve_start_bsock(struct serve *sv)
+{
+    struct stk_bsock_config bc = { .path = sv->o.broker, .mode = 0660,
+                                   .broker = sv->net.broker };
+    char path[4200], err[400];
+
+    if (!strcmp(sv->o.broker, "off"))
+        return 0;
+    if (!sv->o.broker[0]) {
+        snprintf(path, sizeof(path), "%s/broker.sock", sv->o.state_dir);
+        bc.path = path;
+    }
+    sv->bsock = stk_bsock_start(&bc, err, sizeof(err));
+    if (!sv->bsock) {
+        app_errorf("%s (--broker PATH names another place, --broker off runs without it)",
+                   err);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Start, step 2: the TOE and the broker, with the saved port reservations; the saved
  * sessions move from *st to sv->pending for the restore thread. 0, or -1 after printing why.
@@ -631,7 +666,7 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
     }
     if (dropped)
         log_info("serve", "now running as user %s", sv->o.user);
-    return 0;
+    return serve_start_bsock(sv);
 }
 
 /*
@@ -769,6 +804,8 @@ static void serve_stop(struct serve *sv)
         sto_loop_free(sv->loop);
         /* fall through */
     case SERVE_NET:
+        stk_bsock_stop(sv->bsock);
+        sv->bsock = NULL;
         app_net_stop(&sv->net);
         /* fall through */
     case SERVE_NOTHING:
