@@ -57,7 +57,10 @@ static void client_drop(struct stk_bsock *bs, struct bs_client *cl, const char *
 {
     if (cl->dead)
         return;
-    log_debug("bsock", "client %s gone: %s", cl->owner, why);
+    if (!strcmp(why, "closed") || !strcmp(why, "the broker socket stops"))
+        log_debug("bsock", "client %s gone: %s", cl->owner, why);
+    else
+        log_warn("bsock", "client %s dropped: %s", cl->owner, why);
     epoll_ctl(bs->ep, EPOLL_CTL_DEL, cl->fd, NULL);
     close(cl->fd);
     cl->fd = -1;
