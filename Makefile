@@ -64,6 +64,9 @@ $(BUILD)/libtoegw.so: $(LIBTOEGW_OBJS)
 $(BUILD)/toegw-preload.so: $(PRELOAD_OBJS)
 	$(CC) $(CLIENT_CFLAGS) -shared -Wl,-soname,toegw-preload.so -o $@ $^ -ldl
 
+# the unit test of the wire format also checks the shim's TOEGW_OFFLOAD parser
+$(BUILD)/tests/test_bproto: $(BUILD)/client/match.pic.o
+
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the binary, the client libraries, the header.
 PREFIX ?= /usr/local
 install: $(BIN) client
