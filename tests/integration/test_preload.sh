@@ -239,12 +239,14 @@ else
     h_fail preload.bad_requests_get_codes "wrong or missing:$bad; $(h_last); $(h__oneline "$(head -c 400 "$H_OUT")")"
 fi
 h_run python3 "$PYC" "$SOCK" flood
+flood_rc=$H_RC
+flood_out=$(cat "$H_OUT")
 h_run env LD_PRELOAD="$PRELOAD" TOEGW_DEBUG=1 iscsi-ls -s "iscsi://$HOST_IP/"
-if kill -0 "$serve_pid" 2>/dev/null && grep -q 'on the toe stack' "$H_ERR" &&
+if [ "$flood_rc" -eq 0 ] && kill -0 "$serve_pid" 2>/dev/null && grep -q 'on the toe stack' "$H_ERR" &&
     grep -q 'does not read its replies' "$H_TMP/serve.log"; then
     h_pass preload.slow_client_dropped_broker_serves
 else
-    h_fail preload.slow_client_dropped_broker_serves "$(h_last)"
+    h_fail preload.slow_client_dropped_broker_serves "flood: $flood_out; ls: $(h_last)"
 fi
 
 # --- the broker socket off: the kernel's connect ------------------------------------------------
