@@ -14,7 +14,8 @@ WORKDIR /src
 COPY scripts/install-deps scripts/fetch-lwip scripts/
 RUN bash scripts/install-deps --build
 COPY . .
-RUN make -j"$(nproc)" toegw && strip --strip-unneeded toegw
+RUN make -j"$(nproc)" toegw client && strip --strip-unneeded toegw \
+    build/libtoegw.so build/toegw-preload.so
 
 FROM ${BASE}
 ARG VERSION=0.1.0
@@ -32,6 +33,11 @@ RUN apt-get update \
         --shell /usr/sbin/nologin toegw \
     && install -d -m 0700 -o toegw -g toegw /var/lib/toegw
 COPY --from=build /src/toegw /usr/local/bin/toegw
+# libtoegw and the preload shim, for programs in this image or a volume's consumers
+# (docs/broker.md: the broker socket is STATE_DIR/broker.sock)
+COPY --from=build /src/build/toegw-preload.so /src/build/libtoegw.so /src/build/libtoegw.a \
+     /usr/local/lib/
+COPY --from=build /src/client/toegw.h /usr/local/include/toegw.h
 COPY scripts/healthcheck /usr/local/lib/toegw/healthcheck
 USER toegw
 VOLUME /var/lib/toegw

@@ -38,8 +38,43 @@ UNIT_SKIP := $(if $(TOE_SRCS),,$(UNIT_TOE))
 UNIT_SRCS := $(filter-out $(UNIT_SKIP),$(UNIT_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all test test-image unit integration asan demo bench clean distclean fuzz
-all: $(BIN)
+.PHONY: all test test-image unit integration asan demo bench clean distclean fuzz client install
+all: $(BIN) client
+
+# libtoegw (client/toegw.h: connections from the broker socket, as descriptors) as a static
+# and a shared library, and toegw-preload.so (the LD_PRELOAD shim, libtoegw linked in).
+# Position-independent, only the API exported; docs/broker.md.
+CLIENT_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
+LIBTOEGW_OBJS := $(BUILD)/client/libtoegw.pic.o $(BUILD)/client/bproto.pic.o
+PRELOAD_OBJS  := $(BUILD)/client/preload.pic.o $(BUILD)/client/match.pic.o \
+                 $(BUILD)/client/fdtab.pic.o $(LIBTOEGW_OBJS)
+CLIENT_LIBS   := $(BUILD)/libtoegw.a $(BUILD)/libtoegw.so $(BUILD)/toegw-preload.so
+client: $(CLIENT_LIBS)
+
+$(BUILD)/client/%.pic.o: client/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CLIENT_CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/client/bproto.pic.o: common/bproto.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CLIENT_CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/libtoegw.a: $(LIBTOEGW_OBJS)
+	$(AR) rcs $@ $^
+$(BUILD)/libtoegw.so: $(LIBTOEGW_OBJS)
+	$(CC) $(CLIENT_CFLAGS) -shared -Wl,-soname,libtoegw.so -o $@ $^
+$(BUILD)/toegw-preload.so: $(PRELOAD_OBJS)
+	$(CC) $(CLIENT_CFLAGS) -shared -Wl,-soname,toegw-preload.so -o $@ $^ -ldl
+
+# the unit test of the wire format also checks the shim's TOEGW_OFFLOAD parser
+$(BUILD)/tests/test_bproto: $(BUILD)/client/match.pic.o
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the binary, the client libraries, the header.
+PREFIX ?= /usr/local
+install: $(BIN) client
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/toegw
+	install -D -m 0644 $(BUILD)/libtoegw.a $(DESTDIR)$(PREFIX)/lib/libtoegw.a
+	install -D -m 0755 $(BUILD)/libtoegw.so $(DESTDIR)$(PREFIX)/lib/libtoegw.so
+	install -D -m 0755 $(BUILD)/toegw-preload.so $(DESTDIR)$(PREFIX)/lib/toegw-preload.so
+	install -D -m 0644 client/toegw.h $(DESTDIR)$(PREFIX)/include/toegw.h
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJS) $(TOE_LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -100,7 +135,7 @@ demo: $(BIN)
 clean:
 	rm -rf build build-asan toegw
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(PRELOAD_OBJS:.o=.d)
 
 # Benchmark helpers (bench/): built on demand (make bench-tools), never part of toegw.
 -include bench/bench.mk

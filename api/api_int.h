@@ -215,6 +215,8 @@ struct api_reserve_req {
     char holder[STK_NAME_MAX];
     uint16_t port;               /* 0: any free port of the range */
     enum stk_policy stack;
+    bool has_uid;                /* "uid": only a broker socket client of that uid */
+    uid_t uid;
 };
 int api_parse_reserve_req(const char *body, size_t len, struct api_reserve_req *out,
                           struct api_err *e);

@@ -50,7 +50,7 @@ void api_h_reservation_create(const struct api_ctx *x, const struct api_call *c,
         api_resp_problem(r, &e);
         return;
     }
-    ret = stk_reserve(b, q.holder, q.port, q.stack, &one);
+    ret = stk_reserve_uid(b, q.holder, q.has_uid, q.uid, q.port, q.stack, &one);
     switch (-ret) {
     case 0:
         break;

@@ -228,6 +228,8 @@ json_t *api_json_reservation(const struct stk_reservation *r)
                                                                     sizeof(r->holder))));
     ok = ok && set_str(o, "created", api_rfc3339(r->created, ts, sizeof(ts)));
     ok = ok && set_new(o, "in_use", json_boolean(r->in_use));
+    if (r->has_uid)
+        ok = ok && set_u64(o, "uid", r->uid);
     return finish(o, ok);
 }
 

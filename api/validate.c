@@ -411,7 +411,7 @@ out_fail:
 int api_parse_reserve_req(const char *body, size_t len, struct api_reserve_req *out,
                           struct api_err *e)
 {
-    static const char *const keys[] = { "holder", "port", "stack", NULL };
+    static const char *const keys[] = { "holder", "port", "stack", "uid", NULL };
     json_t *j = NULL, *v;
     int ret;
 
@@ -435,6 +435,17 @@ int api_parse_reserve_req(const char *body, size_t len, struct api_reserve_req *
     }
     if ((ret = get_policy(j, &out->stack, e)) < 0)
         goto out_fail;
+    v = field(j, "uid");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > 4294967294LL) {
+            api_err_set(e, 422, "field \"uid\" must be a user id (an integer 0..4294967294)");
+            ret = -EINVAL;
+            goto out_fail;
+        }
+        out->has_uid = true;
+        out->uid = (uid_t)json_integer_value(v);
+    }
     json_decref(j);
     return 0;
 

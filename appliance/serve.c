@@ -32,6 +32,7 @@
 #include "appliance/version.h"
 #include "common/log.h"
 #include "common/sockspec.h"
+#include "stacks/bsock.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
 
@@ -72,6 +73,7 @@ struct serve {
     char last_save_err[300];     /* the last failure to save, logged once until it changes */
     uint64_t state_writes;       /* how often the state changed: sessions, reservations */
     struct app_heap_idle heap;   /* main thread only */
+    struct stk_bsock *bsock;     /* the broker socket (--broker), or NULL */
 };
 
 /* ---------------------------------------------------------------- broker glue */
@@ -308,6 +310,28 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
     return 0;
 }
 
+/* The broker socket (--broker; STATE_DIR/broker.sock by default). 0, or -1 after saying why. */
+static int serve_start_bsock(struct serve *sv)
+{
+    struct stk_bsock_config bc = { .path = sv->o.broker, .mode = 0660,
+                                   .broker = sv->net.broker };
+    char path[4200], err[400];
+
+    if (!strcmp(sv->o.broker, "off"))
+        return 0;
+    if (!sv->o.broker[0]) {
+        snprintf(path, sizeof(path), "%s/broker.sock", sv->o.state_dir);
+        bc.path = path;
+    }
+    sv->bsock = stk_bsock_start(&bc, err, sizeof(err));
+    if (!sv->bsock) {
+        app_errorf("%s (--broker PATH names another place, --broker off runs without it)",
+                   err);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Start, step 1b: with --api-tls on, the API's certificate and key: those of
  * --tls-certificates DIR, or of STATE_DIR/tls/, made self-signed at the first start. A
@@ -394,7 +418,7 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
     }
     if (dropped)
         log_info("serve", "now running as user %s", sv->o.user);
-    return 0;
+    return serve_start_bsock(sv);
 }
 
 /*
@@ -538,6 +562,8 @@ static void serve_stop(struct serve *sv)
         sto_loop_free(sv->loop);
         /* fall through */
     case SERVE_NET:
+        stk_bsock_stop(sv->bsock);
+        sv->bsock = NULL;
         app_net_stop(&sv->net);
         /* fall through */
     case SERVE_NOTHING:

@@ -21,6 +21,8 @@ struct serve_opts {
     char state_dir[4096];
     char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
     char user[64];                    /* --user: run as this account once the TOE is up */
+    char broker[108];                 /* --broker: the broker socket; "": STATE_DIR/broker.sock,
+                                         "off": none */
     struct app_net_opts net;
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;

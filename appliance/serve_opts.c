@@ -31,6 +31,7 @@ static const struct option serve_long[] = {
     { "state-dir", required_argument, NULL, 0 },
     { "initiator-name", required_argument, NULL, 0 },
     { "user", required_argument, NULL, 0 },
+    { "broker", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
     { "toe-addr", required_argument, NULL, 0 },
     { "toe-host-addr", required_argument, NULL, 0 },
@@ -65,7 +66,7 @@ static void serve_usage(FILE *f)
                "[--state-dir DIR]\n"
                "                   [--api-tls off|on] [--tls-certificates DIR] "
                "[--metrics-auth]\n"
-               "                   [--initiator-name IQN] [--user NAME]\n"
+               "                   [--initiator-name IQN] [--user NAME] [--broker PATH|off]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
@@ -186,6 +187,14 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->user, sizeof(o->user), "%s", value);
+    } else if (!strcmp(name, "broker")) {
+        if (!*value || strlen(value) >= sizeof(o->broker) ||
+            (value[0] != '/' && strcmp(value, "off"))) {
+            app_errorf("%s must be an absolute path of at most %zu bytes, or off", source,
+                       sizeof(o->broker) - 1);
+            return -EINVAL;
+        }
+        snprintf(o->broker, sizeof(o->broker), "%s", value);
     } else if (!strcmp(name, "api-tls")) {
         if (strcmp(value, "on") && strcmp(value, "off")) {
             app_errorf("%s must be on or off, not \"%.64s\"", source, value);

@@ -107,10 +107,12 @@ char *app_state_text(const struct app_state *st)
     }
     for (size_t i = 0; i < st->nreservations; i++) {
         const struct stk_reservation *r = &st->reservations[i];
-        json_array_append_new(rs, json_pack("{s:I,s:s,s:i,s:s,s:I}", "id", (json_int_t)r->id,
-                                            "holder", r->holder, "port", r->port, "stack",
-                                            policy_str(r->stack), "created",
-                                            (json_int_t)r->created));
+        json_t *ro = json_pack("{s:I,s:s,s:i,s:s,s:I}", "id", (json_int_t)r->id, "holder",
+                               r->holder, "port", r->port, "stack", policy_str(r->stack),
+                               "created", (json_int_t)r->created);
+        if (ro && r->has_uid)
+            json_object_set_new(ro, "uid", json_integer((json_int_t)r->uid));
+        json_array_append_new(rs, ro);
     }
     json_object_set_new(root, "sessions", ss);
     json_object_set_new(root, "reservations", rs);
@@ -217,6 +219,8 @@ int app_state_load(const char *dir, struct app_state *st, char *err, size_t errl
         r->id = (uint64_t)id;
         r->port = (uint16_t)port;
         r->created = (time_t)json_integer_value(json_object_get(o, "created"));
+        r->has_uid = json_is_integer(json_object_get(o, "uid"));
+        r->uid = (uid_t)json_integer_value(json_object_get(o, "uid"));
         st->nreservations++;
     }
     json_decref(root);

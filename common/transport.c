@@ -101,6 +101,12 @@ static void host_close(struct stk_conn *c, bool abort)
     free(c);
 }
 
+void stk_host_conn_forget(struct stk_conn *c)
+{
+    close(c->fd);
+    free(c);
+}
+
 static const struct stk_conn_ops host_ops = {
     .level_triggered = true,
     .read = host_read,

@@ -111,6 +111,13 @@ int stk_host_connect(const struct sockaddr_in *dst, uint16_t local_port,
  */
 int stk_host_connect_fd(int fd, const struct sockaddr_in *dst, struct stk_conn **out);
 
+/*
+ * Drop this process's reference to a host conn's socket and free the conn, without
+ * shutting the connection down: for a socket another process now holds too (passed with
+ * SCM_RIGHTS). Only for conns made by stk_host_connect / stk_host_connect_fd.
+ */
+void stk_host_conn_forget(struct stk_conn *c);
+
 /* Resolve "host[:port]" (IPv4 literal or name) into *out; port defaults to def_port. */
 int stk_parse_hostport(const char *s, uint16_t def_port, struct sockaddr_in *out);
 

@@ -228,8 +228,10 @@ static int port_take_socket(struct stk_broker *b, uint16_t port)
         ps->fd = -1; /* still held: by the connection now */
         return fd;
     }
-    /* not held (a reservation that could not be held again): bind afresh */
-    return bind_placeholder(port, false);
+    /* not held (a reservation that could not be held again): bind afresh, past a
+       TIME_WAIT of its last connection as port_rehold does */
+    fd = bind_placeholder(port, false);
+    return fd == -EADDRINUSE ? bind_placeholder(port, true) : fd;
 }
 
 static void port_drop(struct stk_broker *b, uint16_t port)
@@ -295,22 +297,37 @@ static int port_hold_restored(struct stk_broker *b, uint16_t port)
     return 0;
 }
 
-static int reserve(struct stk_broker *b, const char *holder, uint16_t port,
-                   enum stk_policy stack, bool restoring, struct stk_reservation *out);
+static int reserve(struct stk_broker *b, const struct stk_reservation *want, bool restoring,
+                   struct stk_reservation *out);
 
 int stk_reserve(struct stk_broker *b, const char *holder, uint16_t port, enum stk_policy stack,
                 struct stk_reservation *out)
 {
-    return reserve(b, holder, port, stack, false, out);
+    return stk_reserve_uid(b, holder, false, 0, port, stack, out);
 }
 
-static int reserve(struct stk_broker *b, const char *holder, uint16_t port,
-                   enum stk_policy stack, bool restoring, struct stk_reservation *out)
+int stk_reserve_uid(struct stk_broker *b, const char *holder, bool has_uid, uid_t uid,
+                    uint16_t port, enum stk_policy stack, struct stk_reservation *out)
 {
+    struct stk_reservation want = { .port = port, .stack = stack, .has_uid = has_uid,
+                                    .uid = uid };
+
+    if (!holder || strlen(holder) >= STK_NAME_MAX)
+        return -EINVAL;
+    snprintf(want.holder, sizeof(want.holder), "%s", holder);
+    return reserve(b, &want, false, out);
+}
+
+/* Reserve want->port (0: any) for want->holder, with want's stack and uid. */
+static int reserve(struct stk_broker *b, const struct stk_reservation *want, bool restoring,
+                   struct stk_reservation *out)
+{
+    const char *holder = want->holder;
+    uint16_t port = want->port;
     struct res_node *rn;
     int ret;
 
-    if (!holder || !*holder || strlen(holder) >= STK_NAME_MAX)
+    if (!*holder)
         return -EINVAL;
     rn = calloc(1, sizeof(*rn));
     if (!rn)
@@ -337,7 +354,9 @@ static int reserve(struct stk_broker *b, const char *holder, uint16_t port,
     rn->r.id = b->next_res_id++;
     snprintf(rn->r.holder, sizeof(rn->r.holder), "%s", holder);
     rn->r.port = port;
-    rn->r.stack = stack;
+    rn->r.stack = want->stack;
+    rn->r.has_uid = want->has_uid;
+    rn->r.uid = want->uid;
     rn->r.created = time(NULL);
     rn->next = b->res;
     b->res = rn;
@@ -490,9 +509,16 @@ static int req_take_reservation(struct stk_broker *b, struct req_ctx *rc)
                  (unsigned long long)req->reservation);
         return -ENOENT;
     }
-    if (!req->any_holder && strcmp(rn->r.holder, req->owner) != 0) {
+    const char *holder = req->holder ? req->holder : req->owner;
+    if (!req->any_holder && strcmp(rn->r.holder, holder) != 0) {
         snprintf(rc->err, rc->errlen, "reservation %llu is held by \"%s\", not \"%s\"",
-                 (unsigned long long)req->reservation, rn->r.holder, req->owner);
+                 (unsigned long long)req->reservation, rn->r.holder, holder);
+        return -EPERM;
+    }
+    if (rn->r.has_uid && req->has_uid && rn->r.uid != req->uid) {
+        snprintf(rc->err, rc->errlen, "reservation %llu is for uid %u, not uid %u",
+                 (unsigned long long)req->reservation, (unsigned)rn->r.uid,
+                 (unsigned)req->uid);
         return -EPERM;
     }
     if (rn->r.in_use) {
@@ -741,7 +767,7 @@ int stk_release_conn(struct stk_broker *b, struct stk_conn *c, const char *owner
 int stk_restore_reservation(struct stk_broker *b, const struct stk_reservation *r)
 {
     struct stk_reservation got;
-    int ret = reserve(b, r->holder, r->port, r->stack, true, &got);
+    int ret = reserve(b, r, true, &got);
 
     if (ret < 0)
         return ret;
@@ -755,6 +781,23 @@ int stk_restore_reservation(struct stk_broker *b, const struct stk_reservation *
     }
     pthread_mutex_unlock(&b->lock);
     return 0;
+}
+
+int stk_desc_hand_over(struct stk_broker *b, struct stk_desc *d, const char *owner)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&b->lock);
+    if (!owner || strcmp(owner, d->owner) != 0)
+        ret = -EPERM;
+    else if (!d->conn || d->stack != STK_STACK_HOST)
+        ret = -EINVAL;
+    if (ret == 0) {
+        stk_host_conn_forget(d->conn); /* the other process keeps the socket */
+        d->conn = NULL;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return ret;
 }
 
 struct stk_conn *stk_desc_conn(struct stk_desc *d, const char *owner)

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "common/transport.h"
@@ -60,6 +61,9 @@ struct stk_reservation {
     enum stk_policy stack;
     time_t created;
     bool in_use;                /* a connection currently uses its port */
+    bool has_uid;               /* only a requester of this uid may take it (broker socket
+                                   clients, by SO_PEERCRED) */
+    uid_t uid;
 };
 
 /*
@@ -69,6 +73,9 @@ struct stk_reservation {
  */
 int stk_reserve(struct stk_broker *b, const char *holder, uint16_t port, enum stk_policy stack,
                 struct stk_reservation *out);
+/* The same, for the holder running as `uid` only (has_uid false: any uid). */
+int stk_reserve_uid(struct stk_broker *b, const char *holder, bool has_uid, uid_t uid,
+                    uint16_t port, enum stk_policy stack, struct stk_reservation *out);
 /* Delete a reservation; its port returns to the pool. 0, -ENOENT, -EBUSY (in use). */
 int stk_unreserve(struct stk_broker *b, uint64_t id);
 /* Snapshot; *out: caller frees with free(). */
@@ -124,6 +131,15 @@ struct stk_request {
      * (the REST API) who hands that holder's port to this owner's connection.
      */
     bool any_holder;
+    /*
+     * The holder the requester speaks for when it names a reservation (NULL: the owner);
+     * a broker socket client owns its connections as "pid/comm" and claims a reservation
+     * by its holder's name.
+     */
+    const char *holder;
+    /* The requester's uid (SO_PEERCRED); a reservation made for a uid checks it. */
+    bool has_uid;
+    uid_t uid;
 };
 
 /*
@@ -147,6 +163,13 @@ int stk_release_conn(struct stk_broker *b, struct stk_conn *c, const char *owner
 int stk_restore_reservation(struct stk_broker *b, const struct stk_reservation *r);
 /* The descriptor's connection, for its owner only (NULL and EPERM otherwise). */
 struct stk_conn *stk_desc_conn(struct stk_desc *d, const char *owner);
+/*
+ * The descriptor's host-stack socket now lives in another process (passed as SCM_RIGHTS):
+ * the broker drops its own reference without shutting the connection down and keeps the
+ * descriptor (owner, port, reservation, table row) until stk_release, which then only
+ * returns the port. 0, -EPERM (another owner's), -EINVAL (not a host connection).
+ */
+int stk_desc_hand_over(struct stk_broker *b, struct stk_desc *d, const char *owner);
 
 /* ---------------------------------------------------------------- one table, one MIB */
 

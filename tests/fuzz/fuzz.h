@@ -23,6 +23,7 @@ int fuzz_url(const uint8_t *data, size_t size);     /* storage/url.c */
 int fuzz_nbd(const uint8_t *data, size_t size);     /* storage/nbd.c: client bytes */
 int fuzz_api(const uint8_t *data, size_t size);     /* api/routes.c, api/validate.c */
 int fuzz_frame(const uint8_t *data, size_t size);   /* toe_emu/frame.c */
+int fuzz_bproto(const uint8_t *data, size_t size);  /* common/bproto.c: broker socket */
 
 /* A property does not hold: print "fuzz property: ..." to stderr and abort(). */
 void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -14,7 +14,7 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 10
 FUZZ_JOBS    ?= 2
-FUZZ_ALL     := pdu session text chap scsi url nbd api $(if $(TOE_SRCS),frame)
+FUZZ_ALL     := pdu session text chap scsi url nbd api bproto $(if $(TOE_SRCS),frame)
 FUZZERS      ?= $(FUZZ_ALL)
 # Every UBSan check aborts, but those tests/fuzz/ubsan-open.supp suppresses for known open
 # findings (a suppression needs a recoverable check; tests/fuzz/run sets halt_on_error=1).

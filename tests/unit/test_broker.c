@@ -927,6 +927,49 @@ Test(broker_owner, another_holders_reservation_is_eperm)
     close(lfd);
 }
 
+/* A program (broker socket) owns as "pid/comm" and claims a reservation by its holder. */
+Test(broker_owner, reservation_claimed_by_holder_and_uid)
+{
+    struct stk_broker *b;
+    struct stk_reservation r, g;
+    struct stk_desc *d;
+    struct sockaddr_in dst;
+    struct stk_request req = { .owner = "4242/prog", .policy = STK_POLICY_HOST,
+                               .holder = "perfjob", .has_uid = true, .uid = 1000 };
+    char err[256];
+    int lfd;
+
+    NEED_NETNS();
+    lfd = listener("127.0.0.1", &dst);
+    req.dst = dst;
+    b = broker_new(LO, LO + 9, NULL);
+    cr_assert_eq(stk_reserve_uid(b, "perfjob", true, 1001, 0, STK_POLICY_HOST, &r), 0);
+    cr_assert(r.has_uid && r.uid == 1001);
+    req.reservation = r.id;
+    cr_assert_eq(stk_request(b, &req, &d, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "is for uid 1001, not uid 1000"), "%s", err);
+    req.uid = 1001;
+    req.holder = "other";
+    cr_assert_eq(stk_request(b, &req, &d, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "held by \"perfjob\", not \"other\""), "%s", err);
+    req.holder = "perfjob";
+    cr_assert_eq(stk_request(b, &req, &d, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(d->port, r.port);
+    cr_assert_str_eq(d->owner, "4242/prog");
+    /* handed over: the broker keeps the descriptor, not the socket */
+    cr_assert_eq(stk_desc_hand_over(b, d, "someone"), -EPERM);
+    cr_assert_eq(stk_desc_hand_over(b, d, "4242/prog"), 0);
+    cr_assert_null(d->conn);
+    cr_assert_eq(stk_desc_hand_over(b, d, "4242/prog"), -EINVAL);
+    cr_assert_eq(stk_get_reservation(b, r.id, &g), 0);
+    cr_assert(g.in_use);
+    cr_assert_eq(stk_release(b, d, "4242/prog", false), 0);
+    cr_assert_eq(stk_get_reservation(b, r.id, &g), 0);
+    cr_assert_not(g.in_use);
+    stk_broker_free(b);
+    close(lfd);
+}
+
 /* ---------------------------------------------------------------- with a TOE */
 
 Test(broker_toe, auto_places_on_the_toe_and_moves_data)

@@ -162,6 +162,7 @@ Test(fuzz_regress, scsi) { replay_kept(fuzz_scsi, "scsi"); }
 Test(fuzz_regress, url) { replay_kept(fuzz_url, "url"); }
 Test(fuzz_regress, nbd) { replay_kept(fuzz_nbd, "nbd"); }
 Test(fuzz_regress, api) { replay_kept(fuzz_api, "api"); }
+Test(fuzz_regress, bproto) { replay_kept(fuzz_bproto, "bproto"); }
 
 Test(fuzz_regress, frame)
 {
@@ -176,7 +177,8 @@ Test(fuzz_regress, open_failures)
     static const struct { const char *name; fuzz_fn fn; } all[] = {
         { "pdu", fuzz_pdu }, { "session", fuzz_session }, { "text", fuzz_text },
         { "chap", fuzz_chap }, { "scsi", fuzz_scsi }, { "url", fuzz_url },
-        { "nbd", fuzz_nbd }, { "api", fuzz_api }, { "frame", NULL },
+        { "nbd", fuzz_nbd }, { "api", fuzz_api }, { "bproto", fuzz_bproto },
+        { "frame", NULL },
     };
     const char *env = getenv("TOEGW_FUZZ_OPEN");
     char dir[1024];
