@@ -9,10 +9,9 @@
  * session out, stop the API, exit 0 — within 10 s.
  */
 #include "appliance/serve.h"
+#include "appliance/serve_int.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,28 +31,11 @@
 #include "appliance/version.h"
 #include "common/log.h"
 #include "common/sockspec.h"
-#include "storage/iname.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
 
 #define SHUTDOWN_LOGOUT_MS 6000
 #define RESTORE_RETRY_S 10
-
-struct serve_opts {
-    char api[300];
-    char token_file[4200];
-    char nbd[300];
-    char state_dir[4096];
-    char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
-    struct app_net_opts net;
-    uint32_t max_outstanding;
-    uint32_t max_outstanding_writes;
-    struct nbds_limits nbd_lim;       /* zero members: the defaults */
-    struct api_limits api_lim;
-    struct app_timeouts tmo;
-    enum log_level level;
-    enum log_format format;
-};
 
 /* How far the start got; serve_stop undoes exactly that much. */
 enum serve_stage {
@@ -89,267 +71,6 @@ struct serve {
     struct app_heap_idle heap;   /* main thread only */
 };
 
-static const struct option serve_long[] = {
-    { "api", required_argument, NULL, 0 },
-    { "api-token-file", required_argument, NULL, 0 },
-    { "api-max-conns", required_argument, NULL, 0 },
-    { "api-max-conns-per-client", required_argument, NULL, 0 },
-    { "api-header-timeout", required_argument, NULL, 0 },
-    { "nbd", required_argument, NULL, 0 },
-    { "nbd-handshake-timeout", required_argument, NULL, 0 },
-    { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
-    { "nbd-client-buffer-mib", required_argument, NULL, 0 },
-    { "state-dir", required_argument, NULL, 0 },
-    { "initiator-name", required_argument, NULL, 0 },
-    { "toe-ifname", required_argument, NULL, 0 },
-    { "toe-addr", required_argument, NULL, 0 },
-    { "toe-host-addr", required_argument, NULL, 0 },
-    { "toe-mtu", required_argument, NULL, 0 },
-    { "toe-max-conns", required_argument, NULL, 0 },
-    { "toe-connect-timeout", required_argument, NULL, 0 },
-    { "port-range", required_argument, NULL, 0 },
-    { "no-toe", no_argument, NULL, 0 },
-    { "toe-nat", no_argument, NULL, 0 },
-    { "toe-uplink", required_argument, NULL, 0 },
-    { "toe-gateway", required_argument, NULL, 0 },
-    { "max-outstanding", required_argument, NULL, 0 },
-    { "max-outstanding-writes", required_argument, NULL, 0 },
-    /* timeouts (appliance/timeouts.h) */
-    { "login-timeout", required_argument, NULL, 0 },
-    { "logout-timeout", required_argument, NULL, 0 },
-    { "nop-interval", required_argument, NULL, 0 },
-    { "nop-timeout", required_argument, NULL, 0 },
-    { "command-timeout", required_argument, NULL, 0 },
-    { "abort-timeout", required_argument, NULL, 0 },
-    { "lun-reset-timeout", required_argument, NULL, 0 },
-    { "replacement-timeout", required_argument, NULL, 0 },
-    { "log-format", required_argument, NULL, 0 },
-    { "log-level", required_argument, NULL, 0 },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-};
-
-static void serve_usage(FILE *f)
-{
-    fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
-               "[--state-dir DIR]\n"
-               "                   [--initiator-name IQN]\n"
-               "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
-               "[--toe-mtu N]\n"
-               "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
-               "[--port-range LO-HI] [--no-toe] [--toe-nat]\n"
-               "                   [--toe-uplink IFACE] [--toe-gateway ADDR]\n"
-               "                   [--max-outstanding N] [--max-outstanding-writes N]\n"
-               "                   [--api-max-conns N] [--api-max-conns-per-client N]\n"
-               "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
-               "                   [--nbd-max-handshakes-per-client N] "
-               "[--nbd-client-buffer-mib N]\n"
-               "                   [--login-timeout S] [--logout-timeout S] [--nop-interval S] "
-               "[--nop-timeout S]\n"
-               "                   [--command-timeout S] [--abort-timeout S] "
-               "[--lun-reset-timeout S]\n"
-               "                   [--replacement-timeout S]\n"
-               "                   [--log-format text|json] [--log-level error|warn|info|debug]\n"
-               "every flag can also be set as TOEGW_<NAME> (e.g. TOEGW_API, TOEGW_NO_TOE=1)\n");
-}
-
-/*
- * A listen address for --api and --nbd: a sockspec with a port, or a Unix socket by its
- * absolute path (a relative one would depend on the directory serve was started in).
- */
-static bool listen_addr_ok(const char *s)
-{
-    struct sockspec sp;
-
-    if (sockspec_parse(s, 0, &sp) < 0)
-        return false;
-    return !sp.is_unix || sp.path[0] == '/';
-}
-
-/*
- * The limits on what API and NBD clients may cost (docs/serve.md). 1 when name is one of
- * them (applied), 0 when it is not, -EINVAL after printing why.
- */
-static int serve_limit_opt(struct serve_opts *o, const char *name, const char *value,
-                           const char *source)
-{
-    static const struct {
-        const char *name;
-        unsigned long min, max;
-        const char *unit;
-    } lims[] = {
-        { "api-max-conns", 1, 4096, "" },
-        { "api-max-conns-per-client", 1, 4096, "" },
-        { "api-header-timeout", 1, 600, " (seconds)" },
-        { "nbd-handshake-timeout", 1, 600, " (seconds)" },
-        { "nbd-max-handshakes-per-client", 1, 4096, "" },
-        { "nbd-client-buffer-mib", 1, 4096, " (MiB)" },
-    };
-    size_t i;
-    unsigned long v;
-    char *end;
-
-    for (i = 0; i < sizeof(lims) / sizeof(lims[0]) && strcmp(lims[i].name, name); i++)
-        ;
-    if (i == sizeof(lims) / sizeof(lims[0]))
-        return 0;
-    errno = 0;
-    v = strtoul(value, &end, 10);
-    if (!*value || *end || !isdigit((unsigned char)*value) || errno || v < lims[i].min ||
-        v > lims[i].max) {
-        app_errorf("%s must be a number from %lu to %lu%s", source, lims[i].min,
-                   lims[i].max, lims[i].unit);
-        return -EINVAL;
-    }
-    switch (i) {
-    case 0: o->api_lim.max_conns = (unsigned)v; break;
-    case 1: o->api_lim.max_conns_per_client = (unsigned)v; break;
-    case 2: o->api_lim.header_timeout_ms = (unsigned)v * 1000u; break;
-    case 3: o->nbd_lim.handshake_timeout_ms = (unsigned)v * 1000u; break;
-    case 4: o->nbd_lim.max_handshakes_per_client = (unsigned)v; break;
-    default: o->nbd_lim.max_buffered_bytes = (uint64_t)v << 20; break;
-    }
-    return 1;
-}
-
-/* Apply one flag by name. 0, or -EINVAL after printing why (source: "--x" or "TOEGW_X"). */
-static int serve_opt(struct serve_opts *o, const char *name, const char *value,
-                     const char *source)
-{
-    char err[256];
-    int ret;
-
-    ret = app_net_opt(&o->net, name, value ? value : "", err, sizeof(err));
-    if (ret < 0) {
-        app_errorf("%s (from %s)", err, source);
-        return -EINVAL;
-    }
-    if (ret > 0)
-        return 0;
-    ret = serve_limit_opt(o, name, value ? value : "", source);
-    if (ret != 0)
-        return ret < 0 ? ret : 0;
-    ret = app_timeout_opt(&o->tmo, name, value, source, err, sizeof(err));
-    if (ret < 0) {
-        app_errorf("%s", err);
-        return -EINVAL;
-    }
-    if (ret > 0)
-        return 0;
-    if (!strcmp(name, "api") || !strcmp(name, "nbd")) {
-        if (!listen_addr_ok(value)) {
-            app_errorf("%s must be host:port or unix:/path, not \"%.64s\"", source, value);
-            return -EINVAL;
-        }
-        snprintf(name[0] == 'a' ? o->api : o->nbd, sizeof(o->api), "%s", value);
-    } else if (!strcmp(name, "api-token-file")) {
-        if (!*value || strlen(value) >= sizeof(o->token_file)) {
-            app_errorf("%s must be a file path", source);
-            return -EINVAL;
-        }
-        snprintf(o->token_file, sizeof(o->token_file), "%s", value);
-    } else if (!strcmp(name, "state-dir")) {
-        if (!*value || strlen(value) >= sizeof(o->state_dir) - 64) {
-            app_errorf("%s must be a directory path", source);
-            return -EINVAL;
-        }
-        snprintf(o->state_dir, sizeof(o->state_dir), "%s", value);
-    } else if (!strcmp(name, "initiator-name")) {
-        if (!isc_name_valid(value) || strlen(value) >= sizeof(o->initiator)) {
-            app_errorf("%s must be an iscsi name (iqn., eui. or naa., letters, digits and "
-                       ".:-_), not \"%.64s\"", source, value);
-            return -EINVAL;
-        }
-        snprintf(o->initiator, sizeof(o->initiator), "%s", value);
-    } else if (!strcmp(name, "max-outstanding") || !strcmp(name, "max-outstanding-writes")) {
-        char *end;
-        unsigned long v = strtoul(value, &end, 10);
-        if (!*value || *end || v < 1 || v > 1024) {
-            app_errorf("%s must be a number from 1 to 1024", source);
-            return -EINVAL;
-        }
-        if (!strcmp(name, "max-outstanding"))
-            o->max_outstanding = (uint32_t)v;
-        else
-            o->max_outstanding_writes = (uint32_t)v;
-    } else if (!strcmp(name, "log-format")) {
-        if (log_parse_format(value, &o->format) < 0) {
-            app_errorf("%s must be text or json", source);
-            return -EINVAL;
-        }
-    } else if (!strcmp(name, "log-level")) {
-        if (log_parse_level(value, &o->level) < 0) {
-            app_errorf("%s must be error, warn, info or debug", source);
-            return -EINVAL;
-        }
-    } else {
-        app_errorf("unknown option %s", source);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static int serve_parse(int argc, char **argv, struct serve_opts *o)
-{
-    int c, idx;
-
-    memset(o, 0, sizeof(*o));
-    snprintf(o->api, sizeof(o->api), "127.0.0.1:8080");
-    snprintf(o->nbd, sizeof(o->nbd), "127.0.0.1:10809");
-    snprintf(o->state_dir, sizeof(o->state_dir), "/var/lib/toegw");
-    app_net_opts_defaults(&o->net);
-    o->level = LOG_LVL_INFO;
-    o->format = LOG_FMT_TEXT;
-
-    /* the environment first; flags override it */
-    for (const struct option *op = serve_long; op->name; op++) {
-        char var[64] = "TOEGW_";
-        size_t n = strlen(var);
-        const char *val;
-        if (op->val == 'h')
-            continue;
-        for (const char *p = op->name; *p && n < sizeof(var) - 1; p++)
-            var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-        var[n] = '\0';
-        val = getenv(var);
-        if (!val)
-            continue;
-        if (op->has_arg == no_argument) {
-            if (!strcmp(val, "0") || !strcasecmp(val, "false") || !*val)
-                continue;
-            if (strcmp(val, "1") && strcasecmp(val, "true")) {
-                app_errorf("%s must be 1/true or 0/false", var);
-                return APP_EXIT_USAGE;
-            }
-        }
-        if (serve_opt(o, op->name, val, var) < 0)
-            return APP_EXIT_USAGE;
-    }
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", serve_long, &idx)) != -1) {
-        char source[64];
-        if (c == 'h') {
-            serve_usage(stdout);
-            exit(APP_EXIT_OK);
-        }
-        if (c != 0) {
-            app_errorf("unknown or incomplete option \"%s\" (see toegw serve --help)",
-                       argv[optind - 1]);
-            return APP_EXIT_USAGE;
-        }
-        snprintf(source, sizeof(source), "--%s", serve_long[idx].name);
-        if (serve_opt(o, serve_long[idx].name, optarg, source) < 0)
-            return APP_EXIT_USAGE;
-    }
-    if (optind < argc) {
-        app_errorf("unexpected argument \"%.64s\" (see toegw serve --help)", argv[optind]);
-        return APP_EXIT_USAGE;
-    }
-    if (!o->token_file[0])
-        snprintf(o->token_file, sizeof(o->token_file), "%s/api-token", o->state_dir);
-    return 0;
-}
 
 /* ---------------------------------------------------------------- broker glue */
 
@@ -756,7 +477,7 @@ int app_cmd_serve(int argc, char **argv)
 
     if (!sv)
         return APP_EXIT_FAILED;
-    ret = serve_parse(argc, argv, &sv->o);
+    ret = app_serve_parse(argc, argv, &sv->o);
     if (ret) {
         free(sv);
         return ret;
