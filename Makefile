@@ -5,7 +5,7 @@ CC      ?= gcc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread
-LDLIBS  += -lcrypto -lisal -ljansson -lmicrohttpd -pthread
+LDLIBS  += -lcrypto -lgnutls -lisal -ljansson -lmicrohttpd -pthread
 BUILD   ?= build
 BIN     ?= toegw
 

@@ -146,6 +146,8 @@ static const struct api_endpoint api_table[] = {
       api_h_session_delete },
     { API_R_VOLUMES, "/api/v1/volumes", GET, true, API_BODY_NONE, api_h_volumes_list },
     { API_R_VOLUME, "/api/v1/volumes/{id}", GET, true, API_BODY_NONE, api_h_volume_get },
+    { API_R_VOLUME, "/api/v1/volumes/{id}", API_M_PATCH, true, API_BODY_JSON,
+      api_h_volume_patch },
     { API_R_VOLUME_DATA, "/api/v1/volumes/{id}/data", GET, true, API_BODY_NONE,
       api_h_volume_read },
     { API_R_VOLUME_DATA, "/api/v1/volumes/{id}/data", API_M_PUT, true, API_BODY_RAW,

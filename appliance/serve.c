@@ -33,6 +33,7 @@
 #include "common/sockspec.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
+#include "storage/tls_creds.h"
 
 #define SHUTDOWN_LOGOUT_MS 6000
 #define RESTORE_RETRY_S 10
@@ -54,6 +55,7 @@ struct serve {
     pthread_t loop_thread;
     struct sto_mgr *mgr;
     struct nbds_server *nbd;
+    struct tls_creds *tls;       /* the NBD server's credentials (NULL: --nbd-tls off) */
     struct api_server *api;
     char token[128];
     int lock_fd;                 /* the state dir's lock, held for the process's life */
@@ -123,7 +125,8 @@ static char *state_snapshot(struct serve *sv)
     explicit_bzero(live, nlive * sizeof(*live));
     free(live);
     if (st.sessions && stk_list_reservations(sv->net.broker, &st.reservations,
-                                             &st.nreservations) == 0)
+                                             &st.nreservations) == 0 &&
+        sto_mgr_export_access(sv->mgr, &st.access, &st.naccess) == 0)
         text = app_state_text(&st);
     app_state_clear(&st);
     return text;
@@ -328,7 +331,7 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
  * Start, step 3: the storage loop, the session manager on it, the NBD export, and the
  * loop's thread. 0, or -1 after printing why.
  */
-static int serve_start_storage(struct serve *sv)
+static int serve_start_storage(struct serve *sv, const struct app_state *st)
 {
     char err[400];
 
@@ -353,6 +356,11 @@ static int serve_start_storage(struct serve *sv)
                                   sizeof(err));
         if (!sv->nbd) {
             app_errorf("%s", err);
+            return -1;
+        }
+        nbds_server_set_tls(sv->nbd, sv->o.nbd_tls, sv->tls);
+        if (sto_mgr_restore_access(sv->mgr, st->access, st->naccess) < 0) {
+            app_errorf("cannot restore the volumes' access: out of memory");
             return -1;
         }
     }
@@ -381,6 +389,7 @@ static int serve_start_api(struct serve *sv)
     struct api_config ac = {
         .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
+        .nbd_tls = sv->o.nbd_tls != NBDS_TLS_OFF,
         .state_dir = sv->o.state_dir, .nbd = sv->nbd,
         .limits = sv->o.api_lim, .info = &sv->info,
     };
@@ -398,6 +407,12 @@ static int serve_start_api(struct serve *sv)
     log_info("serve", "toegw serving: api %s, nbd %s, state %s, toe %s, initiator %s",
              sv->o.api, sv->o.nbd, sv->o.state_dir, sv->net.toe ? sv->o.net.toe.ifname : "off",
              sv->o.initiator);
+    if (sv->tls)
+        log_info("serve", "nbd tls %s: %zu psk identities, %s%s",
+                 sv->o.nbd_tls == NBDS_TLS_REQUIRE ? "required" : "offered",
+                 tls_creds_psk_count(sv->tls),
+                 tls_creds_have_cert(sv->tls) ? "a certificate" : "no certificate",
+                 tls_creds_verify_peer(sv->tls) ? ", client certificates required" : "");
     if (pthread_create(&sv->restore_thread, NULL, restore_main, sv) == 0)
         sv->restore_running = true;
     else
@@ -409,7 +424,7 @@ static int serve_start_api(struct serve *sv)
 static int serve_start(struct serve *sv, struct app_state *st, sigset_t *sigs)
 {
     if (serve_setup(sv, st, sigs) < 0 || serve_start_net(sv, st) < 0 ||
-        serve_start_storage(sv) < 0 || serve_start_api(sv) < 0)
+        serve_start_storage(sv, st) < 0 || serve_start_api(sv) < 0)
         return -1;
     return 0;
 }
@@ -478,6 +493,8 @@ int app_cmd_serve(int argc, char **argv)
     if (!sv)
         return APP_EXIT_FAILED;
     ret = app_serve_parse(argc, argv, &sv->o);
+    if (!ret)
+        ret = app_serve_tls_load(&sv->o, &sv->tls);
     if (ret) {
         free(sv);
         return ret;
@@ -496,6 +513,7 @@ int app_cmd_serve(int argc, char **argv)
         explicit_bzero(sv->pending, sv->npending * sizeof(*sv->pending));
     free(sv->pending);
     app_state_text_free(sv->last_state);
+    tls_creds_free(sv->tls);
     explicit_bzero(sv->token, sizeof(sv->token));
     pthread_mutex_destroy(&sv->lock);
     if (sv->lock_fd >= 0)

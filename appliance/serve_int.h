@@ -28,6 +28,11 @@ struct serve_opts {
     struct app_timeouts tmo;
     enum log_level level;
     enum log_format format;
+    /* TLS (docs/security.md) */
+    enum nbds_tls_mode nbd_tls;       /* --nbd-tls off|on|require */
+    char tls_psk[4096];               /* --tls-psk FILE ("": none) */
+    char tls_certificates[4096];      /* --tls-certificates DIR ("": none) */
+    bool tls_verify_peer;             /* --tls-verify-peer */
 };
 
 /*
@@ -35,5 +40,12 @@ struct serve_opts {
  * printing why; --help prints the usage and exits.
  */
 int app_serve_parse(int argc, char **argv, struct serve_opts *o);
+
+struct tls_creds;
+/*
+ * The NBD server's TLS credentials when --nbd-tls is on or require (*out NULL when off).
+ * 0, or APP_EXIT_USAGE after printing which file (and line) is wrong and why.
+ */
+int app_serve_tls_load(const struct serve_opts *o, struct tls_creds **out);
 
 #endif

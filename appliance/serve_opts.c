@@ -16,6 +16,7 @@
 #include "appliance/cli.h"
 #include "common/sockspec.h"
 #include "storage/iname.h"
+#include "storage/tls_creds.h"
 
 static const struct option serve_long[] = {
     { "api", required_argument, NULL, 0 },
@@ -27,6 +28,10 @@ static const struct option serve_long[] = {
     { "nbd-handshake-timeout", required_argument, NULL, 0 },
     { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
     { "nbd-client-buffer-mib", required_argument, NULL, 0 },
+    { "nbd-tls", required_argument, NULL, 0 },
+    { "tls-psk", required_argument, NULL, 0 },
+    { "tls-certificates", required_argument, NULL, 0 },
+    { "tls-verify-peer", no_argument, NULL, 0 },
     { "state-dir", required_argument, NULL, 0 },
     { "initiator-name", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
@@ -72,6 +77,9 @@ static void serve_usage(FILE *f)
                "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
                "                   [--nbd-max-handshakes-per-client N] "
                "[--nbd-client-buffer-mib N]\n"
+               "                   [--nbd-tls off|on|require] [--tls-psk FILE] "
+               "[--tls-certificates DIR]\n"
+               "                   [--tls-verify-peer]\n"
                "                   [--login-timeout S] [--logout-timeout S] [--nop-interval S] "
                "[--nop-timeout S]\n"
                "                   [--command-timeout S] [--abort-timeout S] "
@@ -200,6 +208,26 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             o->max_outstanding = (uint32_t)v;
         else
             o->max_outstanding_writes = (uint32_t)v;
+    } else if (!strcmp(name, "nbd-tls")) {
+        if (!strcmp(value, "off"))
+            o->nbd_tls = NBDS_TLS_OFF;
+        else if (!strcmp(value, "on"))
+            o->nbd_tls = NBDS_TLS_ON;
+        else if (!strcmp(value, "require"))
+            o->nbd_tls = NBDS_TLS_REQUIRE;
+        else {
+            app_errorf("%s must be off, on or require, not \"%.32s\"", source, value);
+            return -EINVAL;
+        }
+    } else if (!strcmp(name, "tls-psk") || !strcmp(name, "tls-certificates")) {
+        char *dst = name[4] == 'p' ? o->tls_psk : o->tls_certificates;
+        if (!*value || strlen(value) >= sizeof(o->tls_psk)) {
+            app_errorf("%s must be a %s path", source, name[4] == 'p' ? "file" : "directory");
+            return -EINVAL;
+        }
+        snprintf(dst, sizeof(o->tls_psk), "%s", value);
+    } else if (!strcmp(name, "tls-verify-peer")) {
+        o->tls_verify_peer = true;
     } else if (!strcmp(name, "log-format")) {
         if (log_parse_format(value, &o->format) < 0) {
             app_errorf("%s must be text or json", source);
@@ -276,5 +304,23 @@ int app_serve_parse(int argc, char **argv, struct serve_opts *o)
     }
     if (!o->token_file[0])
         snprintf(o->token_file, sizeof(o->token_file), "%s/api-token", o->state_dir);
+    return 0;
+}
+
+int app_serve_tls_load(const struct serve_opts *o, struct tls_creds **out)
+{
+    struct tls_creds_config cfg = {
+        .psk_file = o->tls_psk, .cert_dir = o->tls_certificates,
+        .verify_peer = o->tls_verify_peer,
+    };
+    char err[600];
+
+    *out = NULL;
+    if (o->nbd_tls == NBDS_TLS_OFF)
+        return 0;
+    if (tls_creds_load(&cfg, out, err, sizeof(err)) < 0) {
+        app_errorf("--nbd-tls %s: %s", o->nbd_tls == NBDS_TLS_ON ? "on" : "require", err);
+        return APP_EXIT_USAGE;
+    }
     return 0;
 }
