@@ -20,6 +20,16 @@
 #define PSK_KEY_MAX 512
 #define PSK_LINE_MAX 4096
 
+/*
+ * TLS 1.2 and 1.3, AEAD ciphers only, in the server's order: AES-GCM first (the CPU's AES
+ * instructions make it several times faster than ChaCha20-Poly1305, which clients such as
+ * libnbd may prefer). AES-128-GCM leads: a TLS 1.3 external PSK is bound to SHA-256, which
+ * rules out AES-256-GCM-SHA384, and GnuTLS's NORMAL order would then pick ChaCha20.
+ */
+#define TLS_PRIORITIES "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+                       "-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
+                       "+AES-128-CCM:+AES-256-CCM"
+
 struct psk_entry {
     char identity[TLS_IDENTITY_MAX];
     uint8_t key[PSK_KEY_MAX];
@@ -312,7 +322,8 @@ int tls_creds_load(const struct tls_creds_config *cfg, struct tls_creds **out, c
     }
     if (cert && (ret = cert_load(cr, cfg->cert_dir, cfg->verify_peer, err, errlen)) < 0)
         goto fail;
-    ret = gnutls_priority_init2(&cr->prio, psk ? "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK" : "NORMAL",
+    ret = gnutls_priority_init2(&cr->prio, psk ? TLS_PRIORITIES ":+ECDHE-PSK:+DHE-PSK:+PSK"
+                                               : TLS_PRIORITIES,
                                 NULL, 0);
     if (ret < 0) {
         snprintf(err, errlen, "tls priorities: %s", gnutls_strerror(ret));

@@ -11,7 +11,7 @@
 #   - --nbd-tls require, PSK and certificates: the API's export URIs are nbds://; nbdinfo and
 #     nbdcopy with tls-psk-file (32 MiB written and read back, byte-exact against tgtd's
 #     backing file); qemu-img convert to and from the export with tls-creds-psk and with
-#     tls-creds-x509; nbdinfo with the client certificate; a plaintext client is refused
+#     tls-creds-x509, qemu-io writing and verifying a pattern; nbdinfo with the client certificate; a plaintext client is refused
 #     (NBD_REP_ERR_TLS_REQD on the wire, NBD_OPT_EXPORT_NAME hung up on); a wrong PSK is
 #     refused; every refusal named in the log;
 #   - PATCH /api/v1/volumes/{id}: bad input answered 422/400/404; an allow list admits only
@@ -155,6 +155,17 @@ if command -v qemu-img >/dev/null 2>&1; then
     if h_expect_ok "$H_TEST.require.qemu_img_write_x509"; then
         h_check "$H_TEST.require.qemu_img_write_x509_backing" "the backing file differs" \
             h_cmp_region "$QSRC" 0 "$B1" 0 $((8 * MIB))
+    fi
+    if command -v qemu-io >/dev/null 2>&1; then
+        head -c 65536 /dev/zero | tr '\0' '\245' >"$H_TMP/a5.bin"
+        h_run qemu-io "${QX509[@]}" --image-opts "$(qnbd "$V1")" -c 'write -P 0xa5 1M 64k' \
+            -c 'read -P 0xa5 1M 64k'
+        if h_expect_ok "$H_TEST.require.qemu_io_x509"; then
+            h_check "$H_TEST.require.qemu_io_verified" "qemu-io: $(h__oneline "$(head -c 300 "$H_OUT")")" \
+                bash -c "! grep -q 'Pattern verification failed' '$H_OUT'"
+            h_check "$H_TEST.require.qemu_io_backing" "the backing file at 1 MiB is not qemu-io's pattern" \
+                h_cmp_region "$H_TMP/a5.bin" 0 "$B1" "$MIB" 65536
+        fi
     fi
     h_check "$H_TEST.require.log_cn" "no log line naming carol's certificate" \
         grep -q 'tls up, identity "carol" (x509' "$H_TMP/serve.log"
