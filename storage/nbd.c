@@ -581,6 +581,11 @@ void nbds_client_flush(struct nbds_client *c)
 
     if (c->dead || c->st == C_TLS_HANDSHAKE)
         return; /* the handshake watches the socket itself (nbds_tls_step) */
+    /* records of replies already taken from the queue go first */
+    if (c->tls_up && nbds_tls_flush(c->tls) < 0) {
+        nbds_client_close(c, "cannot send through tls");
+        return;
+    }
     int ret = sto_wire_flush(&c->txq, client_write, c, tx_retire);
     if (ret < 0) {
         nbds_client_close(c, strerror(-ret));

@@ -326,6 +326,22 @@ ssize_t nbds_tls_writev(struct nbds_tls *t, const struct iovec *iov, int iovcnt)
     return (ssize_t)total;
 }
 
+int nbds_tls_flush(struct nbds_tls *t)
+{
+    int ret;
+
+    if (t->own_io)
+        return own_flush(t) < 0 ? -EIO : 0;
+    if (!t->corked)
+        return 0;
+    ret = gnutls_record_uncork(t->s, 0);
+    if (ret >= 0)
+        t->corked = false;
+    else if (!again(ret))
+        return -EIO;
+    return 0;
+}
+
 bool nbds_tls_send_pending(const struct nbds_tls *t)
 {
     return t->corked || t->out_off < t->out_len;

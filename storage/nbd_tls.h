@@ -43,6 +43,11 @@ size_t nbds_tls_pending(struct nbds_tls *t);
  * the socket), or -EIO.
  */
 ssize_t nbds_tls_writev(struct nbds_tls *t, const struct iovec *iov, int iovcnt);
+/*
+ * Send what nbds_tls_writev accepted and the socket did not take yet, as far as the socket
+ * takes it now: 0, or -EIO.
+ */
+int nbds_tls_flush(struct nbds_tls *t);
 /* Records accepted but not yet on the socket (the socket must be watched for writing). */
 bool nbds_tls_send_pending(const struct nbds_tls *t);
 /* A close_notify, if the socket takes it now (never waits). */

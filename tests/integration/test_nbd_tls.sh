@@ -11,7 +11,8 @@
 #   - --nbd-tls require, PSK and certificates: the API's export URIs are nbds://; nbdinfo and
 #     nbdcopy with tls-psk-file (32 MiB written and read back, byte-exact against tgtd's
 #     backing file); qemu-img convert to and from the export with tls-creds-psk and with
-#     tls-creds-x509, qemu-io writing and verifying a pattern; nbdinfo with the client certificate; a plaintext client is refused
+#     tls-creds-x509, qemu-io writing and verifying a pattern; a 32 MiB reply to a client
+#     that reads it slowly through a small receive buffer (python's ssl); nbdinfo with the client certificate; a plaintext client is refused
 #     (NBD_REP_ERR_TLS_REQD on the wire, NBD_OPT_EXPORT_NAME hung up on); a wrong PSK is
 #     refused; every refusal named in the log;
 #   - PATCH /api/v1/volumes/{id}: bad input answered 422/400/404; an allow list admits only
@@ -134,6 +135,68 @@ if h_expect_ok "$H_TEST.require.nbdcopy_read_psk"; then
         cmp -s "$B1" "$H_TMP/back.img"
 fi
 
+# a whole 32 MiB reply (the maximum block size) to a client that reads it slowly through a
+# small receive buffer: the socket is full again and again, and the reply's last records must
+# still leave once it drains (python's ssl module with carol's certificate, the handshake and
+# the request by hand)
+PY=$(nbd_python) || PY=
+if [ -n "$PY" ]; then
+    h_run "$PY" - 127.0.0.1 10809 "$V1" "$K/carol" "$B1" <<'PY'
+import socket, ssl, struct, sys, time
+host, port, export, cdir, backing = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4], sys.argv[5]
+MAX = 32 << 20
+
+
+def recvn(s, n):
+    b = bytearray()
+    while len(b) < n:
+        c = s.recv(min(n - len(b), 65536))
+        if not c:
+            raise EOFError("closed after %d of %d bytes" % (len(b), n))
+        b += c
+    return bytes(b)
+
+
+def option(s, opt, data=b""):
+    s.sendall(struct.pack(">QII", 0x49484156454F5054, opt, len(data)) + data)
+    while True:
+        _, _, rtype, rlen = struct.unpack(">QIII", recvn(s, 20))
+        recvn(s, rlen)
+        if rtype != 3:  # NBD_REP_INFO comes before the final reply
+            return rtype
+
+
+raw = socket.socket()
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+raw.settimeout(30)
+raw.connect((host, port))
+recvn(raw, 18)
+raw.sendall(struct.pack(">I", 1))
+assert option(raw, 5) == 1, "starttls refused"
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(cdir + "/ca-cert.pem")
+ctx.load_cert_chain(cdir + "/client-cert.pem", cdir + "/client-key.pem")
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+assert option(s, 7, struct.pack(">I", len(export)) + export + b"\0\0") == 1, "go refused"
+with open(backing, "rb") as f:
+    want = f.read(MAX)
+s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, 7, 0, MAX))
+magic, err, handle = struct.unpack(">IIQ", recvn(s, 16))
+got = bytearray()
+while len(got) < MAX:
+    c = s.recv(min(MAX - len(got), 65536))
+    if not c:
+        break
+    got += c
+    time.sleep(0.001)
+print("ok slow_max_block_read" if (err == 0 and bytes(got) == want) else
+      "bad slow_max_block_read: error %d, %d of %d bytes, equal %s" %
+      (err, len(got), MAX, bytes(got) == want[:len(got)]))
+PY
+    h_check "$H_TEST.require.slow_reader_max_block" "$(h__oneline "$(cat "$H_OUT")") $(h_last)" \
+        grep -q '^ok slow_max_block_read' "$H_OUT"
+fi
+
 if command -v qemu-img >/dev/null 2>&1; then
     QSRC=$H_TMP/q.img
     h_random "$QSRC" $((16 * MIB))
@@ -190,7 +253,6 @@ h_check "$H_TEST.require.wrong_psk_refused" "nbdinfo with a wrong key got an ans
 h_check "$H_TEST.require.wrong_psk_logged" "no log line naming the refused identity" \
     grep -q 'refusing tls client .* (psk identity "alice")' "$H_TMP/serve.log"
 
-PY=$(nbd_python) || PY=
 cat >"$H_TMP/raw.py" <<'PY'
 """The plaintext handshake against --nbd-tls require: option replies on the wire."""
 import socket
