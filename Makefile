@@ -38,7 +38,7 @@ UNIT_SKIP := $(if $(TOE_SRCS),,$(UNIT_TOE))
 UNIT_SRCS := $(filter-out $(UNIT_SKIP),$(UNIT_SRCS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all test unit integration asan demo bench clean distclean fuzz
+.PHONY: all test test-image unit integration asan demo bench clean distclean fuzz
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJS) $(TOE_LIBS)
@@ -63,6 +63,11 @@ unit: $(UNIT_BINS)
 
 test: $(BIN) unit
 	@scripts/run-tests $(BUILD)
+
+# The appliance image built from the Dockerfile with podman and run against a target on a
+# second namespace (tests/image/test_image.sh: slow, it builds the image).
+test-image:
+	@bash tests/image/test_image.sh
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/toegw \

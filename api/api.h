@@ -117,7 +117,17 @@ struct api_info {
     const char *toe_mode;              /* "tap", or "none" without the TOE */
     const char *toe_uplink;            /* the uplink interface, or NULL */
     bool toe_nat;                      /* the TOE's subnet is masqueraded behind the host */
+    bool tls_api;                      /* the API speaks HTTPS */
+    const char *tls_fingerprint;       /* its certificate's SHA-256 ("AB:CD:..."), or NULL */
 };
+
+/*
+ * Make a new API token, keep it where the appliance reads it at its next start (the token
+ * file), and put it into tok. 0, or -errno with the reason in err (the old token stays).
+ */
+typedef int api_token_renew_fn(void *arg, char *tok, size_t toklen, char *err,
+                               size_t errlen);
+#define API_TOKEN_MAX 127                  /* the longest token the API takes */
 
 struct api_config {
     const char *listen;        /* "host:port" or "unix:/path" */
@@ -134,6 +144,14 @@ struct api_config {
     struct api_limits limits;
     const struct api_info *info; /* borrowed; NULL: GET /api/v1/info says only what the API
                                     knows itself */
+    /* HTTPS: the certificate (PEM, a chain may follow it) and its unencrypted key (PEM),
+       both copied (the key wiped at the stop); NULL: plain HTTP */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
+    bool metrics_auth;         /* /metrics needs the token too, and may then name targets,
+                                  portals and addresses in its labels (else ids only) */
+    api_token_renew_fn *token_renew; /* POST /api/v1/token; NULL: tokens are not rotated */
+    void *token_renew_arg;
 };
 
 /* Start serving. NULL on failure with the reason in err. Caller stops with api_server_stop. */

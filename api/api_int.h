@@ -120,6 +120,7 @@ enum api_route_id {
     API_R_CAPTURE,         /* /api/v1/capture */
     API_R_CAPTURE_PCAP,    /* /api/v1/capture.pcap */
     API_R_INFO,            /* /api/v1/info */
+    API_R_TOKEN,           /* /api/v1/token */
 };
 
 /* What the body of a request to a route must be. */
@@ -334,6 +335,8 @@ struct api_metrics_in {
     uint64_t api_requests[6];         /* answered requests by status class: [1..5]xx */
     bool have_nbd;
     struct nbds_stats nbd;
+    bool names;                       /* label with targets, portals and addresses too (only
+                                         when /metrics needs the token); else ids only */
 };
 
 /* Prometheus text exposition format 0.0.4, every family with # HELP and # TYPE. */
@@ -362,8 +365,11 @@ struct MHD_Connection;
 void api_limits_fill(struct api_limits *out, const struct api_limits *in);
 /* The connection limit to give MHD: a little above max_conns (see door.c). */
 unsigned api_door_mhd_limit(const struct api_limits *lim);
-/* Watches lfd (borrowed, listening) once started. NULL with errno on failure. */
-struct api_door *api_door_new(const struct api_limits *lim, int lfd);
+/*
+ * Watches lfd (borrowed, listening) once started; `tls`: the port speaks HTTPS only. NULL
+ * with errno on failure.
+ */
+struct api_door *api_door_new(const struct api_limits *lim, int lfd, bool tls);
 int api_door_start(struct api_door *d, struct MHD_Daemon *mhd);
 /* Stop accepting and close the connections not handed over yet. */
 void api_door_stop(struct api_door *d);
@@ -375,6 +381,47 @@ void api_door_conn_closed(struct api_door *d, void **socket_context);
 /* A request's header is complete / its answer has been sent (the deadline runs again). */
 void api_door_request_begins(struct api_door *d, struct MHD_Connection *conn);
 void api_door_request_ends(struct api_door *d, struct MHD_Connection *conn);
+
+/* What the first bytes of a connection say (door_sniff.c). */
+enum api_sniff {
+    API_SNIFF_WAIT,        /* not enough yet */
+    API_SNIFF_READY,       /* a whole request header (HTTP), or a whole first TLS record */
+    API_SNIFF_PLAIN,       /* plain HTTP on a port that speaks HTTPS only */
+    API_SNIFF_JUNK,        /* neither HTTP nor TLS on an HTTPS port */
+};
+/* `tls`: the port speaks HTTPS only; `full`: b holds all the door peeks at once. */
+enum api_sniff api_door_sniff(const unsigned char *b, size_t n, bool tls, bool full);
+
+/* ---------------------------------------------------------------- HTTPS (tls.c) */
+
+/* TLS 1.2 and 1.3 only, GnuTLS's normal ciphers otherwise. */
+#define API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define API_TLS_OPTIONS 3  /* MHD options api_tls_options adds at most */
+struct MHD_OptionItem;
+/*
+ * The daemon flags and options of cfg's HTTPS (none for plain HTTP): *flags gets
+ * MHD_USE_TLS, items the certificate, the key and the priorities, then MHD_OPTION_END
+ * (items has room for API_TLS_OPTIONS + 1). 0, or -ENOTSUP with err when this
+ * libmicrohttpd was built without TLS. The PEM strings must outlive the daemon.
+ */
+int api_tls_options(const struct api_config *cfg, unsigned *flags,
+                    struct MHD_OptionItem *items, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- the token (token.c) */
+
+/* The bearer token every authenticated request must carry; rotated by POST /api/v1/token. */
+struct api_token {
+    pthread_rwlock_t lock;
+    char tok[API_TOKEN_MAX + 1];       /* wiped when replaced and at the end */
+    size_t len;
+};
+
+void api_token_init(struct api_token *t);
+/* Set the first token: 0, or -EINVAL when it is empty or longer than API_TOKEN_MAX. */
+int api_token_set(struct api_token *t, const char *tok);
+/* Whether an Authorization header carries the token now (constant time). */
+bool api_token_ok(struct api_token *t, const char *header);
+void api_token_fini(struct api_token *t);
 
 /* ---------------------------------------------------------------- endpoints (h_*.c) */
 
@@ -414,6 +461,7 @@ struct api_shared {
     struct timespec conn_at;             /* when conn_body was rendered (monotonic) */
     struct timespec conn_pace_next;      /* when the next /connections answer may go */
     struct timespec started;             /* when the server started (monotonic) */
+    struct api_token token;              /* the bearer token */
 };
 
 void api_shared_init(struct api_shared *sh);
@@ -474,6 +522,8 @@ api_handler_fn api_h_discovery, api_h_sessions_list, api_h_session_create,
 /* h_volumes.c */
 api_handler_fn api_h_volumes_list, api_h_volume_get, api_h_volume_patch, api_h_volume_read,
     api_h_volume_write;
+/* token.c */
+api_handler_fn api_h_token_rotate;
 /* h_capture.c */
 api_handler_fn api_h_capture_get, api_h_capture_start, api_h_capture_stop,
     api_h_capture_pcap;

@@ -22,6 +22,12 @@
  *   instead of being retried at once; one line is logged per episode.
  * Refusals and timeouts get a problem+json answer and `Connection: close`; the socket
  * then lingers (input drained) for up to 2 s, so that the answer is read, not reset.
+ *
+ * On an HTTPS port (tls.c) the header is encrypted: a connection is handed over once its
+ * first TLS record is in, and the header deadline (the watchdog) covers the handshake too.
+ * Refusals there close the connection without an answer (a plain one would be noise to a
+ * TLS client), except for a client that sent plain HTTP: it gets a plain 400 saying that
+ * the port speaks HTTPS.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,6 +69,7 @@ struct pend {
     bool ready;                    /* header complete, waiting for a slot in MHD */
     bool lingering;                /* answered; in the linger list */
     bool gone;                     /* closed; freed after the current epoll batch */
+    bool plain;                    /* sent plain HTTP to an HTTPS port */
     struct pend *prev, *next;
 };
 
@@ -95,6 +102,7 @@ struct ratelog {
 struct api_door {
     struct api_limits lim;
     int lfd;                       /* borrowed from the server */
+    bool tls;                      /* the port speaks HTTPS only */
     struct MHD_Daemon *mhd;
     int epfd, wakefd;
     pthread_t thread;
@@ -213,12 +221,13 @@ static void refuse(struct api_door *d, struct pend *p, int status, const char *t
                     "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                     "Content-Length: %zu\r\nConnection: close\r\nCache-Control: no-store\r\n"
                     "X-Content-Type-Options: nosniff\r\n%s\r\n", status,
-                    status == 408 ? "Request Timeout" : status == 429 ? "Too Many Requests"
-                    : "Service Unavailable", body ? blen : 0,
-                    status == 408 ? "" : "Retry-After: 1\r\n");
+                    status == 400 ? "Bad Request" : status == 408 ? "Request Timeout"
+                    : status == 429 ? "Too Many Requests" : "Service Unavailable",
+                    body ? blen : 0,
+                    status == 429 || status == 503 ? "Retry-After: 1\r\n" : "");
     struct iovec iov[2] = { { head, (size_t)hlen }, { body, body ? blen : 0 } };
     struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-    if (sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+    if ((!d->tls || p->plain) && sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the peer is gone or its window is shut: the close below is the answer */
     }
     free(body);
@@ -458,18 +467,10 @@ void api_door_request_ends(struct api_door *d, struct MHD_Connection *conn)
 
 /* ---------------------------------------------------------------- waiting for headers */
 
-static bool header_complete(const char *b, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (b[i] != '\n')
-            continue;
-        if (b[i + 1] == '\n' || (b[i + 1] == '\r' && i + 2 < n && b[i + 2] == '\n'))
-            return true;
-    }
-    return false;
-}
-
-/* A waiting connection is readable: hand it over once its header is all there. */
+/*
+ * A waiting connection is readable: hand it over once its header (HTTPS: its first TLS
+ * record) is all there.
+ */
 static void wait_check(struct api_door *d, struct pend *p, uint32_t events)
 {
     char *buf = d->peek;
@@ -479,10 +480,23 @@ static void wait_check(struct api_door *d, struct pend *p, uint32_t events)
         pend_close(d, &d->wait, p); /* gone before it asked anything */
         return;
     }
-    if (n > 0 && (header_complete(buf, (size_t)n) || n == DOOR_PEEK_MAX)) {
+    switch (n > 0 ? api_door_sniff((const unsigned char *)buf, (size_t)n, d->tls,
+                                   n == DOOR_PEEK_MAX) : API_SNIFF_WAIT) {
+    case API_SNIFF_READY:
         p->ready = true;
         handover(d, p);
         return;
+    case API_SNIFF_PLAIN:
+        p->plain = true;
+        list_del(&d->wait, p);
+        refuse(d, p, 400, "bad request", "https-required", "this port speaks https only: "
+               "send the request over tls (https://)");
+        return;
+    case API_SNIFF_JUNK:
+        pend_close(d, &d->wait, p);
+        return;
+    case API_SNIFF_WAIT:
+        break;
     }
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         pend_close(d, &d->wait, p); /* half a header, then the end of the stream */
@@ -712,7 +726,7 @@ unsigned api_door_mhd_limit(const struct api_limits *lim)
     return lim->max_conns + DOOR_MHD_SLACK;
 }
 
-struct api_door *api_door_new(const struct api_limits *lim, int lfd)
+struct api_door *api_door_new(const struct api_limits *lim, int lfd, bool tls)
 {
     struct api_door *d = calloc(1, sizeof(*d));
 
@@ -720,6 +734,7 @@ struct api_door *api_door_new(const struct api_limits *lim, int lfd)
         return NULL;
     api_limits_fill(&d->lim, lim);
     d->lfd = lfd;
+    d->tls = tls;
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&d->lock, NULL);

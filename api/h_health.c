@@ -68,6 +68,7 @@ void api_h_metrics(const struct api_ctx *x, const struct api_call *c, struct api
     (void)c;
     memset(&in, 0, sizeof(in));
     in.ready = atomic_load(&x->sh->ready) != 0;
+    in.names = cfg->metrics_auth; /* a public /metrics names nothing but ids */
     metrics_stacks(x, &in, &res);
     if (cfg->mgr) {
         if (sto_mgr_list_sessions(cfg->mgr, &sess, &in.nsessions) < 0) {

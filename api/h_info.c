@@ -7,15 +7,13 @@
 
 #include "api/api_int.h"
 
-/* toegw's libraries: those the API links itself, then those the appliance names. */
+/* toegw's libraries, as the appliance names them. */
 static json_t *libraries(const struct api_info *info)
 {
     json_t *o = json_object();
 
     if (!o)
         return NULL;
-    json_object_set_new(o, "jansson", json_string(jansson_version_str()));
-    json_object_set_new(o, "libmicrohttpd", json_string(MHD_get_version()));
     for (size_t i = 0; info && i < API_INFO_LIBS && info->libraries[i].name; i++)
         json_object_set_new(o, info->libraries[i].name,
                             json_string(info->libraries[i].version));
@@ -28,7 +26,7 @@ void api_h_info(const struct api_ctx *x, const struct api_call *c, struct api_re
     const struct api_info *info = cfg->info;
     struct timespec now;
     const char *iname = cfg->mgr ? sto_mgr_initiator(cfg->mgr) : NULL;
-    json_t *toe;
+    json_t *toe, *tls;
 
     (void)c;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -36,9 +34,11 @@ void api_h_info(const struct api_ctx *x, const struct api_call *c, struct api_re
                     info && info->toe_mode ? info->toe_mode
                                            : (api_toe(x) ? "tap" : "none"),
                     "uplink", info ? info->toe_uplink : NULL, "nat", info && info->toe_nat);
-    api_resp_json(r, 200, json_pack("{s:s?,s:s?,s:o?,s:I,s:o?}", "initiator_name", iname,
-                                    "version", info ? info->version : NULL, "libraries",
-                                    libraries(info), "uptime_s",
+    tls = json_pack("{s:b,s:s?}", "api", cfg->tls_cert_pem != NULL, "fingerprint_sha256",
+                    cfg->tls_cert_pem && info ? info->tls_fingerprint : NULL);
+    api_resp_json(r, 200, json_pack("{s:s?,s:s?,s:o?,s:I,s:o?,s:o?}", "initiator_name",
+                                    iname, "version", info ? info->version : NULL,
+                                    "libraries", libraries(info), "uptime_s",
                                     (json_int_t)(now.tv_sec - x->sh->started.tv_sec),
-                                    "toe", toe));
+                                    "toe", toe, "tls", tls));
 }

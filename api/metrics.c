@@ -160,10 +160,13 @@ static void render_toe(const struct api_metrics_in *in, struct api_buf *b)
              in->toe_info.mac[1], in->toe_info.mac[2], in->toe_info.mac[3],
              in->toe_info.mac[4], in->toe_info.mac[5]);
     inet_ntop(AF_INET, &in->toe_info.addr, addr, sizeof(addr));
-    family(b, "toe_info", "gauge", "The TOE's interface, address and MAC (always 1).");
+    family(b, "toe_info", "gauge", "The TOE's interface, and with --metrics-auth its address "
+           "and MAC (always 1).");
     api_buf_puts(b, "toegw_toe_info{ifname=\"");
     api_metrics_label(b, in->toe_info.ifname);
-    api_buf_printf(b, "\",addr=\"%s\",mac=\"%s\"} 1\n", addr, mac);
+    if (in->names)
+        api_buf_printf(b, "\",addr=\"%s\",mac=\"%s", addr, mac);
+    api_buf_puts(b, "\"} 1\n");
     family(b, "toe_link_up", "gauge", "1 when the TOE's link is up.");
     u64_sample(b, "toe_link_up", NULL, NULL, in->toe_info.link_up);
     family(b, "toe_mtu_bytes", "gauge", "MTU of the TOE's wire.");
@@ -227,17 +230,19 @@ static void render_sessions(const struct api_metrics_in *in, struct api_buf *b)
     family(b, "sessions", "gauge", "iSCSI sessions of the appliance.");
     u64_sample(b, "sessions", NULL, NULL, in->nsessions);
 
-    family(b, "session_info", "gauge",
-           "One per session, with its target, portal, state and stack (always 1).");
+    family(b, "session_info", "gauge", "One per session, with its state and stack, and with "
+           "--metrics-auth its target and portal (always 1).");
     for (size_t i = 0; i < in->nsessions; i++) {
         const struct sto_session_view *s = &in->sessions[i];
 
         api_buf_puts(b, "toegw_session_info{session=\"");
         api_metrics_label(b, s->id);
-        api_buf_puts(b, "\",target=\"");
-        api_metrics_label(b, s->target);
-        api_buf_puts(b, "\",portal=\"");
-        api_metrics_label(b, s->portal);
+        if (in->names) {
+            api_buf_puts(b, "\",target=\"");
+            api_metrics_label(b, s->target);
+            api_buf_puts(b, "\",portal=\"");
+            api_metrics_label(b, s->portal);
+        }
         api_buf_puts(b, "\",state=\"");
         api_metrics_label(b, s->state ? s->state : "failed");
         api_buf_printf(b, "\",stack=\"%s\"} 1\n",
@@ -277,7 +282,8 @@ static void render_volumes(const struct api_metrics_in *in, struct api_buf *b)
 {
     family(b, "volumes", "gauge", "Volumes (LUNs) the appliance exports.");
     u64_sample(b, "volumes", NULL, NULL, in->nvolumes);
-    family(b, "volume_info", "gauge", "One per volume, with its session, target and LUN.");
+    family(b, "volume_info", "gauge", "One per volume, with its session and LUN, and with "
+           "--metrics-auth its target.");
     for (size_t i = 0; i < in->nvolumes; i++) {
         const struct sto_volume_view *v = &in->volumes[i];
 
@@ -285,8 +291,10 @@ static void render_volumes(const struct api_metrics_in *in, struct api_buf *b)
         api_metrics_label(b, v->id);
         api_buf_puts(b, "\",session=\"");
         api_metrics_label(b, v->session);
-        api_buf_puts(b, "\",target=\"");
-        api_metrics_label(b, v->target);
+        if (in->names) {
+            api_buf_puts(b, "\",target=\"");
+            api_metrics_label(b, v->target);
+        }
         api_buf_printf(b, "\",lun=\"%" PRIu32 "\"} 1\n", v->lun);
     }
     family(b, "volume_size_bytes", "gauge", "Size of the volume.");

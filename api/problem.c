@@ -128,6 +128,7 @@ static const struct status_info statuses[] = {
     { 416, "range not satisfiable", "range-not-satisfiable" },
     { 422, "invalid request", "invalid-request" },
     { 500, "internal error", "internal-error" },
+    { 501, "not implemented", "not-implemented" },
     { 502, "bad gateway", "bad-gateway" },
     { 503, "service unavailable", "unavailable" },
     { 504, "portal unreachable", "portal-unreachable" },

@@ -122,6 +122,7 @@ static const struct api_endpoint api_table[] = {
     { API_R_READYZ, "/readyz", GET, false, API_BODY_NONE, api_h_readyz },
     { API_R_METRICS, "/metrics", GET, false, API_BODY_NONE, api_h_metrics },
     { API_R_INFO, "/api/v1/info", GET, true, API_BODY_NONE, api_h_info },
+    { API_R_TOKEN, "/api/v1/token", API_M_POST, true, API_BODY_NONE, api_h_token_rotate },
     { API_R_STACKS, "/api/v1/stacks", GET, true, API_BODY_NONE, api_h_stacks_list },
     { API_R_STACK, "/api/v1/stacks/{host|toe}", GET, true, API_BODY_NONE, api_h_stack_get },
     { API_R_STACK, "/api/v1/stacks/{toe}", API_M_PATCH, true, API_BODY_JSON,

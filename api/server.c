@@ -45,9 +45,9 @@
 struct api_server {
     struct api_config cfg;          /* its strings point to the copies below */
     char *listen;
-    char *token;
-    size_t token_len;
     char *nbd_host;
+    char *tls_cert;                 /* PEM copies that MHD uses for its whole life */
+    char *tls_key;                  /* wiped at the end */
     char *state_dir;
     struct MHD_Daemon *mhd;
     struct api_door *door;          /* accepts on listen_fd; freed after mhd stops */
@@ -93,6 +93,7 @@ void api_shared_init(struct api_shared *sh)
 {
     memset(sh, 0, sizeof(*sh));
     clock_gettime(CLOCK_MONOTONIC, &sh->started);
+    api_token_init(&sh->token);
     pthread_mutex_init(&sh->capture_lock, NULL);
     pthread_mutex_init(&sh->conn_lock, NULL);
 }
@@ -103,6 +104,7 @@ void api_shared_fini(struct api_shared *sh)
     sh->conn_body = NULL;
     pthread_mutex_destroy(&sh->conn_lock);
     pthread_mutex_destroy(&sh->capture_lock);
+    api_token_fini(&sh->token);
 }
 
 /* ---------------------------------------------------------------- secrets in jansson */
@@ -263,11 +265,12 @@ static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn,
     }
     rq->route_rc = api_route_match(rq->raw, &rq->route);
 
-    if ((rq->route_rc == 0 && rq->route.auth) ||
+    if ((rq->route_rc == 0 && (rq->route.auth || (rq->route.id == API_R_METRICS &&
+                                                  s->cfg.metrics_auth))) ||
         (rq->route_rc != 0 && strncmp(rq->raw, "/api/", 5) == 0)) {
         auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_AUTHORIZATION);
-        if (!api_auth_ok(auth, s->token, s->token_len))
+        if (!api_token_ok(&s->sh.token, auth))
             return fail(s, conn, rq, 401, auth ? "the bearer token is not valid"
                         : "an \"Authorization: Bearer TOKEN\" header is required");
     }
@@ -570,10 +573,11 @@ static void server_free(struct api_server *s)
         close(s->listen_fd);
     if (s->unix_path[0])
         unlink(s->unix_path);
-    if (s->token) {
-        explicit_bzero(s->token, s->token_len);
-        free(s->token);
+    if (s->tls_key) {
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
+        free(s->tls_key);
     }
+    free(s->tls_cert);
     free(s->listen);
     free(s->nbd_host);
     free(s->state_dir);
@@ -583,6 +587,9 @@ static void server_free(struct api_server *s)
 
 struct api_server *api_server_start(const struct api_config *cfg, char *err, size_t errlen)
 {
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+    struct MHD_OptionItem tls_opts[API_TLS_OPTIONS + 1];
     struct api_server *s;
     bool ok = true;
     int ret;
@@ -609,19 +616,29 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
     s->ctx.cfg = &s->cfg;
     s->ctx.sh = &s->sh;
     s->listen = dup_opt(cfg->listen, &ok);
-    s->token = dup_opt(cfg->token, &ok);
     s->nbd_host = dup_opt(cfg->nbd_host, &ok);
     s->state_dir = dup_opt(cfg->state_dir, &ok);
+    s->tls_cert = dup_opt(cfg->tls_cert_pem, &ok);
+    s->tls_key = dup_opt(cfg->tls_key_pem, &ok);
     if (!ok) {
         snprintf(err, errlen, "out of memory");
         ret = -ENOMEM;
         goto out_free;
     }
-    s->token_len = strlen(s->token);
+    if (api_token_set(&s->sh.token, cfg->token) < 0) {
+        snprintf(err, errlen, "the api token is longer than %d characters", API_TOKEN_MAX);
+        ret = -EINVAL;
+        goto out_free;
+    }
     s->cfg.listen = s->listen;
-    s->cfg.token = NULL; /* only the server's copy, compared in api_auth_ok */
+    s->cfg.token = NULL; /* only the token's copy (token.c), compared in api_token_ok */
     s->cfg.nbd_host = s->nbd_host;
     s->cfg.state_dir = s->state_dir;
+    s->cfg.tls_cert_pem = s->tls_cert;
+    s->cfg.tls_key_pem = s->tls_key;
+    ret = api_tls_options(&s->cfg, &flags, tls_opts, err, errlen);
+    if (ret < 0)
+        goto out_free;
 
     json_set_alloc_funcs(json_alloc, json_wipe_free);
 
@@ -630,16 +647,13 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
         goto out_free;
 
     api_limits_fill(&s->cfg.limits, &cfg->limits);
-    s->door = api_door_new(&s->cfg.limits, s->listen_fd);
+    s->door = api_door_new(&s->cfg.limits, s->listen_fd, s->tls_cert != NULL);
     if (!s->door) {
         ret = -errno;
         snprintf(err, errlen, "cannot set up the api's listener: %s", strerror(-ret));
         goto out_free;
     }
-    s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                              MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                              MHD_USE_NO_LISTEN_SOCKET,
-                              0, NULL, NULL, on_request, s,
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -648,7 +662,7 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
                               api_door_mhd_limit(&s->cfg.limits),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY,
-                              MHD_OPTION_END);
+                              MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot start the http server on \"%s\"", cfg->listen);
         ret = -EIO;
@@ -661,7 +675,7 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
         snprintf(err, errlen, "cannot start the api's listener thread: %s", strerror(-ret));
         goto out_free;
     }
-    log_info("api", "listening on %s", s->addr);
+    log_info("api", "listening on %s (%s)", s->addr, s->tls_cert ? "https" : "http");
     return s;
 
 out_free:

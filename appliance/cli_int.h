@@ -41,12 +41,20 @@ struct app_cli_opts {
     bool random;
 };
 
+/* The groups of options a client command takes (app_cli_parse_opts). */
+#define APP_CLI_COMMON 1u   /* the stack, the TOE, the initiator name, timeouts, logs */
+#define APP_CLI_JSON 2u     /* --json */
+#define APP_CLI_OFFSET 4u   /* --offset */
+#define APP_CLI_LENGTH 8u   /* --length */
+#define APP_CLI_PERF 16u    /* -b -m -t -w -r */
+
 /*
- * Parse argv for a command (usage: its one-line usage; perf: accept perf's short options);
- * positional receives the one operand (points into argv). Returns 0, or APP_EXIT_USAGE after
- * printing why. --help prints the usage and exits 0.
+ * Parse argv for a command (usage: its one-line usage; groups: APP_CLI_* it takes, any
+ * other option is refused); positional receives the one operand (points into argv).
+ * Returns 0, or APP_EXIT_USAGE after printing why. --help prints the usage and every
+ * option the command takes, with its default, and exits 0.
  */
-int app_cli_parse_opts(int argc, char **argv, const char *usage, bool perf,
+int app_cli_parse_opts(int argc, char **argv, const char *usage, unsigned groups,
                        struct app_cli_opts *o, const char **positional);
 
 /* Write s to f as a JSON string (quoted, escaped). */

@@ -43,44 +43,85 @@ void app_cli_json_str(FILE *f, const char *s)
 }
 
 enum {
-    OPT_STACK = 256, OPT_JSON, OPT_OFFSET, OPT_LENGTH, OPT_TOE, OPT_INITIATOR,
+    OPT_STACK = 256, OPT_JSON, OPT_OFFSET, OPT_LENGTH, OPT_TOE,
     OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_TIMEOUT,
 };
 
-static const struct option long_opts[] = {
-    { "stack", required_argument, NULL, OPT_STACK },
-    { "json", no_argument, NULL, OPT_JSON },
-    { "pcap", required_argument, NULL, OPT_TOE },
-    { "offset", required_argument, NULL, OPT_OFFSET },
-    { "length", required_argument, NULL, OPT_LENGTH },
-    { "toe-ifname", required_argument, NULL, OPT_TOE },
-    { "toe-addr", required_argument, NULL, OPT_TOE },
-    { "toe-host-addr", required_argument, NULL, OPT_TOE },
-    { "toe-mtu", required_argument, NULL, OPT_TOE },
-    { "toe-max-conns", required_argument, NULL, OPT_TOE },
-    { "toe-connect-timeout", required_argument, NULL, OPT_TOE },
-    { "no-toe", no_argument, NULL, OPT_TOE },
-    { "port-range", required_argument, NULL, OPT_TOE },
-    { "initiator-name", required_argument, NULL, OPT_INITIATOR },
-    { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
-    /* timeouts (appliance/timeouts.h) */
-    { "login-timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "logout-timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "nop-interval", required_argument, NULL, OPT_TIMEOUT },
-    { "nop-timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "command-timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "abort-timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "lun-reset-timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "replacement-timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "write", no_argument, NULL, 'w' },
-    { "random", no_argument, NULL, 'r' },
-    { "blocks", required_argument, NULL, 'b' },
-    { "max-requests", required_argument, NULL, 'm' },
-    { "timeout", required_argument, NULL, 't' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+/*
+ * Every client option: its getopt value, the commands that take it (groups), and what
+ * --help says of it. The parser and --help both read this table: a flag is accepted by a
+ * command exactly when its help lists it.
+ */
+struct cli_opt {
+    const char *name;
+    int has_arg;
+    int val;
+    unsigned groups;       /* APP_CLI_* */
+    const char *arg;       /* the value's name in --help; NULL: a switch */
+    const char *dflt;      /* the default in --help; NULL: none */
+    const char *help;
 };
+
+#define ALL APP_CLI_COMMON
+static const struct cli_opt cli_opts[] = {
+    { "stack", 1, OPT_STACK, ALL, "auto|toe|host", "auto",
+      "the stack the connection goes on (auto: the TOE, the host stack if it cannot)" },
+    { "json", 0, OPT_JSON, APP_CLI_JSON, NULL, NULL, "print JSON instead of text" },
+    { "offset", 1, OPT_OFFSET, APP_CLI_OFFSET, "BYTES", "0", "where on the LUN to start" },
+    { "length", 1, OPT_LENGTH, APP_CLI_LENGTH, "BYTES", "to the end of the LUN",
+      "how many bytes to read" },
+    { "blocks", 1, 'b', APP_CLI_PERF, "N", "128 KiB per request", "blocks per request" },
+    { "max-requests", 1, 'm', APP_CLI_PERF, "N", "32", "requests in flight" },
+    { "timeout", 1, 't', APP_CLI_PERF, "SECONDS", "10", "how long to run" },
+    { "write", 0, 'w', APP_CLI_PERF, NULL, NULL, "write instead of read" },
+    { "random", 0, 'r', APP_CLI_PERF, NULL, NULL, "random offsets, not sequential" },
+    { "initiator-name", 1, 'i', ALL, "IQN",
+      "TOEGW_INITIATOR_NAME, else the appliance's (TOEGW_STATE_DIR/initiator-name)",
+      "the iSCSI name to log in as" },
+    { "pcap", 1, OPT_TOE, ALL, "FILE", NULL, "capture the TOE's wire into FILE (pcap)" },
+    { "no-toe", 0, OPT_TOE, ALL, NULL, NULL, "do not bring the TOE up: the host stack only" },
+    { "toe-ifname", 1, OPT_TOE, ALL, "NAME", "toe0", "the TOE's TAP interface" },
+    { "toe-addr", 1, OPT_TOE, ALL, "CIDR", "192.0.2.2/24", "the TOE's own address" },
+    { "toe-host-addr", 1, OPT_TOE, ALL, "CIDR", "192.0.2.1/24",
+      "the host's address on the TAP" },
+    { "toe-mtu", 1, OPT_TOE, ALL, "N", "9000", "the TAP's MTU" },
+    { "toe-max-conns", 1, OPT_TOE, ALL, "N", "1024", "connections the TOE can hold" },
+    { "toe-connect-timeout", 1, OPT_TOE, ALL, "MS", "3000",
+      "a TOE connect unanswered this long: the host stack (auto) or an error (toe)" },
+    { "port-range", 1, OPT_TOE, ALL, "LO-HI", "20000-20999", "local ports of the broker" },
+    { "login-timeout", 1, OPT_TIMEOUT, ALL, "S", "15", "seconds a login may take" },
+    { "logout-timeout", 1, OPT_TIMEOUT, ALL, "S", "15", "seconds a logout may take" },
+    { "nop-interval", 1, OPT_TIMEOUT, ALL, "S", "5", "seconds between NOP-Out pings (0: none)" },
+    { "nop-timeout", 1, OPT_TIMEOUT, ALL, "S", "5", "seconds a ping may go unanswered" },
+    { "command-timeout", 1, OPT_TIMEOUT, ALL, "S", "30", "seconds a SCSI command may take" },
+    { "abort-timeout", 1, OPT_TIMEOUT, ALL, "S", "15", "seconds an ABORT TASK may take" },
+    { "lun-reset-timeout", 1, OPT_TIMEOUT, ALL, "S", "30", "seconds a LUN RESET may take" },
+    { "replacement-timeout", 1, OPT_TIMEOUT, ALL, "S", "120",
+      "seconds I/O is held while the session recovers (0: fails at once)" },
+    { "log-level", 1, OPT_LOG_LEVEL, ALL, "error|warn|info|debug", "warn", "what to log" },
+    { "log-format", 1, OPT_LOG_FORMAT, ALL, "text|json", "text", "how to log (on stderr)" },
+    { "help", 0, 'h', ALL, NULL, NULL, "this help" },
+};
+#undef ALL
+#define NOPTS (sizeof(cli_opts) / sizeof(cli_opts[0]))
+
+/* --help: the usage line, then every option the command takes with its default. */
+static void print_help(const char *usage, unsigned groups)
+{
+    printf("usage: %s\noptions:\n", usage);
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct cli_opt *d = &cli_opts[i];
+        char left[64];
+        if (!(d->groups & groups))
+            continue;
+        bool letter = d->val < 256;
+        snprintf(left, sizeof(left), "%c%c%s--%s%s%s", letter ? '-' : ' ',
+                 letter ? d->val : ' ', letter ? ", " : "  ", d->name, d->arg ? " " : "",
+                 d->arg ? d->arg : "");
+        printf("  %-34s %s%s%s%s\n", left, d->help, d->dflt ? " (default: " : "",
+               d->dflt ? d->dflt : "", d->dflt ? ")" : "");
+    }
+}
 
 static int parse_u64(const char *name, const char *s, uint64_t max, uint64_t *out)
 {
@@ -100,10 +141,22 @@ bad:
     return -EINVAL;
 }
 
-/*
- * Apply one option getopt_long returned (c, and idx into long_opts for the long ones).
- * 0, or APP_EXIT_USAGE after printing why; --help prints the usage and exits.
- */
+/* A count from 1 to max. 0, or -EINVAL after printing why. */
+static int parse_count(const char *name, const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = (*s >= '0' && *s <= '9') ? strtoull(s, &end, 10) : 0;
+    if (!v || errno || *end || v > max) {
+        app_errorf("%s must be a number from 1 to %" PRIu64 ", not \"%.32s\"", name, max, s);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
 /* Take `name` as the initiator name. 0, or -EINVAL after printing why (source: its origin). */
 static int initiator_set(struct app_cli_opts *o, const char *source, const char *name)
 {
@@ -144,7 +197,12 @@ static int initiator_default(struct app_cli_opts *o)
     return 0;
 }
 
-static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, char **argv)
+/*
+ * Apply one option getopt_long returned: c, and d, its entry in cli_opts (NULL for an
+ * unknown one). 0, or APP_EXIT_USAGE after printing why; --help prints it and exits.
+ */
+static int parse_one(struct app_cli_opts *o, int c, const struct cli_opt *d,
+                     const char *usage, unsigned groups, char **argv)
 {
     char err[200];
     uint64_t v;
@@ -160,15 +218,15 @@ static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, 
         o->json = true;
         break;
     case OPT_TOE:
-        if (app_net_opt(&o->net, long_opts[idx].name, optarg, err, sizeof(err)) < 0) {
+        if (app_net_opt(&o->net, d->name, optarg, err, sizeof(err)) < 0) {
             app_errorf("%s", err);
             return APP_EXIT_USAGE;
         }
         break;
     case OPT_TIMEOUT: {
         char source[64];
-        snprintf(source, sizeof(source), "--%s", long_opts[idx].name);
-        if (app_timeout_opt(&o->tmo, long_opts[idx].name, optarg, source, err,
+        snprintf(source, sizeof(source), "--%s", d->name);
+        if (app_timeout_opt(&o->tmo, d->name, optarg, source, err,
                             sizeof(err)) < 0) {
             app_errorf("%s", err);
             return APP_EXIT_USAGE;
@@ -184,7 +242,6 @@ static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, 
             return APP_EXIT_USAGE;
         o->have_length = true;
         break;
-    case OPT_INITIATOR:
     case 'i':
         if (initiator_set(o, "--initiator-name", optarg) < 0)
             return APP_EXIT_USAGE;
@@ -208,17 +265,17 @@ static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, 
         break;
     }
     case 'b':
-        if (parse_u64("-b", optarg, 65535, &v) < 0 || v == 0)
+        if (parse_count("-b/--blocks", optarg, 65535, &v) < 0)
             return APP_EXIT_USAGE;
         o->blocks = (uint32_t)v;
         break;
     case 'm':
-        if (parse_u64("-m", optarg, 1000, &v) < 0 || v == 0)
+        if (parse_count("-m/--max-requests", optarg, 1000, &v) < 0)
             return APP_EXIT_USAGE;
         o->inflight = (uint32_t)v;
         break;
     case 't':
-        if (parse_u64("-t", optarg, 86400, &v) < 0 || v == 0)
+        if (parse_count("-t/--timeout", optarg, 86400, &v) < 0)
             return APP_EXIT_USAGE;
         o->seconds = (uint32_t)v;
         break;
@@ -229,15 +286,11 @@ static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, 
         o->random = true;
         break;
     case 'h':
-        fprintf(stdout, "usage: %s\n"
-                "timeouts (seconds): [--login-timeout S] [--logout-timeout S] "
-                "[--nop-interval S] [--nop-timeout S]\n"
-                "    [--command-timeout S] [--abort-timeout S] [--lun-reset-timeout S] "
-                "[--replacement-timeout S]\n", usage);
+        print_help(usage, groups);
         exit(APP_EXIT_OK);
     default:
-        app_errorf("unknown or incomplete option \"%s\"; usage: %s", argv[optind - 1],
-                   usage);
+        app_errorf("unknown or incomplete option \"%s\" (the options of this command: "
+                   "--help); usage: %s", argv[optind - 1], usage);
         return APP_EXIT_USAGE;
     }
     return 0;
@@ -247,9 +300,13 @@ static int parse_one(struct app_cli_opts *o, int c, int idx, const char *usage, 
  * Parse argv; `positional` receives the one operand. Returns 0, or APP_EXIT_USAGE after
  * printing why.
  */
-int app_cli_parse_opts(int argc, char **argv, const char *usage, bool perf,
+int app_cli_parse_opts(int argc, char **argv, const char *usage, unsigned groups,
                        struct app_cli_opts *o, const char **positional)
 {
+    struct option longs[NOPTS + 1];
+    const struct cli_opt *by_long[NOPTS];
+    char shorts[32] = "h";
+    size_t n = 0;
     int c, idx, ret;
 
     memset(o, 0, sizeof(*o));
@@ -260,11 +317,31 @@ int app_cli_parse_opts(int argc, char **argv, const char *usage, bool perf,
     o->blocks = 0;
     o->inflight = 32;
     o->seconds = 10;
+    /* the command's options only: any other is unknown to it */
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (!(cli_opts[i].groups & groups))
+            continue;
+        longs[n] = (struct option){ cli_opts[i].name, cli_opts[i].has_arg, NULL,
+                                    cli_opts[i].val };
+        by_long[n++] = &cli_opts[i];
+        if (cli_opts[i].val < 256 && cli_opts[i].val != 'h') {
+            size_t l = strlen(shorts);
+            shorts[l] = (char)cli_opts[i].val;
+            shorts[l + 1] = cli_opts[i].has_arg ? ':' : '\0';
+            shorts[l + 2] = '\0';
+        }
+    }
+    longs[n] = (struct option){ NULL, 0, NULL, 0 };
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, perf ? "b:m:t:wrhi:" : "h", long_opts, &idx)) !=
-           -1) {
-        ret = parse_one(o, c, idx, usage, argv);
+    while ((idx = -1, c = getopt_long(argc, argv, shorts, longs, &idx)) != -1) {
+        const struct cli_opt *d = NULL;
+        for (size_t i = 0; idx < 0 && i < n && c != '?'; i++)
+            if (by_long[i]->val == c)
+                d = by_long[i];
+        if (idx >= 0)
+            d = by_long[idx];
+        ret = parse_one(o, c, d, usage, groups, argv);
         if (ret)
             return ret;
     }

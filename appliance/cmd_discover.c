@@ -14,8 +14,8 @@ int app_cmd_discover(int argc, char **argv)
     const char *portal;
     int ret;
 
-    ret = app_cli_parse_opts(argc, argv, "toegw discover PORTAL [--stack auto|toe|host] [--json]",
-                             false, &o, &portal);
+    ret = app_cli_parse_opts(argc, argv, "toegw discover PORTAL [options]",
+                             APP_CLI_COMMON | APP_CLI_JSON, &o, &portal);
     if (ret)
         return ret;
     ret = app_cli_session_open(&o, portal, true, false, &cs);

@@ -93,8 +93,8 @@ int app_cmd_read(int argc, char **argv)
     unsigned head = 0, tail = 0;
     int ret, status = APP_EXIT_OK;
 
-    ret = app_cli_parse_opts(argc, argv, "toegw read URL [--offset BYTES] [--length BYTES] "
-                             "[--stack auto|toe|host]", false, &o, &url);
+    ret = app_cli_parse_opts(argc, argv, "toegw read URL [options]",
+                             APP_CLI_COMMON | APP_CLI_OFFSET | APP_CLI_LENGTH, &o, &url);
     if (ret)
         return ret;
     ret = app_io_open(&o, url, &cs, &j);
@@ -208,8 +208,8 @@ int app_cmd_write(int argc, char **argv)
     bool eof = false;
     int ret, status = APP_EXIT_OK;
 
-    ret = app_cli_parse_opts(argc, argv, "toegw write URL [--offset BYTES] [--stack auto|toe|host]",
-                             false, &o, &url);
+    ret = app_cli_parse_opts(argc, argv, "toegw write URL [options] <DATA",
+                             APP_CLI_COMMON | APP_CLI_OFFSET, &o, &url);
     if (ret)
         return ret;
     ret = app_io_open(&o, url, &cs, &j);

@@ -18,7 +18,8 @@ int app_cmd_luns(int argc, char **argv)
     char err[320] = "";
     int ret, status = APP_EXIT_OK;
 
-    ret = app_cli_parse_opts(argc, argv, "toegw luns URL [--stack auto|toe|host] [--json]", false,
+    ret = app_cli_parse_opts(argc, argv, "toegw luns URL [options]",
+                             APP_CLI_COMMON | APP_CLI_JSON,
                              &o, &url);
     if (ret)
         return ret;

@@ -94,9 +94,8 @@ int app_cmd_perf(int argc, char **argv)
     struct rusage ru0, ru1;
     int ret;
 
-    ret = app_cli_parse_opts(argc, argv, "toegw perf URL [-b BLOCKS] [-m INFLIGHT] "
-                             "[-t SECONDS] [--write] [--random] [--stack auto|toe|host] "
-                             "[--json]", true, &o, &url);
+    ret = app_cli_parse_opts(argc, argv, "toegw perf URL [options]",
+                             APP_CLI_COMMON | APP_CLI_PERF | APP_CLI_JSON, &o, &url);
     if (ret)
         return ret;
     ret = app_io_open(&o, url, &cs, &p.io);

@@ -21,10 +21,10 @@ static int cmd_version(int argc, char **argv)
     printf("toegw %s\n", info.version);
     for (size_t i = 0; i < API_INFO_LIBS && info.libraries[i].name; i++)
         if (strcmp(info.libraries[i].name, "toe"))
-            printf("  %-9s %s\n", info.libraries[i].name, info.libraries[i].version);
+            printf("  %-13s %s\n", info.libraries[i].name, info.libraries[i].version);
     /* tests/integration/lib/harness.sh (h_need_toe) reads this line */
-    printf("  toe       %s\n", app_net_toe_built() ? "emulated (toe_emu/, lwIP)"
-                                                   : "not built in (make TOE_MK=)");
+    printf("  toe           %s\n", app_net_toe_stack() ? app_net_toe_stack()
+                                                       : "not built in (make TOE_MK=)");
     return APP_EXIT_OK;
 }
 

@@ -59,6 +59,9 @@ void app_net_stop(struct app_net *net);
 bool app_net_toe_built(void);
 /* The TOE's TCP/IP stack and its version ("lwIP 2.1.3"), or NULL without the TOE. */
 const char *app_net_toe_stack(void);
+/* The version of libpcap, which the TOE's capture writes with ("1.10.3"), or NULL without
+ * the TOE. */
+const char *app_net_pcap_version(void);
 /* The TOE's default settings (toe0, 192.0.2.2/24, ...). */
 void app_net_toe_defaults(struct toe_config *cfg);
 /*

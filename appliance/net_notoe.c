@@ -23,6 +23,11 @@ const char *app_net_toe_stack(void)
     return NULL;
 }
 
+const char *app_net_pcap_version(void)
+{
+    return NULL;
+}
+
 void app_net_toe_defaults(struct toe_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));

@@ -9,6 +9,7 @@
 #include "appliance/net.h"
 
 #include <errno.h>
+#include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,18 @@ bool app_net_toe_built(void)
 const char *app_net_toe_stack(void)
 {
     return toe_stack_version();
+}
+
+/* "libpcap version 1.10.3 (with TPACKET_V3)" -> "1.10.3" */
+const char *app_net_pcap_version(void)
+{
+    static char v[32];
+    const char *s = pcap_lib_version();
+    const char *p = strstr(s, "version ");
+
+    p = p ? p + 8 : s;
+    snprintf(v, sizeof(v), "%.*s", (int)strcspn(p, " "), p);
+    return v;
 }
 
 void app_net_toe_defaults(struct toe_config *cfg)

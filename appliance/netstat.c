@@ -1,7 +1,8 @@
 /*
  * netstat.c - `toegw netstat`: the unified connection table of a running appliance, read
  * from its REST API (GET /api/v1/connections), printed like `ss -tn` with an
- * offload-state column.
+ * offload-state column. An https:// API address is checked against --cacert (by default the
+ * appliance's own certificate, STATE_DIR/tls/server-cert.pem).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -11,98 +12,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "appliance/api_client.h"
 #include "appliance/cli.h"
 #include "appliance/state.h"
-#include "common/sockspec.h"
-#include "common/transport.h"
+#include "appliance/tls_files.h"
 
-#define RESPONSE_MAX (16u * 1024 * 1024)
-
-/* The appliance's API at addr (host[:port], port 8080 by default, or unix:/path). */
-static int connect_api(const char *addr, char *err, size_t errlen)
-{
-    return sockspec_connect(addr, 8080, "appliance's api", 10, err, errlen);
-}
-
-/* GET path; returns the body (caller frees) and the status, or NULL with err. */
-static char *http_get(const char *addr, const char *path, const char *token, int *status,
-                      char *err, size_t errlen)
-{
-    char req[1024];
-    size_t cap = 65536, len = 0;
-    char *buf, *body;
-    int fd = connect_api(addr, err, errlen);
-
-    if (fd < 0)
-        return NULL;
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: toegw\r\nAuthorization: Bearer %s\r\n"
-                     "Accept: application/json\r\nConnection: close\r\n\r\n", path, token);
-    if (write(fd, req, (size_t)n) != n) {
-        snprintf(err, errlen, "sending the request failed: %s", strerror(errno));
-        explicit_bzero(req, sizeof(req));
-        close(fd);
-        return NULL;
-    }
-    explicit_bzero(req, sizeof(req));
-    buf = malloc(cap + 1);
-    while (buf) {
-        if (len == cap) {
-            char *nb = cap < RESPONSE_MAX ? realloc(buf, cap * 2 + 1) : NULL;
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    if (!buf) {
-        snprintf(err, errlen, "the api's answer is too large");
-        return NULL;
-    }
-    buf[len] = '\0';
-    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1 || !(body = strstr(buf, "\r\n\r\n"))) {
-        snprintf(err, errlen, "the api sent no http response");
-        free(buf);
-        return NULL;
-    }
-    body += 4;
-    /* de-chunk a chunked body in place */
-    if (strcasestr(buf, "\r\nTransfer-Encoding: chunked")) {
-        char *in = body, *out = body;
-        for (;;) {
-            char *end;
-            unsigned long sz = strtoul(in, &end, 16);
-            char *data = strstr(end, "\r\n");
-            if (!data || sz == 0)
-                break;
-            data += 2;
-            if ((size_t)(data - buf) + sz > len)
-                break;
-            memmove(out, data, sz);
-            out += sz;
-            in = data + sz + 2;
-        }
-        *out = '\0';
-    }
-    memmove(buf, body, strlen(body) + 1);
-    return buf;
-}
+#define NETSTAT_USAGE "usage: toegw netstat [--api [https://]ADDR] [--cacert FILE] " \
+                      "[--api-token-file PATH] [--json]"
 
 int app_cmd_netstat(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "api", required_argument, NULL, 'a' },
         { "api-token-file", required_argument, NULL, 'k' },
+        { "cacert", required_argument, NULL, 'c' },
         { "state-dir", required_argument, NULL, 'd' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
@@ -112,7 +35,8 @@ int app_cmd_netstat(int argc, char **argv)
     const char *token_file = getenv("TOEGW_API_TOKEN_FILE");
     const char *state_dir = getenv("TOEGW_STATE_DIR") ? getenv("TOEGW_STATE_DIR")
                                                       : "/var/lib/toegw";
-    char path[4200], token[128], err[400];
+    const char *cacert = getenv("TOEGW_CACERT");
+    char path[4200], capath[4200], token[128], err[4600];
     bool json = false;
     int c, status = 0;
 
@@ -122,19 +46,29 @@ int app_cmd_netstat(int argc, char **argv)
         switch (c) {
         case 'a': api = optarg; break;
         case 'k': token_file = optarg; break;
+        case 'c': cacert = optarg; break;
         case 'd': state_dir = optarg; break;
         case 'j': json = true; break;
         case 'h':
-            printf("usage: toegw netstat [--api ADDR] [--api-token-file PATH] [--json]\n");
+            printf("%s\n", NETSTAT_USAGE);
             return APP_EXIT_OK;
         default:
-            app_errorf("usage: toegw netstat [--api ADDR] [--api-token-file PATH] [--json]");
+            app_errorf("%s", NETSTAT_USAGE);
             return APP_EXIT_USAGE;
         }
     }
     if (optind != argc) {
-        app_errorf("usage: toegw netstat [--api ADDR] [--api-token-file PATH] [--json]");
+        app_errorf("%s", NETSTAT_USAGE);
         return APP_EXIT_USAGE;
+    }
+    if (cacert && !app_api_is_https(api)) {
+        app_errorf("--cacert needs an https api address (--api https://HOST:PORT)");
+        return APP_EXIT_USAGE;
+    }
+    if (!cacert) {
+        snprintf(capath, sizeof(capath), "%s/%s/%s", state_dir, APP_TLS_DIR,
+                 APP_TLS_CERT_FILE);
+        cacert = capath;
     }
     if (!token_file) {
         snprintf(path, sizeof(path), "%s/api-token", state_dir);
@@ -148,7 +82,8 @@ int app_cmd_netstat(int argc, char **argv)
         app_errorf("%s", err);
         return APP_EXIT_FAILED;
     }
-    char *body = http_get(api, "/api/v1/connections", token, &status, err, sizeof(err));
+    struct app_api_client cl = { .api = api, .cacert = cacert };
+    char *body = app_api_get(&cl, "/api/v1/connections", token, &status, err, sizeof(err));
     explicit_bzero(token, sizeof(token));
     if (!body) {
         app_errorf("%s", err);

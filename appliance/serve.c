@@ -25,8 +25,10 @@
 #include "appliance/cli.h"
 #include "appliance/heap.h"
 #include "appliance/net.h"
+#include "appliance/priv.h"
+#include "appliance/serve_int.h"
 #include "appliance/state.h"
-#include "appliance/timeouts.h"
+#include "appliance/tls_files.h"
 #include "appliance/toe_admin.h"
 #include "appliance/version.h"
 #include "common/log.h"
@@ -55,11 +57,13 @@ struct serve {
     pthread_t loop_thread;
     struct sto_mgr *mgr;
     struct nbds_server *nbd;
-    struct tls_creds *tls;       /* the NBD server's credentials (NULL: --nbd-tls off) */
+    struct tls_creds *nbd_creds; /* the NBD server's TLS credentials (NULL: --nbd-tls off) */
     struct api_server *api;
     char token[128];
     int lock_fd;                 /* the state dir's lock, held for the process's life */
     struct api_info info;        /* GET /api/v1/info */
+    struct app_tls_files tls;    /* the API's certificate and key with --api-tls on */
+    int fail_status;             /* the exit status of a failed start (0: APP_EXIT_FAILED) */
     /* sessions from the state file not logged in yet (guarded by lock) */
     pthread_mutex_t lock;
     struct sto_session_req *pending;
@@ -273,6 +277,18 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
         app_errorf("cannot create state dir \"%s\": %s", sv->o.state_dir, strerror(-ret));
         return -1;
     }
+    /* the state (token, keys, CHAP secrets) is the appliance's alone */
+    struct stat sd;
+    if (stat(sv->o.state_dir, &sd) == 0 && (sd.st_mode & 077)) {
+        if (chmod(sv->o.state_dir, 0700) < 0) {
+            app_errorf("state dir \"%s\" is open to other users (mode %03o) and cannot be "
+                       "closed: %s", sv->o.state_dir, (unsigned)(sd.st_mode & 0777),
+                       strerror(errno));
+            return -1;
+        }
+        log_info("serve", "state dir %s: mode %03o made 0700", sv->o.state_dir,
+                 (unsigned)(sd.st_mode & 0777));
+    }
     sv->lock_fd = app_state_lock(sv->o.state_dir, err, sizeof(err));
     if (sv->lock_fd < 0) {
         app_errorf("%s", err);
@@ -295,6 +311,111 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
         return -1;
     }
     return 0;
+}
+
+/*
+ * The certificate directory of the servers that speak TLS: --tls-certificates DIR, or
+ * STATE_DIR/tls/, made self-signed at the first start (for the API's and the NBD export's
+ * addresses too). 0, or -errno with err.
+ */
+static int serve_tls_dir(struct serve *sv, char *dir, size_t dirlen, char *err, size_t errlen)
+{
+    struct sockspec api, nbd;
+    const char *names[3] = { NULL, NULL, NULL };
+    int ret, n = 0;
+
+    if (sv->o.tls_certificates[0]) {
+        snprintf(dir, dirlen, "%s", sv->o.tls_certificates);
+        return 0;
+    }
+    snprintf(dir, dirlen, "%s/%s", sv->o.state_dir, APP_TLS_DIR);
+    if (sockspec_parse(sv->o.api, 8080, &api) == 0 && !api.is_unix)
+        names[n++] = api.host; /* the certificate is also for the API's address */
+    if (sv->o.nbd_tls != NBDS_TLS_OFF && sockspec_parse(sv->o.nbd, 10809, &nbd) == 0 &&
+        !nbd.is_unix)
+        names[n++] = nbd.host; /* and the NBD export's */
+    ret = app_tls_files_ensure(dir, names, err, errlen);
+    if (ret > 0)
+        log_info("serve", "made a self-signed tls certificate in %s", dir);
+    return ret < 0 ? ret : 0;
+}
+
+/*
+ * Start, step 1b: with --api-tls on, the API's certificate and key (serve_tls_dir). A
+ * missing, unreadable or malformed file exits 2. 0, or -1 after printing why.
+ */
+static int serve_setup_tls(struct serve *sv)
+{
+    char dir[sizeof(sv->o.state_dir) + 8], err[APP_TLS_PATH_MAX + 200];
+    int ret;
+
+    if (!sv->o.api_tls)
+        return 0;
+    ret = serve_tls_dir(sv, dir, sizeof(dir), err, sizeof(err));
+    if (ret >= 0)
+        ret = app_tls_files_load(dir, &sv->tls, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        sv->fail_status = APP_EXIT_USAGE;
+        return -1;
+    }
+    if (sv->tls.key_open_to_others)
+        log_warn("serve", "the tls key %s can be read by other users (chmod 600 it)",
+                 sv->tls.key_path);
+    if (sv->tls.not_after < time(NULL))
+        log_warn("serve", "the tls certificate %s has expired", sv->tls.cert_path);
+    log_info("serve", "api tls certificate %s, sha-256 fingerprint %s", sv->tls.cert_path,
+             sv->tls.fingerprint);
+    return 0;
+}
+
+/*
+ * Start, step 1c: with --nbd-tls on or require, the NBD server's credentials: --tls-psk's
+ * keys, and the certificate of serve_tls_dir (with its ca-cert.pem, if any, for client
+ * certificates). A missing, unreadable or malformed file exits 2 (the file and line named,
+ * never a key). 0, or -1 after printing why.
+ */
+static int serve_setup_nbd_tls(struct serve *sv)
+{
+    char dir[sizeof(sv->o.state_dir) + 8], err[APP_TLS_PATH_MAX + 400];
+    struct tls_creds_config cfg = {
+        .psk_file = sv->o.tls_psk, .cert_dir = dir, .verify_peer = sv->o.tls_verify_peer,
+    };
+    int ret;
+
+    if (sv->o.nbd_tls == NBDS_TLS_OFF)
+        return 0;
+    if (sv->o.tls_psk[0]) {
+        /* a bad key file stops the start before a certificate is made for nothing */
+        struct tls_creds_config psk = { .psk_file = sv->o.tls_psk };
+        ret = tls_creds_load(&psk, &sv->nbd_creds, err, sizeof(err));
+        tls_creds_free(sv->nbd_creds);
+        sv->nbd_creds = NULL;
+    } else {
+        ret = 0;
+    }
+    if (ret >= 0)
+        ret = serve_tls_dir(sv, dir, sizeof(dir), err, sizeof(err));
+    if (ret >= 0)
+        ret = tls_creds_load(&cfg, &sv->nbd_creds, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("--nbd-tls %s: %s", sv->o.nbd_tls == NBDS_TLS_ON ? "on" : "require", err);
+        sv->fail_status = APP_EXIT_USAGE;
+        return -1;
+    }
+    log_info("serve", "nbd tls %s: certificate in %s, %zu psk identities%s",
+             sv->o.nbd_tls == NBDS_TLS_REQUIRE ? "required" : "offered", dir,
+             tls_creds_psk_count(sv->nbd_creds),
+             tls_creds_verify_peer(sv->nbd_creds) ? ", client certificates required" : "");
+    return 0;
+}
+
+/* POST /api/v1/token: a new token in the token file (the API keeps it in memory). */
+static int serve_token_renew(void *arg, char *tok, size_t toklen, char *err, size_t errlen)
+{
+    struct serve *sv = arg;
+
+    return app_token_renew(sv->o.token_file, tok, toklen, err, errlen);
 }
 
 /*
@@ -324,6 +445,16 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
     sv->npending = st->nsessions;
     st->sessions = NULL;
     st->nsessions = 0;
+    /* the TAP or macvtap is up: from here on an unprivileged user with CAP_NET_ADMIN */
+    bool dropped;
+    ret = app_priv_drop(sv->o.user, sv->o.state_dir, sv->o.token_file, sv->net.toe != NULL,
+                        &dropped, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("%s", err);
+        return -1;
+    }
+    if (dropped)
+        log_info("serve", "now running as user %s", sv->o.user);
     return 0;
 }
 
@@ -358,7 +489,7 @@ static int serve_start_storage(struct serve *sv, const struct app_state *st)
             app_errorf("%s", err);
             return -1;
         }
-        nbds_server_set_tls(sv->nbd, sv->o.nbd_tls, sv->tls);
+        nbds_server_set_tls(sv->nbd, sv->o.nbd_tls, sv->nbd_creds);
         if (sto_mgr_restore_access(sv->mgr, st->access, st->naccess) < 0) {
             app_errorf("cannot restore the volumes' access: out of memory");
             return -1;
@@ -392,11 +523,16 @@ static int serve_start_api(struct serve *sv)
         .nbd_tls = sv->o.nbd_tls != NBDS_TLS_OFF,
         .state_dir = sv->o.state_dir, .nbd = sv->nbd,
         .limits = sv->o.api_lim, .info = &sv->info,
+        .tls_cert_pem = sv->tls.cert_pem, .tls_key_pem = sv->tls.key_pem,
+        .metrics_auth = sv->o.metrics_auth, .token_renew = serve_token_renew,
+        .token_renew_arg = sv,
     };
     app_version_info(&sv->info);
     sv->info.toe_mode = !sv->net.toe ? "none" : sv->o.net.toe.uplink[0] ? "macvtap" : "tap";
     sv->info.toe_uplink = sv->net.toe && sv->o.net.toe.uplink[0] ? sv->o.net.toe.uplink : NULL;
     sv->info.toe_nat = sv->net.nat.table[0] != '\0';
+    sv->info.tls_api = sv->tls.cert_pem != NULL;
+    sv->info.tls_fingerprint = sv->tls.cert_pem ? sv->tls.fingerprint : NULL;
     app_toe_admin_fill(&ac);
     sv->api = api_server_start(&ac, err, sizeof(err));
     if (!sv->api) {
@@ -407,12 +543,6 @@ static int serve_start_api(struct serve *sv)
     log_info("serve", "toegw serving: api %s, nbd %s, state %s, toe %s, initiator %s",
              sv->o.api, sv->o.nbd, sv->o.state_dir, sv->net.toe ? sv->o.net.toe.ifname : "off",
              sv->o.initiator);
-    if (sv->tls)
-        log_info("serve", "nbd tls %s: %zu psk identities, %s%s",
-                 sv->o.nbd_tls == NBDS_TLS_REQUIRE ? "required" : "offered",
-                 tls_creds_psk_count(sv->tls),
-                 tls_creds_have_cert(sv->tls) ? "a certificate" : "no certificate",
-                 tls_creds_verify_peer(sv->tls) ? ", client certificates required" : "");
     if (pthread_create(&sv->restore_thread, NULL, restore_main, sv) == 0)
         sv->restore_running = true;
     else
@@ -423,7 +553,8 @@ static int serve_start_api(struct serve *sv)
 /* Start: each step in turn; the first to fail stops the start (serve_stop undoes the rest). */
 static int serve_start(struct serve *sv, struct app_state *st, sigset_t *sigs)
 {
-    if (serve_setup(sv, st, sigs) < 0 || serve_start_net(sv, st) < 0 ||
+    if (serve_setup(sv, st, sigs) < 0 || serve_setup_tls(sv) < 0 ||
+        serve_setup_nbd_tls(sv) < 0 || serve_start_net(sv, st) < 0 ||
         serve_start_storage(sv, st) < 0 || serve_start_api(sv) < 0)
         return -1;
     return 0;
@@ -493,8 +624,6 @@ int app_cmd_serve(int argc, char **argv)
     if (!sv)
         return APP_EXIT_FAILED;
     ret = app_serve_parse(argc, argv, &sv->o);
-    if (!ret)
-        ret = app_serve_tls_load(&sv->o, &sv->tls);
     if (ret) {
         free(sv);
         return ret;
@@ -505,6 +634,8 @@ int app_cmd_serve(int argc, char **argv)
     if (serve_start(sv, &st, &sigs) == 0) {
         serve_run(sv, &sigs);
         status = APP_EXIT_OK;
+    } else if (sv->fail_status) {
+        status = sv->fail_status;
     }
     serve_stop(sv);
 
@@ -513,8 +644,9 @@ int app_cmd_serve(int argc, char **argv)
         explicit_bzero(sv->pending, sv->npending * sizeof(*sv->pending));
     free(sv->pending);
     app_state_text_free(sv->last_state);
-    tls_creds_free(sv->tls);
+    tls_creds_free(sv->nbd_creds);
     explicit_bzero(sv->token, sizeof(sv->token));
+    app_tls_files_clear(&sv->tls);
     pthread_mutex_destroy(&sv->lock);
     if (sv->lock_fd >= 0)
         close(sv->lock_fd); /* the state dir is free for the next appliance */

@@ -1,6 +1,6 @@
 /*
- * serve_int.h - what `toegw serve`'s files share (serve.c: start, run, stop; serve_opts.c:
- * its flags and TOEGW_* variables). Private to appliance/.
+ * serve_int.h - what the files of `toegw serve` share (appliance/serve.c, serve_opts.c):
+ * its options, parsed from the flags and the TOEGW_* variables. Private to appliance/.
  */
 #ifndef TOEGW_APPLIANCE_SERVE_INT_H
 #define TOEGW_APPLIANCE_SERVE_INT_H
@@ -20,6 +20,7 @@ struct serve_opts {
     char nbd[300];
     char state_dir[4096];
     char initiator[256];              /* --initiator-name; "": STATE_DIR/initiator-name */
+    char user[64];                    /* --user: run as this account once the TOE is up */
     struct app_net_opts net;
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;
@@ -28,24 +29,20 @@ struct serve_opts {
     struct app_timeouts tmo;
     enum log_level level;
     enum log_format format;
-    /* TLS (docs/security.md) */
+    bool api_tls;                     /* --api-tls on: the API speaks HTTPS */
+    char tls_certificates[4096];      /* --tls-certificates; "": STATE_DIR/tls, made when
+                                         missing */
+    bool metrics_auth;                /* --metrics-auth: /metrics needs the token */
+    /* NBD over TLS (docs/security.md); its certificate is tls_certificates' too */
     enum nbds_tls_mode nbd_tls;       /* --nbd-tls off|on|require */
     char tls_psk[4096];               /* --tls-psk FILE ("": none) */
-    char tls_certificates[4096];      /* --tls-certificates DIR ("": none) */
     bool tls_verify_peer;             /* --tls-verify-peer */
 };
-
 /*
- * Parse the environment (TOEGW_<NAME>) and then argv into *o. 0, or APP_EXIT_USAGE after
- * printing why; --help prints the usage and exits.
+ * Fill *o from the TOEGW_* variables, then the flags (a flag overrides its variable).
+ * 0, or APP_EXIT_USAGE after printing one line that names the culprit; --help prints the
+ * usage and exits 0.
  */
 int app_serve_parse(int argc, char **argv, struct serve_opts *o);
-
-struct tls_creds;
-/*
- * The NBD server's TLS credentials when --nbd-tls is on or require (*out NULL when off).
- * 0, or APP_EXIT_USAGE after printing which file (and line) is wrong and why.
- */
-int app_serve_tls_load(const struct serve_opts *o, struct tls_creds **out);
 
 #endif

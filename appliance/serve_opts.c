@@ -1,10 +1,7 @@
 /*
- * serve_opts.c - `toegw serve`'s flags and their TOEGW_* variables (docs/serve.md): the
- * environment first, then the command line; every value checked with an error that names
- * the flag or the variable it came from.
+ * serve_opts.c - the options of `toegw serve` (docs/serve.md): the flags, their TOEGW_*
+ * variables, their checks and the usage text.
  */
-#include "appliance/serve_int.h"
-
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -14,9 +11,9 @@
 #include <strings.h>
 
 #include "appliance/cli.h"
+#include "appliance/serve_int.h"
 #include "common/sockspec.h"
 #include "storage/iname.h"
-#include "storage/tls_creds.h"
 
 static const struct option serve_long[] = {
     { "api", required_argument, NULL, 0 },
@@ -24,16 +21,19 @@ static const struct option serve_long[] = {
     { "api-max-conns", required_argument, NULL, 0 },
     { "api-max-conns-per-client", required_argument, NULL, 0 },
     { "api-header-timeout", required_argument, NULL, 0 },
+    { "api-tls", required_argument, NULL, 0 },
+    { "tls-certificates", required_argument, NULL, 0 },
+    { "metrics-auth", no_argument, NULL, 0 },
     { "nbd", required_argument, NULL, 0 },
     { "nbd-handshake-timeout", required_argument, NULL, 0 },
     { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
     { "nbd-client-buffer-mib", required_argument, NULL, 0 },
     { "nbd-tls", required_argument, NULL, 0 },
     { "tls-psk", required_argument, NULL, 0 },
-    { "tls-certificates", required_argument, NULL, 0 },
     { "tls-verify-peer", no_argument, NULL, 0 },
     { "state-dir", required_argument, NULL, 0 },
     { "initiator-name", required_argument, NULL, 0 },
+    { "user", required_argument, NULL, 0 },
     { "toe-ifname", required_argument, NULL, 0 },
     { "toe-addr", required_argument, NULL, 0 },
     { "toe-host-addr", required_argument, NULL, 0 },
@@ -66,7 +66,9 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
                "[--state-dir DIR]\n"
-               "                   [--initiator-name IQN]\n"
+               "                   [--api-tls off|on] [--tls-certificates DIR] "
+               "[--metrics-auth]\n"
+               "                   [--initiator-name IQN] [--user NAME]\n"
                "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
                "[--toe-mtu N]\n"
                "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
@@ -78,8 +80,7 @@ static void serve_usage(FILE *f)
                "                   [--nbd-max-handshakes-per-client N] "
                "[--nbd-client-buffer-mib N]\n"
                "                   [--nbd-tls off|on|require] [--tls-psk FILE] "
-               "[--tls-certificates DIR]\n"
-               "                   [--tls-verify-peer]\n"
+               "[--tls-verify-peer]\n"
                "                   [--login-timeout S] [--logout-timeout S] [--nop-interval S] "
                "[--nop-timeout S]\n"
                "                   [--command-timeout S] [--abort-timeout S] "
@@ -184,6 +185,45 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->token_file, sizeof(o->token_file), "%s", value);
+    } else if (!strcmp(name, "user")) {
+        if (!*value || strlen(value) >= sizeof(o->user) || strchr(value, '/')) {
+            app_errorf("%s must be a user name", source);
+            return -EINVAL;
+        }
+        snprintf(o->user, sizeof(o->user), "%s", value);
+    } else if (!strcmp(name, "api-tls")) {
+        if (strcmp(value, "on") && strcmp(value, "off")) {
+            app_errorf("%s must be on or off, not \"%.64s\"", source, value);
+            return -EINVAL;
+        }
+        o->api_tls = !strcmp(value, "on");
+    } else if (!strcmp(name, "tls-certificates")) {
+        if (!*value || strlen(value) >= sizeof(o->tls_certificates) - 64) {
+            app_errorf("%s must be a directory path", source);
+            return -EINVAL;
+        }
+        snprintf(o->tls_certificates, sizeof(o->tls_certificates), "%s", value);
+    } else if (!strcmp(name, "metrics-auth")) {
+        o->metrics_auth = true;
+    } else if (!strcmp(name, "nbd-tls")) {
+        if (!strcmp(value, "off"))
+            o->nbd_tls = NBDS_TLS_OFF;
+        else if (!strcmp(value, "on"))
+            o->nbd_tls = NBDS_TLS_ON;
+        else if (!strcmp(value, "require"))
+            o->nbd_tls = NBDS_TLS_REQUIRE;
+        else {
+            app_errorf("%s must be off, on or require, not \"%.32s\"", source, value);
+            return -EINVAL;
+        }
+    } else if (!strcmp(name, "tls-psk")) {
+        if (!*value || strlen(value) >= sizeof(o->tls_psk)) {
+            app_errorf("%s must be a file path", source);
+            return -EINVAL;
+        }
+        snprintf(o->tls_psk, sizeof(o->tls_psk), "%s", value);
+    } else if (!strcmp(name, "tls-verify-peer")) {
+        o->tls_verify_peer = true;
     } else if (!strcmp(name, "state-dir")) {
         if (!*value || strlen(value) >= sizeof(o->state_dir) - 64) {
             app_errorf("%s must be a directory path", source);
@@ -208,26 +248,6 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             o->max_outstanding = (uint32_t)v;
         else
             o->max_outstanding_writes = (uint32_t)v;
-    } else if (!strcmp(name, "nbd-tls")) {
-        if (!strcmp(value, "off"))
-            o->nbd_tls = NBDS_TLS_OFF;
-        else if (!strcmp(value, "on"))
-            o->nbd_tls = NBDS_TLS_ON;
-        else if (!strcmp(value, "require"))
-            o->nbd_tls = NBDS_TLS_REQUIRE;
-        else {
-            app_errorf("%s must be off, on or require, not \"%.32s\"", source, value);
-            return -EINVAL;
-        }
-    } else if (!strcmp(name, "tls-psk") || !strcmp(name, "tls-certificates")) {
-        char *dst = name[4] == 'p' ? o->tls_psk : o->tls_certificates;
-        if (!*value || strlen(value) >= sizeof(o->tls_psk)) {
-            app_errorf("%s must be a %s path", source, name[4] == 'p' ? "file" : "directory");
-            return -EINVAL;
-        }
-        snprintf(dst, sizeof(o->tls_psk), "%s", value);
-    } else if (!strcmp(name, "tls-verify-peer")) {
-        o->tls_verify_peer = true;
     } else if (!strcmp(name, "log-format")) {
         if (log_parse_format(value, &o->format) < 0) {
             app_errorf("%s must be text or json", source);
@@ -304,23 +324,5 @@ int app_serve_parse(int argc, char **argv, struct serve_opts *o)
     }
     if (!o->token_file[0])
         snprintf(o->token_file, sizeof(o->token_file), "%s/api-token", o->state_dir);
-    return 0;
-}
-
-int app_serve_tls_load(const struct serve_opts *o, struct tls_creds **out)
-{
-    struct tls_creds_config cfg = {
-        .psk_file = o->tls_psk, .cert_dir = o->tls_certificates,
-        .verify_peer = o->tls_verify_peer,
-    };
-    char err[600];
-
-    *out = NULL;
-    if (o->nbd_tls == NBDS_TLS_OFF)
-        return 0;
-    if (tls_creds_load(&cfg, out, err, sizeof(err)) < 0) {
-        app_errorf("--nbd-tls %s: %s", o->nbd_tls == NBDS_TLS_ON ? "on" : "require", err);
-        return APP_EXIT_USAGE;
-    }
     return 0;
 }

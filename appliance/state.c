@@ -22,8 +22,8 @@
 
 static const char *policy_str(enum stk_policy p) { return stk_policy_name(p); }
 
-static int write_atomic(const char *path, const char *data, size_t len, char *err,
-                        size_t errlen)
+int app_file_write_atomic(const char *path, const char *data, size_t len, char *err,
+                          size_t errlen)
 {
     char tmp[4200], dir[4096];
     int fd, dfd, ret = 0;
@@ -77,7 +77,7 @@ int app_state_write(const char *dir, const char *text, char *err, size_t errlen)
     char path[4096];
 
     snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
-    return write_atomic(path, text, strlen(text), err, errlen);
+    return app_file_write_atomic(path, text, strlen(text), err, errlen);
 }
 
 /* [{"id": ..., "read_only": ..., "allow": [...]}, ...] */
@@ -279,10 +279,35 @@ bad:
     return -EINVAL;
 }
 
-int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t errlen)
+int app_token_renew(const char *path, char *tok, size_t toklen, char *err, size_t errlen)
 {
     uint8_t raw[32];
-    char hex[2 * sizeof(raw) + 4];
+    char hex[2 * sizeof(raw) + 4], next[2 * sizeof(raw) + 1];
+
+    if (toklen < sizeof(next)) {
+        snprintf(err, errlen, "no room for an api token");
+        return -EINVAL;
+    }
+    if (isc_chap_random(raw, sizeof(raw)) < 0) {
+        snprintf(err, errlen, "cannot generate an api token: no randomness");
+        return -EIO;
+    }
+    isc_chap_encode_hex(raw, sizeof(raw), hex, sizeof(hex));
+    explicit_bzero(raw, sizeof(raw));
+    /* drop the "0x" prefix: a plain hex token */
+    memcpy(next, hex + 2, sizeof(next) - 1);
+    next[sizeof(next) - 1] = '\0';
+    snprintf(hex, sizeof(hex), "%s\n", next);
+    int ret = app_file_write_atomic(path, hex, strlen(hex), err, errlen);
+    explicit_bzero(hex, sizeof(hex));
+    if (ret == 0)
+        snprintf(tok, toklen, "%s", next);
+    explicit_bzero(next, sizeof(next));
+    return ret;
+}
+
+int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t errlen)
+{
     FILE *f = fopen(path, "r");
 
     if (f) {
@@ -306,18 +331,7 @@ int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t
         snprintf(err, errlen, "cannot read api token file \"%s\": %s", path, strerror(-ret));
         return ret;
     }
-    if (isc_chap_random(raw, sizeof(raw)) < 0) {
-        snprintf(err, errlen, "cannot generate an api token: no randomness");
-        return -EIO;
-    }
-    isc_chap_encode_hex(raw, sizeof(raw), hex, sizeof(hex));
-    explicit_bzero(raw, sizeof(raw));
-    /* drop the "0x" prefix: a plain hex token */
-    snprintf(tok, toklen, "%s", hex + 2);
-    snprintf(hex, sizeof(hex), "%s\n", tok);
-    int ret = write_atomic(path, hex, strlen(hex), err, errlen);
-    explicit_bzero(hex, sizeof(hex));
-    return ret;
+    return app_token_renew(path, tok, toklen, err, errlen);
 }
 
 /* The pid recorded in the lock file `fd`, or 0 when it holds none. */
@@ -432,7 +446,7 @@ int app_initiator_name_load(const char *dir, bool create, char *out, size_t outl
         return ret;
     }
     n = snprintf(line, sizeof(line), "%s\n", out);
-    ret = write_atomic(path, line, (size_t)n, err, errlen);
+    ret = app_file_write_atomic(path, line, (size_t)n, err, errlen);
     if (ret == 0)
         chmod(path, 0644); /* a name, not a secret */
     return ret;

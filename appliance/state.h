@@ -43,6 +43,20 @@ void app_state_clear(struct app_state *st);
 int app_token_load(const char *path, char *tok, size_t toklen, char *err, size_t errlen);
 
 /*
+ * Make a new API token (32 random bytes as hex), keep it at `path` (written atomically,
+ * mode 0600) and put it into tok (at least 65 bytes). 0 or -errno with err; on failure
+ * the file still holds the previous token.
+ */
+int app_token_renew(const char *path, char *tok, size_t toklen, char *err, size_t errlen);
+
+/*
+ * Write a file atomically: a temporary file (mode 0600) in the same directory, fsync,
+ * rename over `path`, fsync of the directory. 0 or -errno with err naming the file.
+ */
+int app_file_write_atomic(const char *path, const char *data, size_t len, char *err,
+                          size_t errlen);
+
+/*
  * Make this process the one appliance of state directory DIR: an exclusive flock(2) on
  * DIR/lock, which holds the owner's pid. The lock lives as long as the returned descriptor
  * (the caller keeps it open for its whole life; the kernel drops the lock when the process

@@ -4,6 +4,8 @@
 #include "appliance/version.h"
 
 #include <isa-l.h>
+#include <jansson.h>
+#include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 
@@ -31,6 +33,14 @@ void app_version_info(struct api_info *info)
     info->libraries[n].name = "isa-l";
     info->libraries[n++].version = STR(ISAL_MAJOR_VERSION) "." STR(ISAL_MINOR_VERSION) "."
                                    STR(ISAL_PATCH_VERSION);
+    info->libraries[n].name = "jansson";
+    info->libraries[n++].version = jansson_version_str();
+    info->libraries[n].name = "libmicrohttpd";
+    info->libraries[n++].version = MHD_get_version();
+    if (app_net_pcap_version()) {
+        info->libraries[n].name = "libpcap";
+        info->libraries[n++].version = app_net_pcap_version();
+    }
     if (app_net_toe_stack()) {
         info->libraries[n].name = "toe";
         info->libraries[n++].version = app_net_toe_stack();

@@ -73,7 +73,8 @@ static void task_complete(struct isc_session *s, struct task *t)
     }
     s->free_idx[s->nfree++] = (uint16_t)(t - s->tasks);
     s->inflight--;
-    if (res.err || res.status)
+    bool answered_check = t->req.check_expected && res.status == SCSI_STATUS_CHECK_CONDITION;
+    if (res.err || (res.status && !answered_check))
         s->counters.errors++;
     if (!dropped) /* the transmit queue still points into the buffer: never send it */
         isc_session_fail(s, -ENOMEM, "out of memory copying the data of a finished command");

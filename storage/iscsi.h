@@ -210,6 +210,8 @@ struct isc_scsi_req {
     uint32_t len;      /* expected data transfer length */
     isc_scsi_cb cb;
     void *arg;
+    bool check_expected; /* a CHECK CONDITION is an answer, not an error (the LUN probe's
+                            UNIT ATTENTION at login, an unsupported VPD page): not counted */
 };
 
 /*

@@ -285,6 +285,7 @@ static int probe_submit(struct sto_probe *p)
 {
     struct isc_scsi_req req = {
         .lun = p->li.lun, .cb = probe_cb, .arg = p, .buf = p->buf, .dir = ISC_DIR_READ,
+        .check_expected = true,
     };
     uint8_t vpd = 0;
     int ret;

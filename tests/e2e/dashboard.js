@@ -1,31 +1,76 @@
-// tests/e2e/dashboard.js URL TOKEN SCREENSHOT SESSION_ID
+// tests/e2e/dashboard.js URL TOKEN SCREENSHOT SESSION_ID [CERT]
 //
 // Drives Debian's Chromium (playwright-core, never a downloaded browser) through the
 // dashboard: a wrong token is refused, the right one shows the stacks, the session with its
 // TOE connection, its volumes, and an offloaded row in the unified connection table. Prints
 // one "ok NAME" or "not ok NAME: why" line per check; exit 0 when all passed.
+//
+// An https:// URL is checked against CERT, the appliance's (self-signed) certificate: the
+// browser trusts exactly that certificate's public key (--ignore-certificate-errors-spki-list
+// with its SHA-256 SPKI hash), and a browser without it must refuse the page.
 "use strict";
+const crypto = require("crypto");
+const fs = require("fs");
 const { chromium } = require("playwright-core");
 
-const [url, token, shot, sessionId] = process.argv.slice(2);
+const [url, token, shot, sessionId, certFile] = process.argv.slice(2);
+const https = url.startsWith("https://");
 let failed = 0;
 function check(name, cond, why) {
   if (cond) console.log(`ok ${name}`);
   else { failed++; console.log(`not ok ${name}: ${why}`); }
 }
 
+const baseArgs = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"];
+
+// The base64 SHA-256 of the certificate's SubjectPublicKeyInfo, as Chromium pins it.
+function spkiHash(file) {
+  const cert = new crypto.X509Certificate(fs.readFileSync(file));
+  const spki = cert.publicKey.export({ type: "spki", format: "der" });
+  return crypto.createHash("sha256").update(spki).digest("base64");
+}
+
+function launch(extra) {
+  return chromium.launch({ executablePath: "/usr/bin/chromium", args: baseArgs.concat(extra) });
+}
+
+// Without the appliance's key pinned, the browser must refuse the page.
+async function checkUntrustedRefused() {
+  const browser = await launch([]);
+  try {
+    const page = await browser.newPage();
+    let why = "the page loaded";
+    try {
+      await page.goto(url);
+    } catch (e) {
+      why = String(e);
+    }
+    check("untrusted_certificate_refused", /ERR_CERT/.test(why), why.slice(0, 200));
+  } finally {
+    await browser.close();
+  }
+}
+
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  if (https) await checkUntrustedRefused();
+  const browser = await launch(
+    https ? [`--ignore-certificate-errors-spki-list=${spkiHash(certFile)}`] : []);
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
-    await page.goto(url);
+    const resp = await page.goto(url);
     check("page_loads", (await page.title()).includes("toegw"), "no toegw title");
+    if (https) {
+      const sec = await resp.securityDetails();
+      check("page_over_tls", sec && /^TLS 1\.[23]$/.test(sec.protocol),
+            `security details: ${JSON.stringify(sec)}`);
+      check("secure_context", await page.evaluate(() => window.isSecureContext &&
+                                                      location.protocol === "https:"),
+            "the page is not a secure https context");
+    }
 
     await page.fill("#token", "not-the-token");
     await page.click("button[type=submit]");

@@ -373,6 +373,8 @@ expect_code api.session_create_toe 201 ".target == \"$OPEN\" and .state == \"log
     .stack == \"toe\" and .connection.offload_state == \"offloaded\" and
     (.luns | length) == 1 and .luns[0].lun == 1 and .luns[0].size_bytes == 16777216 and
     (.negotiated | type) == \"object\" and (.counters | type) == \"object\""
+# the LUN probe's expected CHECK CONDITIONs (UNIT ATTENTION at login) are not errors
+expect_code api.session_fresh_no_errors 201 ".counters.errors == 0 and .counters.commands > 0"
 S1=$(id_201 .id)
 V1=$(id_201 '.luns[0].volume')
 h_check api.session_location "Location '$(hdr Location)'" \

@@ -68,6 +68,39 @@ h_run "$TOEGW" version
 if h_expect_ok cli.version; then
     h_check cli.version_names_toegw "output: $(h__oneline "$(head -c 200 "$H_OUT")")" \
         grep -q toegw "$H_OUT"
+    for lib in openssl isa-l jansson libmicrohttpd; do
+        h_check "cli.version_names_$lib" "output: $(h__oneline "$(cat "$H_OUT")")" \
+            grep -qE "^ +$lib +[0-9]" "$H_OUT"
+    done
 fi
+
+# --help lists every option a command takes, with its default; the parser takes exactly
+# those (an option another command takes is refused, not ignored).
+declare -A OWN=([discover]="--json" [luns]="--json" [read]="--offset --length"
+    [write]="--offset" [perf]="--blocks --max-requests --timeout --write --random --json")
+for cmd in discover luns read write perf; do
+    h_run "$TOEGW" "$cmd" --help
+    help=$H_TMP/help.$cmd
+    cp "$H_OUT" "$help"
+    h_check "cli.${cmd}_help" "$(h_last)" sh -c "test $H_RC -eq 0 &&
+        grep -q -- '--stack auto|toe|host .*(default: auto)' '$H_OUT' &&
+        grep -q -- '--command-timeout S .*(default: 30)' '$H_OUT'"
+    for flag in ${OWN[$cmd]}; do
+        h_check "cli.${cmd}_help_lists_${flag#--}" "$(head -c 300 "$help")" \
+            grep -q -- "$flag" "$help"
+    done
+    for flag in --offset --length --blocks --json; do
+        grep -q -- "$flag" "$help" && continue
+        h_run "$TOEGW" "$cmd" "$URL" "$flag" 1
+        h_check "cli.${cmd}_refuses_${flag#--}" "$(h_last)" \
+            sh -c "test $H_RC -eq 2 && grep -q 'unknown or incomplete option \"$flag\"' '$H_ERR'"
+    done
+done
+for bad in "-b 0" "-m 0" "-t 0" "--blocks x"; do
+    # shellcheck disable=SC2086 # the option and its value
+    h_run "$TOEGW" perf "$URL" $bad
+    h_check "cli.perf_${bad// /_}_says_why" "$(h_last)" \
+        sh -c "test $H_RC -eq 2 && grep -q 'must be a number from 1' '$H_ERR'"
+done
 
 h_end

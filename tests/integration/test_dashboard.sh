@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The dashboard in a real browser: Debian's Chromium driven by playwright-core
-# (tests/e2e/dashboard.js) against a `toegw serve` with one session over the TOE to tgtd.
+# (tests/e2e/dashboard.js) against a `toegw serve --api-tls on` with one session over the
+# TOE to tgtd. The page is loaded over https with the appliance's self-signed certificate
+# (STATE_DIR/tls/server-cert.pem) trusted by its key, and refused by a browser without it.
 # shellcheck source=lib/harness.sh
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
@@ -16,21 +18,23 @@ h_target_new 1 "$IQN"
 h_lun_file 1 1 8M 512
 
 state=$H_TMP/state
+cert=$state/tls/server-cert.pem
 "$TOEGW" serve --state-dir "$state" --api 127.0.0.1:18080 --nbd 127.0.0.1:20809 \
-    >"$H_TMP/serve.log" 2>&1 &
+    --api-tls on >"$H_TMP/serve.log" 2>&1 &
 h_bg_register $!
 for _ in $(seq 100); do
-    curl -sf http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
+    curl -sf --cacert "$cert" https://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
     sleep 0.1
 done
 token=$(cat "$state/api-token")
-sid=$(curl -s -H "Authorization: Bearer $token" -X POST http://127.0.0.1:18080/api/v1/sessions \
+sid=$(curl -s --cacert "$cert" -H "Authorization: Bearer $token" \
+    -X POST https://127.0.0.1:18080/api/v1/sessions \
     -d "{\"portal\":\"192.0.2.1\",\"target\":\"$IQN\",\"stack\":\"toe\"}" |
     sed -n 's/.*"id":"\(s-[0-9a-f]*\)".*/\1/p')
 h_check dashboard.session_created "no session id from POST /api/v1/sessions" test -n "$sid"
 
-h_run node "$REPO/tests/e2e/dashboard.js" http://127.0.0.1:18080/ "$token" \
-    "$H_TMP/dashboard.png" "$sid"
+h_run node "$REPO/tests/e2e/dashboard.js" https://127.0.0.1:18080/ "$token" \
+    "$H_TMP/dashboard.png" "$sid" "$cert"
 while read -r verdict name rest; do
     case $verdict in
     ok) h_pass "dashboard.$name" ;;

@@ -23,6 +23,8 @@
 #   - the access survives a restart (state file);
 #   - --nbd-tls on with --tls-verify-peer: plaintext still served, a TLS client without a
 #     certificate refused, one with it admitted, a plaintext client refused by an allow list;
+#   - --nbd-tls require alone: STATE_DIR/tls/'s self-signed certificate, trusted by a client
+#     that takes it as its CA (nbdcopy, byte-exact), refused by one trusting another CA;
 #   - no key in the daemon's log or the API's answers; toegw stays up.
 # shellcheck source-path=SCRIPTDIR source=lib/harness.sh
 . "$(dirname "$0")/lib/harness.sh"
@@ -95,7 +97,7 @@ serve_refused psk_duplicate "line 2" --nbd-tls on --tls-psk "$K/dup.keys"
 printf 'alice:%sxz\n' "${ALICE_KEY:2}" >"$K/nothex.keys"
 serve_refused psk_not_hex "not hex" --nbd-tls on --tls-psk "$K/nothex.keys"
 serve_refused psk_missing "$K/none.keys" --nbd-tls on --tls-psk "$K/none.keys"
-serve_refused no_credentials "--tls-psk" --nbd-tls require
+serve_refused cert_dir_missing "$K/none-dir" --nbd-tls require --tls-certificates "$K/none-dir"
 serve_refused cert_dir_no_key "server-cert.pem" --nbd-tls on --tls-certificates "$K/carol"
 serve_refused verify_without_ca "needs the CA" --nbd-tls on --tls-certificates "$K/noca" \
     --tls-verify-peer
@@ -111,7 +113,7 @@ PSK="tls-psk-file=$K/psk.keys"
 h_check "$H_TEST.require.export_uri" "the API gives ${URI[host.1]:-nothing}" \
     [ "${URI[host.1]:-}" = "nbds://127.0.0.1:10809/$V1" ]
 h_check "$H_TEST.require.log_tls_mode" "no start-up line about nbd tls" \
-    grep -q "nbd tls required: 2 psk identities, a certificate" "$H_TMP/serve.log"
+    grep -qF "nbd tls required: certificate in $K/server, 2 psk identities" "$H_TMP/serve.log"
 
 h_run nbdinfo --json "nbds://alice@127.0.0.1:10809/$V1?$PSK"
 h_expect_ok "$H_TEST.require.nbdinfo_psk" &&
@@ -445,6 +447,33 @@ h_check "$H_TEST.on.plaintext_refused_by_allow" "a plaintext client used an allo
     [ "$H_RC" -ne 0 ]
 h_check "$H_TEST.on.plaintext_refused_logged" "no log line about it" \
     grep -q "refusing .* (identity none, no tls) volume $V2" "$H_TMP/serve.log"
+
+stop_serve
+cp "$H_TMP/serve.log" "$H_TMP/serve2.log"
+
+# --- --nbd-tls require alone: the state dir's self-signed certificate ------------------------
+
+nbd_serve --nbd-tls require
+mkdir -p "$K/selfsigned"
+for _ in $(seq 100); do
+    [ "$(api GET "/api/v1/volumes/$V1")" = 200 ] && break
+    sleep 0.2
+done
+if [ -s "$H_TMP/state/tls/server-cert.pem" ]; then
+    h_pass "$H_TEST.default.cert_made"
+    cp "$H_TMP/state/tls/server-cert.pem" "$K/selfsigned/ca-cert.pem"
+    h_run nbdcopy "nbds://127.0.0.1:10809/$V1?tls-certificates=$K/selfsigned" "$H_TMP/ss.img"
+    h_expect_ok "$H_TEST.default.nbdcopy_read" &&
+        h_check "$H_TEST.default.read_equal" "the read differs" cmp -s "$B1" "$H_TMP/ss.img"
+    h_run nbdinfo --size "nbds://127.0.0.1:10809/$V1?tls-certificates=$K/carol"
+    h_check "$H_TEST.default.other_ca_refused" "a client trusting another CA got an answer" \
+        [ "$H_RC" -ne 0 ]
+else
+    h_fail "$H_TEST.default.cert_made" "no STATE_DIR/tls/server-cert.pem: $(h__oneline "$(tail -c 300 "$H_TMP/serve.log")")"
+fi
+h_run nbdinfo --size "nbds://alice@127.0.0.1:10809/$V1?$PSK"
+h_check "$H_TEST.default.psk_not_offered" "a psk client got an answer without --tls-psk" \
+    [ "$H_RC" -ne 0 ]
 
 h_check "$H_TEST.alive_at_end" "toegw died or stopped answering" serve_alive
 h_end

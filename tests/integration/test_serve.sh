@@ -55,6 +55,10 @@ usage_error serve.extra_argument extra "$TOEGW" serve "${S[@]}" extra
 usage_error serve.env_bad_log_format TOEGW_LOG_FORMAT \
     env TOEGW_LOG_FORMAT=xml "$TOEGW" serve "${S[@]}"
 usage_error serve.env_bad_no_toe TOEGW_NO_TOE env TOEGW_NO_TOE=maybe "$TOEGW" serve "${S[@]}"
+usage_error serve.bad_api_tls --api-tls "$TOEGW" serve "${S[@]}" --api-tls yes
+usage_error serve.env_bad_api_tls TOEGW_API_TLS env TOEGW_API_TLS=1 "$TOEGW" serve "${S[@]}"
+usage_error serve.env_bad_metrics_auth TOEGW_METRICS_AUTH \
+    env TOEGW_METRICS_AUTH=maybe "$TOEGW" serve "${S[@]}"
 usage_error serve.env_bad_api TOEGW_API \
     env TOEGW_API=nonsense TOEGW_STATE_DIR="$BADSD" "$TOEGW" serve
 usage_error serve.env_bad_port_range TOEGW_PORT_RANGE \

@@ -4,6 +4,7 @@
  * escaped), and the figures docs/api.md lists: both stacks' TCP counters by stack
  * label, the TOE's wire, the broker, sessions and volumes with latencies in seconds.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,9 @@ static void setup(void)
     in.nvolumes = 2;
     in.api_requests[2] = 9;
     in.api_requests[4] = 1;
+    inet_pton(AF_INET, "192.0.2.2", &in.toe_info.addr);
+    in.toe_info.mac[0] = 0x02;
+    in.names = true;
 }
 
 TestSuite(metrics, .init = setup);
@@ -260,6 +264,38 @@ Test(metrics, labels_are_escaped)
 
     cr_assert_not_null(strstr(s, "target=\"iqn.2026-11.x:\\\"quoted\\\"\\\\back\\nline\""),
                        "%s", s);
+    free(s);
+}
+
+/* A public /metrics (no --metrics-auth): ids only, no target, portal, address or MAC. */
+Test(metrics, public_labels_are_ids_only)
+{
+    char *s;
+
+    in.names = false;
+    s = render();
+    cr_assert_null(strstr(s, "target="), "%s", s);
+    cr_assert_null(strstr(s, "portal="), "%s", s);
+    cr_assert_null(strstr(s, "addr="), "%s", s);
+    cr_assert_null(strstr(s, "mac="), "%s", s);
+    cr_assert_null(strstr(s, "iqn."), "%s", s);
+    cr_assert_null(strstr(s, "192.0.2."), "%s", s);
+    expect_line(s, "toegw_session_info{session=\"s-000000000001\",state=\"logged_in\","
+                   "stack=\"toe\"} 1");
+    expect_line(s, "toegw_volume_info{volume=\"v-0000000000000001\","
+                   "session=\"s-000000000001\",lun=\"0\"} 1");
+    expect_line(s, "toegw_toe_info{ifname=\"toe0\"} 1");
+    check_format(s);
+    free(s);
+}
+
+Test(metrics, named_labels_with_auth)
+{
+    char *s = render();
+
+    expect_line(s, "toegw_toe_info{ifname=\"toe0\",addr=\"192.0.2.2\","
+                   "mac=\"02:00:00:00:00:00\"} 1");
+    cr_assert_not_null(strstr(s, "portal=\"192.0.2.1:3260\""), "%s", s);
     free(s);
 }
 

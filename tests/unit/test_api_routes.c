@@ -56,6 +56,8 @@ Test(routes, api_endpoints)
                  "v-0123456789abcdef", true);
     expect_route("/api/v1/capture", API_R_CAPTURE, "", true);
     expect_route("/api/v1/capture.pcap", API_R_CAPTURE_PCAP, "", true);
+    expect_route("/api/v1/info", API_R_INFO, "", true);
+    expect_route("/api/v1/token", API_R_TOKEN, "", true);
 }
 
 Test(routes, methods)
@@ -84,6 +86,8 @@ Test(routes, methods)
     cr_assert_eq(r.methods, API_M_GET | API_M_HEAD | API_M_POST | API_M_DELETE);
     cr_assert_eq(api_route_match("/livez", &r), 0);
     cr_assert_eq(r.methods, API_M_GET | API_M_HEAD);
+    cr_assert_eq(api_route_match("/api/v1/token", &r), 0);
+    cr_assert_eq(r.methods, API_M_POST, "a token is only ever rotated, never read");
 }
 
 Test(routes, query_is_split_off)
