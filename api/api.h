@@ -138,6 +138,7 @@ struct api_config {
     const struct api_toe_ops *toe_ops; /* borrowed; NULL: no TOE (as with --no-toe) */
     const char *nbd_host;      /* for volume export URIs: nbd://HOST:PORT/ID */
     uint16_t nbd_port;
+    bool nbd_tls;              /* the NBD server offers TLS: the URIs are nbds:// */
     const char *state_dir;     /* where capture files go */
     struct nbds_server *nbd;   /* borrowed; NULL: no NBD counters in /metrics */
     struct api_limits limits;

@@ -252,6 +252,13 @@ void api_toe_patch_merge(const struct api_toe_patch *p, struct api_toe_faults *c
 struct api_capture_req {
     size_t ring_bytes;           /* 0: the TOE's default (64 MiB) */
 };
+/*
+ * PATCH /volumes/{id}: {"allow": [IDENTITY...]} and/or {"read_only": BOOL}; identities are
+ * 1..127 bytes, no control characters or ':', distinct, at most STO_ALLOW_MAX.
+ */
+int api_parse_volume_patch(const char *body, size_t len, struct sto_access_patch *out,
+                           struct api_err *e);
+
 /* POST /capture: an empty body or {"ring_bytes":N}. */
 int api_parse_capture_req(const char *body, size_t len, struct api_capture_req *out,
                           struct api_err *e);
@@ -307,8 +314,9 @@ json_t *api_json_targets(const struct isc_target_list *l);
 /* `vols` (may be NULL): volumes of every session; those of s are listed under "luns". */
 json_t *api_json_session(const struct sto_session_view *s, const struct sto_volume_view *vols,
                          size_t nvols);
+/* Its "export" is an nbds:// URI when tls (the NBD server offers or requires TLS). */
 json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
-                        uint16_t nbd_port);
+                        uint16_t nbd_port, bool tls);
 /* Dump a JSON value compactly with a trailing newline. Caller frees with free(). */
 char *api_json_dump(const json_t *j, size_t *len);
 
@@ -531,7 +539,8 @@ api_handler_fn api_h_connections;
 api_handler_fn api_h_discovery, api_h_sessions_list, api_h_session_create,
     api_h_session_get, api_h_session_delete;
 /* h_volumes.c */
-api_handler_fn api_h_volumes_list, api_h_volume_get, api_h_volume_read, api_h_volume_write;
+api_handler_fn api_h_volumes_list, api_h_volume_get, api_h_volume_patch, api_h_volume_read,
+    api_h_volume_write;
 /* token.c */
 api_handler_fn api_h_token_rotate;
 /* h_capture.c */

@@ -1,6 +1,7 @@
 /*
- * h_volumes.c - /api/v1/volumes: the LUNs of the sessions as volumes, and their data
- * (GET and PUT /api/v1/volumes/{id}/data, at most API_DATA_MAX bytes a request).
+ * h_volumes.c - /api/v1/volumes: the LUNs of the sessions as volumes, who may use them
+ * over NBD (PATCH /api/v1/volumes/{id}), and their data (GET and PUT
+ * /api/v1/volumes/{id}/data, at most API_DATA_MAX bytes a request).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ void api_h_volumes_list(const struct api_ctx *x, const struct api_call *c, struc
     arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         if (json_array_append_new(arr, api_json_volume(&vols[i], cfg->nbd_host,
-                                                       cfg->nbd_port)) < 0) {
+                                                       cfg->nbd_port, cfg->nbd_tls)) < 0) {
             json_decref(arr);
             arr = NULL;
         }
@@ -60,7 +61,40 @@ void api_h_volume_get(const struct api_ctx *x, const struct api_call *c, struct 
 
     if (!m || !get_volume(m, c->route->arg, &v, r))
         return;
-    api_resp_json(r, 200, api_json_volume(&v, x->cfg->nbd_host, x->cfg->nbd_port));
+    api_resp_json(r, 200, api_json_volume(&v, x->cfg->nbd_host, x->cfg->nbd_port,
+                                          x->cfg->nbd_tls));
+}
+
+void api_h_volume_patch(const struct api_ctx *x, const struct api_call *c, struct api_resp *r)
+{
+    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_access_patch p;
+    struct sto_volume_view v;
+    struct sto_result res;
+    struct api_err e;
+    int ret;
+
+    if (!m)
+        return;
+    if (api_parse_volume_patch(c->body, c->body_len, &p, &e) < 0) {
+        api_resp_problem(r, &e);
+        return;
+    }
+    memset(&res, 0, sizeof(res));
+    ret = sto_mgr_volume_set_access(m, c->route->arg, &p, &res);
+    if (ret == -ENOENT) {
+        api_resp_err(r, 404, "no volume \"%s\"", c->route->arg);
+        return;
+    }
+    if (ret < 0) {
+        api_err_from_sto(&e, ret, &res);
+        api_resp_problem(r, &e);
+        return;
+    }
+    if (!get_volume(m, c->route->arg, &v, r))
+        return;
+    api_resp_json(r, 200, api_json_volume(&v, x->cfg->nbd_host, x->cfg->nbd_port,
+                                          x->cfg->nbd_tls));
 }
 
 /* Alignment, size and range checks of a data request; false with the answer in r. */
@@ -167,6 +201,11 @@ void api_h_volume_write(const struct api_ctx *x, const struct api_call *c, struc
         return;
     if (c->body_len == 0) {
         api_resp_err(r, 422, "the body is empty: nothing to write");
+        return;
+    }
+    if (v.access.read_only) {
+        api_resp_err(r, 409, "volume \"%s\" is read-only (PATCH it with "
+                     "{\"read_only\": false} first)", v.id);
         return;
     }
     if (!check_range(&v, q.offset, c->body_len, r))

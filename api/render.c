@@ -378,19 +378,34 @@ json_t *api_json_session(const struct sto_session_view *s, const struct sto_volu
     return finish(o, ok);
 }
 
+/* Who may use the volume over NBD: [] is everyone. */
+static json_t *allow_array(const struct sto_vol_access *a)
+{
+    json_t *arr = json_array();
+
+    for (uint32_t i = 0; arr && i < a->nallow && i < STO_ALLOW_MAX; i++)
+        if (json_array_append_new(arr, json_string(a->allow[i])) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    return arr;
+}
+
 json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
-                        uint16_t nbd_port)
+                        uint16_t nbd_port, bool tls)
 {
     json_t *o = json_object();
     bool ok = o != NULL;
     char uri[256];
 
+    /* libnbd's URI forms: nbds (TLS) or nbd, +unix for a Unix socket */
     if (nbd_host && sockspec_is_unix(nbd_host))
-        /* the NBD URI form for a Unix socket (as nbdinfo and qemu take it) */
-        snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", v->id, nbd_host + 5);
+        snprintf(uri, sizeof(uri), "%s+unix:///%s?socket=%s", tls ? "nbds" : "nbd", v->id,
+                 nbd_host + 5);
     else
-        snprintf(uri, sizeof(uri), "nbd://%s:%u/%s", nbd_host && nbd_host[0] ? nbd_host
-                 : "127.0.0.1", nbd_port ? nbd_port : 10809, v->id);
+        snprintf(uri, sizeof(uri), "%s://%s:%u/%s", tls ? "nbds" : "nbd",
+                 nbd_host && nbd_host[0] ? nbd_host : "127.0.0.1", nbd_port ? nbd_port : 10809,
+                 v->id);
     ok = ok && set_str(o, "id", v->id);
     ok = ok && set_str(o, "session", v->session[0] ? v->session : NULL);
     ok = ok && set_u64(o, "lun", v->lun);
@@ -403,6 +418,8 @@ json_t *api_json_volume(const struct sto_volume_view *v, const char *nbd_host,
     ok = ok && set_str(o, "target", v->target);
     ok = ok && set_new(o, "thin", json_boolean(v->thin));
     ok = ok && set_u64(o, "max_transfer_bytes", v->max_transfer_bytes);
+    ok = ok && set_new(o, "read_only", json_boolean(v->access.read_only));
+    ok = ok && set_new(o, "allow", allow_array(&v->access));
     ok = ok && set_new(o, "counters", counters_object(&api_volume_table, v, NULL));
     return finish(o, ok);
 }

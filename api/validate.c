@@ -633,3 +633,81 @@ out_fail:
     json_decref(j);
     return ret;
 }
+
+/* "allow": an array of at most STO_ALLOW_MAX distinct identities (strings). */
+static int get_allow(json_t *v, struct sto_access_patch *out, struct api_err *e)
+{
+    json_t *it;
+    size_t i;
+
+    if (!json_is_array(v)) {
+        api_err_set(e, 422, "field \"allow\" must be an array of client identities");
+        return -EINVAL;
+    }
+    if (json_array_size(v) > STO_ALLOW_MAX) {
+        api_err_set(e, 422, "field \"allow\" has %zu identities, at most %d",
+                    json_array_size(v), STO_ALLOW_MAX);
+        return -EINVAL;
+    }
+    json_array_foreach(v, i, it) {
+        const char *s = json_string_value(it);
+        size_t n = json_string_length(it);
+
+        if (!json_is_string(it) || n == 0) {
+            api_err_set(e, 422, "field \"allow[%zu]\" must be a non-empty string", i);
+            return -EINVAL;
+        }
+        if (n >= STO_IDENTITY_MAX || memchr(s, '\0', n) || !text_ok(s, n) ||
+            strchr(s, ':')) {
+            api_err_set(e, 422, "field \"allow[%zu]\" must be an identity of 1 to %d bytes "
+                        "without control characters or ':'", i, STO_IDENTITY_MAX - 1);
+            return -EINVAL;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(out->allow[k], s)) {
+                api_err_set(e, 422, "field \"allow\" names \"%s\" twice",
+                            n <= 64 ? s : "an identity");
+                return -EINVAL;
+            }
+        memcpy(out->allow[i], s, n + 1);
+    }
+    out->nallow = (uint32_t)json_array_size(v);
+    out->set_allow = true;
+    return 0;
+}
+
+int api_parse_volume_patch(const char *body, size_t len, struct sto_access_patch *out,
+                           struct api_err *e)
+{
+    static const char *const keys[] = { "allow", "read_only", NULL };
+    json_t *j = NULL, *v;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if ((ret = api_parse_object(body, len, &j, e)) < 0)
+        return ret;
+    if ((ret = check_keys(j, "", keys, e)) < 0)
+        goto done;
+    ret = -EINVAL;
+    v = json_object_get(j, "read_only");
+    if (v) {
+        if (!json_is_boolean(v)) {
+            api_err_set(e, 422, "field \"read_only\" must be true or false");
+            goto done;
+        }
+        out->set_read_only = true;
+        out->read_only = json_is_true(v);
+    }
+    v = json_object_get(j, "allow");
+    if (v && get_allow(v, out, e) < 0)
+        goto done;
+    if (!out->set_read_only && !out->set_allow) {
+        api_err_set(e, 422, "nothing to change: give \"allow\" (a list of client identities, "
+                    "[] for every client) or \"read_only\" (true or false)");
+        goto done;
+    }
+    ret = 0;
+done:
+    json_decref(j);
+    return ret;
+}

@@ -9,6 +9,7 @@
  * session out, stop the API, exit 0 — within 10 s.
  */
 #include "appliance/serve.h"
+#include "appliance/serve_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +36,7 @@
 #include "stacks/bsock.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
+#include "storage/tls_creds.h"
 
 #define SHUTDOWN_LOGOUT_MS 6000
 #define RESTORE_RETRY_S 10
@@ -56,6 +58,7 @@ struct serve {
     pthread_t loop_thread;
     struct sto_mgr *mgr;
     struct nbds_server *nbd;
+    struct tls_creds *nbd_creds; /* the NBD server's TLS credentials (NULL: --nbd-tls off) */
     struct api_server *api;
     char token[128];
     int lock_fd;                 /* the state dir's lock, held for the process's life */
@@ -75,6 +78,7 @@ struct serve {
     struct app_heap_idle heap;   /* main thread only */
     struct stk_bsock *bsock;     /* the broker socket (--broker), or NULL */
 };
+
 
 /* ---------------------------------------------------------------- broker glue */
 
@@ -127,7 +131,8 @@ static char *state_snapshot(struct serve *sv)
     explicit_bzero(live, nlive * sizeof(*live));
     free(live);
     if (st.sessions && stk_list_reservations(sv->net.broker, &st.reservations,
-                                             &st.nreservations) == 0)
+                                             &st.nreservations) == 0 &&
+        sto_mgr_export_access(sv->mgr, &st.access, &st.naccess) == 0)
         text = app_state_text(&st);
     app_state_clear(&st);
     return text;
@@ -333,29 +338,44 @@ static int serve_start_bsock(struct serve *sv)
 }
 
 /*
- * Start, step 1b: with --api-tls on, the API's certificate and key: those of
- * --tls-certificates DIR, or of STATE_DIR/tls/, made self-signed at the first start. A
+ * The certificate directory of the servers that speak TLS: --tls-certificates DIR, or
+ * STATE_DIR/tls/, made self-signed at the first start (for the API's and the NBD export's
+ * addresses too). 0, or -errno with err.
+ */
+static int serve_tls_dir(struct serve *sv, char *dir, size_t dirlen, char *err, size_t errlen)
+{
+    struct sockspec api, nbd;
+    const char *names[3] = { NULL, NULL, NULL };
+    int ret, n = 0;
+
+    if (sv->o.tls_certificates[0]) {
+        snprintf(dir, dirlen, "%s", sv->o.tls_certificates);
+        return 0;
+    }
+    snprintf(dir, dirlen, "%s/%s", sv->o.state_dir, APP_TLS_DIR);
+    if (sockspec_parse(sv->o.api, 8080, &api) == 0 && !api.is_unix)
+        names[n++] = api.host; /* the certificate is also for the API's address */
+    if (sv->o.nbd_tls != NBDS_TLS_OFF && sockspec_parse(sv->o.nbd, 10809, &nbd) == 0 &&
+        !nbd.is_unix)
+        names[n++] = nbd.host; /* and the NBD export's */
+    ret = app_tls_files_ensure(dir, names, err, errlen);
+    if (ret > 0)
+        log_info("serve", "made a self-signed tls certificate in %s", dir);
+    return ret < 0 ? ret : 0;
+}
+
+/*
+ * Start, step 1b: with --api-tls on, the API's certificate and key (serve_tls_dir). A
  * missing, unreadable or malformed file exits 2. 0, or -1 after printing why.
  */
 static int serve_setup_tls(struct serve *sv)
 {
     char dir[sizeof(sv->o.state_dir) + 8], err[APP_TLS_PATH_MAX + 200];
-    struct sockspec api;
-    const char *names[2] = { NULL, NULL };
-    int ret = 0;
+    int ret;
 
     if (!sv->o.api_tls)
         return 0;
-    if (sv->o.tls_certificates[0]) {
-        snprintf(dir, sizeof(dir), "%s", sv->o.tls_certificates);
-    } else {
-        snprintf(dir, sizeof(dir), "%s/%s", sv->o.state_dir, APP_TLS_DIR);
-        if (sockspec_parse(sv->o.api, 8080, &api) == 0 && !api.is_unix)
-            names[0] = api.host; /* the certificate is also for the API's address */
-        ret = app_tls_files_ensure(dir, names, err, sizeof(err));
-        if (ret > 0)
-            log_info("serve", "made a self-signed tls certificate in %s", dir);
-    }
+    ret = serve_tls_dir(sv, dir, sizeof(dir), err, sizeof(err));
     if (ret >= 0)
         ret = app_tls_files_load(dir, &sv->tls, err, sizeof(err));
     if (ret < 0) {
@@ -370,6 +390,47 @@ static int serve_setup_tls(struct serve *sv)
         log_warn("serve", "the tls certificate %s has expired", sv->tls.cert_path);
     log_info("serve", "api tls certificate %s, sha-256 fingerprint %s", sv->tls.cert_path,
              sv->tls.fingerprint);
+    return 0;
+}
+
+/*
+ * Start, step 1c: with --nbd-tls on or require, the NBD server's credentials: --tls-psk's
+ * keys, and the certificate of serve_tls_dir (with its ca-cert.pem, if any, for client
+ * certificates). A missing, unreadable or malformed file exits 2 (the file and line named,
+ * never a key). 0, or -1 after printing why.
+ */
+static int serve_setup_nbd_tls(struct serve *sv)
+{
+    char dir[sizeof(sv->o.state_dir) + 8], err[APP_TLS_PATH_MAX + 400];
+    struct tls_creds_config cfg = {
+        .psk_file = sv->o.tls_psk, .cert_dir = dir, .verify_peer = sv->o.tls_verify_peer,
+    };
+    int ret;
+
+    if (sv->o.nbd_tls == NBDS_TLS_OFF)
+        return 0;
+    if (sv->o.tls_psk[0]) {
+        /* a bad key file stops the start before a certificate is made for nothing */
+        struct tls_creds_config psk = { .psk_file = sv->o.tls_psk };
+        ret = tls_creds_load(&psk, &sv->nbd_creds, err, sizeof(err));
+        tls_creds_free(sv->nbd_creds);
+        sv->nbd_creds = NULL;
+    } else {
+        ret = 0;
+    }
+    if (ret >= 0)
+        ret = serve_tls_dir(sv, dir, sizeof(dir), err, sizeof(err));
+    if (ret >= 0)
+        ret = tls_creds_load(&cfg, &sv->nbd_creds, err, sizeof(err));
+    if (ret < 0) {
+        app_errorf("--nbd-tls %s: %s", sv->o.nbd_tls == NBDS_TLS_ON ? "on" : "require", err);
+        sv->fail_status = APP_EXIT_USAGE;
+        return -1;
+    }
+    log_info("serve", "nbd tls %s: certificate in %s, %zu psk identities%s",
+             sv->o.nbd_tls == NBDS_TLS_REQUIRE ? "required" : "offered", dir,
+             tls_creds_psk_count(sv->nbd_creds),
+             tls_creds_verify_peer(sv->nbd_creds) ? ", client certificates required" : "");
     return 0;
 }
 
@@ -425,7 +486,7 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
  * Start, step 3: the storage loop, the session manager on it, the NBD export, and the
  * loop's thread. 0, or -1 after printing why.
  */
-static int serve_start_storage(struct serve *sv)
+static int serve_start_storage(struct serve *sv, const struct app_state *st)
 {
     char err[400];
 
@@ -450,6 +511,11 @@ static int serve_start_storage(struct serve *sv)
                                   sizeof(err));
         if (!sv->nbd) {
             app_errorf("%s", err);
+            return -1;
+        }
+        nbds_server_set_tls(sv->nbd, sv->o.nbd_tls, sv->nbd_creds);
+        if (sto_mgr_restore_access(sv->mgr, st->access, st->naccess) < 0) {
+            app_errorf("cannot restore the volumes' access: out of memory");
             return -1;
         }
     }
@@ -478,6 +544,7 @@ static int serve_start_api(struct serve *sv)
     struct api_config ac = {
         .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
+        .nbd_tls = sv->o.nbd_tls != NBDS_TLS_OFF,
         .state_dir = sv->o.state_dir, .nbd = sv->nbd,
         .limits = sv->o.api_lim, .info = &sv->info,
         .tls_cert_pem = sv->tls.cert_pem, .tls_key_pem = sv->tls.key_pem,
@@ -511,8 +578,8 @@ static int serve_start_api(struct serve *sv)
 static int serve_start(struct serve *sv, struct app_state *st, sigset_t *sigs)
 {
     if (serve_setup(sv, st, sigs) < 0 || serve_setup_tls(sv) < 0 ||
-        serve_start_net(sv, st) < 0 ||
-        serve_start_storage(sv) < 0 || serve_start_api(sv) < 0)
+        serve_setup_nbd_tls(sv) < 0 || serve_start_net(sv, st) < 0 ||
+        serve_start_storage(sv, st) < 0 || serve_start_api(sv) < 0)
         return -1;
     return 0;
 }
@@ -603,6 +670,7 @@ int app_cmd_serve(int argc, char **argv)
         explicit_bzero(sv->pending, sv->npending * sizeof(*sv->pending));
     free(sv->pending);
     app_state_text_free(sv->last_state);
+    tls_creds_free(sv->nbd_creds);
     explicit_bzero(sv->token, sizeof(sv->token));
     app_tls_files_clear(&sv->tls);
     pthread_mutex_destroy(&sv->lock);

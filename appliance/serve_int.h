@@ -35,6 +35,10 @@ struct serve_opts {
     char tls_certificates[4096];      /* --tls-certificates; "": STATE_DIR/tls, made when
                                          missing */
     bool metrics_auth;                /* --metrics-auth: /metrics needs the token */
+    /* NBD over TLS (docs/security.md); its certificate is tls_certificates' too */
+    enum nbds_tls_mode nbd_tls;       /* --nbd-tls off|on|require */
+    char tls_psk[4096];               /* --tls-psk FILE ("": none) */
+    bool tls_verify_peer;             /* --tls-verify-peer */
 };
 /*
  * Fill *o from the TOEGW_* variables, then the flags (a flag overrides its variable).

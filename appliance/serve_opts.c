@@ -28,6 +28,9 @@ static const struct option serve_long[] = {
     { "nbd-handshake-timeout", required_argument, NULL, 0 },
     { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
     { "nbd-client-buffer-mib", required_argument, NULL, 0 },
+    { "nbd-tls", required_argument, NULL, 0 },
+    { "tls-psk", required_argument, NULL, 0 },
+    { "tls-verify-peer", no_argument, NULL, 0 },
     { "state-dir", required_argument, NULL, 0 },
     { "initiator-name", required_argument, NULL, 0 },
     { "user", required_argument, NULL, 0 },
@@ -77,6 +80,8 @@ static void serve_usage(FILE *f)
                "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
                "                   [--nbd-max-handshakes-per-client N] "
                "[--nbd-client-buffer-mib N]\n"
+               "                   [--nbd-tls off|on|require] [--tls-psk FILE] "
+               "[--tls-verify-peer]\n"
                "                   [--login-timeout S] [--logout-timeout S] [--nop-interval S] "
                "[--nop-timeout S]\n"
                "                   [--command-timeout S] [--abort-timeout S] "
@@ -209,6 +214,25 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
         snprintf(o->tls_certificates, sizeof(o->tls_certificates), "%s", value);
     } else if (!strcmp(name, "metrics-auth")) {
         o->metrics_auth = true;
+    } else if (!strcmp(name, "nbd-tls")) {
+        if (!strcmp(value, "off"))
+            o->nbd_tls = NBDS_TLS_OFF;
+        else if (!strcmp(value, "on"))
+            o->nbd_tls = NBDS_TLS_ON;
+        else if (!strcmp(value, "require"))
+            o->nbd_tls = NBDS_TLS_REQUIRE;
+        else {
+            app_errorf("%s must be off, on or require, not \"%.32s\"", source, value);
+            return -EINVAL;
+        }
+    } else if (!strcmp(name, "tls-psk")) {
+        if (!*value || strlen(value) >= sizeof(o->tls_psk)) {
+            app_errorf("%s must be a file path", source);
+            return -EINVAL;
+        }
+        snprintf(o->tls_psk, sizeof(o->tls_psk), "%s", value);
+    } else if (!strcmp(name, "tls-verify-peer")) {
+        o->tls_verify_peer = true;
     } else if (!strcmp(name, "state-dir")) {
         if (!*value || strlen(value) >= sizeof(o->state_dir) - 64) {
             app_errorf("%s must be a directory path", source);

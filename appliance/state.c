@@ -80,6 +80,47 @@ int app_state_write(const char *dir, const char *text, char *err, size_t errlen)
     return app_file_write_atomic(path, text, strlen(text), err, errlen);
 }
 
+/* [{"id": ..., "read_only": ..., "allow": [...]}, ...] */
+static json_t *access_json(const struct app_state *st)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr && i < st->naccess; i++) {
+        const struct sto_vol_access *a = &st->access[i];
+        json_t *allow = json_array();
+        for (uint32_t k = 0; allow && k < a->nallow && k < STO_ALLOW_MAX; k++)
+            json_array_append_new(allow, json_string(a->allow[k]));
+        json_array_append_new(arr, json_pack("{s:s,s:b,s:o*}", "id", a->id, "read_only",
+                                             a->read_only, "allow", allow));
+    }
+    return arr;
+}
+
+/* One entry of "volume_access" into a. 0, or -EINVAL when it is malformed. */
+static int access_parse(json_t *o, struct sto_vol_access *a)
+{
+    json_t *allow = json_object_get(o, "allow"), *it;
+    json_t *ro = json_object_get(o, "read_only");
+    json_t *id = json_object_get(o, "id");
+    size_t i;
+
+    memset(a, 0, sizeof(*a));
+    if (!json_is_object(o) || !json_is_string(id) || json_string_length(id) == 0 ||
+        json_string_length(id) >= sizeof(a->id) || (ro && !json_is_boolean(ro)) ||
+        (allow && (!json_is_array(allow) || json_array_size(allow) > STO_ALLOW_MAX)))
+        return -EINVAL;
+    memcpy(a->id, json_string_value(id), json_string_length(id) + 1);
+    a->read_only = json_is_true(ro);
+    json_array_foreach(allow, i, it) {
+        if (!json_is_string(it) || json_string_length(it) == 0 ||
+            json_string_length(it) >= STO_IDENTITY_MAX)
+            return -EINVAL;
+        memcpy(a->allow[i], json_string_value(it), json_string_length(it) + 1);
+        a->nallow++;
+    }
+    return 0;
+}
+
 char *app_state_text(const struct app_state *st)
 {
     json_t *root = json_object(), *ss = json_array(), *rs = json_array();
@@ -116,6 +157,7 @@ char *app_state_text(const struct app_state *st)
     }
     json_object_set_new(root, "sessions", ss);
     json_object_set_new(root, "reservations", rs);
+    json_object_set_new(root, "volume_access", access_json(st));
     text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
     return text;
@@ -135,6 +177,7 @@ void app_state_clear(struct app_state *st)
         explicit_bzero(st->sessions, st->nsessions * sizeof(*st->sessions));
     free(st->sessions);
     free(st->reservations);
+    free(st->access);
     memset(st, 0, sizeof(*st));
 }
 
@@ -154,7 +197,7 @@ int app_state_load(const char *dir, struct app_state *st, char *err, size_t errl
 {
     char path[4096];
     json_error_t je;
-    json_t *root, *ss, *rs, *o;
+    json_t *root, *ss, *rs, *as, *o;
     size_t i;
 
     memset(st, 0, sizeof(*st));
@@ -169,14 +212,16 @@ int app_state_load(const char *dir, struct app_state *st, char *err, size_t errl
     }
     ss = json_object_get(root, "sessions");
     rs = json_object_get(root, "reservations");
-    if ((ss && !json_is_array(ss)) || (rs && !json_is_array(rs))) {
-        snprintf(err, errlen, "state file \"%s\": sessions and reservations must be arrays",
-                 path);
+    as = json_object_get(root, "volume_access");
+    if ((ss && !json_is_array(ss)) || (rs && !json_is_array(rs)) || (as && !json_is_array(as))) {
+        snprintf(err, errlen, "state file \"%s\": sessions, reservations and volume_access "
+                 "must be arrays", path);
         goto bad;
     }
     st->sessions = calloc(json_array_size(ss) + 1, sizeof(*st->sessions));
     st->reservations = calloc(json_array_size(rs) + 1, sizeof(*st->reservations));
-    if (!st->sessions || !st->reservations) {
+    st->access = calloc(json_array_size(as) + 1, sizeof(*st->access));
+    if (!st->sessions || !st->reservations || !st->access) {
         snprintf(err, errlen, "out of memory");
         goto bad;
     }
@@ -222,6 +267,13 @@ int app_state_load(const char *dir, struct app_state *st, char *err, size_t errl
         r->has_uid = json_is_integer(json_object_get(o, "uid"));
         r->uid = (uid_t)json_integer_value(json_object_get(o, "uid"));
         st->nreservations++;
+    }
+    json_array_foreach(as, i, o) {
+        if (access_parse(o, &st->access[st->naccess]) < 0) {
+            snprintf(err, errlen, "state file \"%s\": volume_access %zu is malformed", path, i);
+            goto bad;
+        }
+        st->naccess++;
     }
     json_decref(root);
     return 0;

@@ -17,6 +17,8 @@ struct app_state {
     size_t nsessions;
     struct stk_reservation *reservations;
     size_t nreservations;
+    struct sto_vol_access *access;     /* volumes' NBD access (not the default ones) */
+    size_t naccess;
 };
 
 /*

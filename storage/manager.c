@@ -646,6 +646,7 @@ static void volume_view(const struct sto_volume *v, struct sto_volume_view *out)
     snprintf(out->wwn, sizeof(out->wwn), "%s", v->li.wwn);
     out->thin = v->li.cap.thin;
     out->max_transfer_bytes = v->chunk;
+    sto_vol_access_get(v->m, v->id, &out->access);
 }
 
 static void session_view(const struct mgr_session *ms, struct sto_session_view *out)
@@ -847,5 +848,6 @@ void sto_mgr_free(struct sto_mgr *m)
         m->volumes = v->next;
         free(v);
     }
+    sto_vol_access_free(m);
     free(m);
 }

@@ -120,6 +120,29 @@ int sto_mgr_session_create(struct sto_mgr *m, const struct sto_session_req *req,
  */
 int sto_mgr_session_delete(struct sto_mgr *m, const char *id, struct sto_result *res);
 
+/*
+ * Who may use a volume over NBD, and how (docs/api.md, PATCH /api/v1/volumes/{id}). Kept
+ * by volume id (target + LUN), so it stays with the volume across logouts and restarts.
+ * An empty allow list admits every client; a non-empty one only clients whose TLS
+ * identity (PSK identity or certificate CN) is in it.
+ */
+#define STO_ALLOW_MAX 16
+#define STO_IDENTITY_MAX 128
+struct sto_vol_access {
+    char id[STO_ID_MAX];
+    bool read_only;
+    uint32_t nallow;
+    char allow[STO_ALLOW_MAX][STO_IDENTITY_MAX];
+};
+
+/* A change of it: only the parts set change. */
+struct sto_access_patch {
+    bool set_read_only, read_only;
+    bool set_allow;
+    uint32_t nallow;
+    char allow[STO_ALLOW_MAX][STO_IDENTITY_MAX];
+};
+
 struct sto_volume_view {
     char id[STO_ID_MAX];
     char session[STO_ID_MAX];
@@ -131,6 +154,7 @@ struct sto_volume_view {
     char wwn[80];
     bool thin;
     uint32_t max_transfer_bytes;     /* 0: no limit reported */
+    struct sto_vol_access access;
     /* counters */
     uint64_t reads, writes, read_bytes, write_bytes, errors;
     uint64_t read_ns, write_ns;      /* summed latency */
@@ -177,6 +201,19 @@ int sto_mgr_volume_read(struct sto_mgr *m, const char *id, uint64_t offset, uint
 int sto_mgr_volume_write(struct sto_mgr *m, const char *id, uint64_t offset, uint32_t len,
                          const void *buf, struct sto_result *res);
 
+/*
+ * Change a live volume's access (-ENOENT: no such volume). Any thread but the loop's.
+ */
+int sto_mgr_volume_set_access(struct sto_mgr *m, const char *id,
+                              const struct sto_access_patch *p, struct sto_result *res);
+/* Every volume's access that differs from the default, for the state file (caller frees). */
+int sto_mgr_export_access(struct sto_mgr *m, struct sto_vol_access **out, size_t *n);
+/*
+ * The saved access of volumes, at start: before the loop runs (or on its thread). 0 or
+ * -ENOMEM.
+ */
+int sto_mgr_restore_access(struct sto_mgr *m, const struct sto_vol_access *a, size_t n);
+
 /* ---------------------------------------------------------------- loop-thread API (NBD) */
 
 struct sto_volume;
@@ -190,6 +227,12 @@ const struct sto_lun_info *sto_volume_info(const struct sto_volume *v);
 /* Hold a reference across async I/O (the volume outlives its session's logout). */
 void sto_volume_ref(struct sto_volume *v);
 void sto_volume_unref(struct sto_volume *v);
+/* The volume's id (borrowed). Loop thread. */
+const char *sto_volume_name(const struct sto_volume *v);
+/* The volume's access (never NULL: the defaults when none was set). Loop thread. */
+const struct sto_vol_access *sto_volume_access(const struct sto_volume *v);
+/* Whether identity ("" or NULL: a client without one) may use the volume. Loop thread. */
+bool sto_volume_allows(const struct sto_volume *v, const char *identity);
 /* False once its session is gone for good. */
 bool sto_volume_alive(const struct sto_volume *v);
 /*

@@ -92,6 +92,8 @@ struct sto_mgr {
     bool shutting_down;
     struct mgr_call *shutdown_call; /* ends when the logouts of the shutdown have */
     atomic_int shutdown_pending;   /* those logouts (read by the waiting thread) */
+    struct sto_vol_access *access; /* volumes whose access is not the default (vol_access.c) */
+    size_t naccess;
 };
 
 /*
@@ -147,6 +149,12 @@ int sto_mgr_call_take_one(struct sto_mgr *m, void (*run)(struct sto_mgr *, struc
 
 /* The class of a login or connect failure. */
 enum sto_err_class sto_mgr_login_class(int err);
+
+/* ---------------------------------------------------------------- vol_access.c */
+
+/* The access of volume id into out (the defaults when none was set). */
+void sto_vol_access_get(const struct sto_mgr *m, const char *id, struct sto_vol_access *out);
+void sto_vol_access_free(struct sto_mgr *m);
 
 /* ---------------------------------------------------------------- volume.c */
 

@@ -269,6 +269,11 @@ static uint32_t validate(struct nbds_client *c, uint16_t type, uint16_t flags, u
         *why = "unknown command";
         return NBD_EINVAL;
     }
+    if ((type == NBD_CMD_WRITE || type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES) &&
+        sto_volume_access(c->vol)->read_only) {
+        *why = "the volume is read-only";
+        return NBD_EPERM;
+    }
     if (flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE)) {
         *why = "unsupported command flags";
         return NBD_EINVAL;
@@ -480,10 +485,23 @@ static bool reading_paused(const struct nbds_client *c)
     return c->inflight >= MAX_INFLIGHT && c->st == C_REQ_HDR;
 }
 
+/* Bytes from the client, through TLS once it is up: > 0, 0 (hung up), -EAGAIN or -errno. */
+static ssize_t client_recv(struct nbds_client *c, void *buf, size_t len)
+{
+    ssize_t r;
+
+    if (c->tls_up)
+        return nbds_tls_read(c->tls, buf, len);
+    r = read(c->fd, buf, len);
+    if (r >= 0)
+        return r;
+    return errno == EINTR ? -EAGAIN : -errno;
+}
+
 static void client_read(struct nbds_client *c)
 {
     for (int budget = 256; budget > 0 && !c->dead && c->st != C_CLOSING; budget--) {
-        if (reading_paused(c))
+        if (reading_paused(c) || c->st == C_TLS_ACK)
             return;
         if (c->st == C_DISCARD) {
             size_t avail = c->rend - c->rstart;
@@ -510,13 +528,13 @@ static void client_read(struct nbds_client *c)
                 continue;
             }
             if (want >= DIRECT_MIN) {
-                ssize_t r = read(c->fd, c->dst + c->got, want);
+                ssize_t r = client_recv(c, c->dst + c->got, want);
                 if (r > 0) {
                     c->got += (size_t)r;
                     continue;
                 }
-                if (r == 0 || (errno != EAGAIN && errno != EINTR))
-                    nbds_client_close(c, r == 0 ? NULL : strerror(errno));
+                if (r != -EAGAIN)
+                    nbds_client_close(c, r == 0 ? NULL : strerror((int)-r));
                 return;
             }
         } else {
@@ -525,24 +543,32 @@ static void client_read(struct nbds_client *c)
         }
         /* refill the read-ahead buffer */
         c->rstart = c->rend = 0;
-        ssize_t r = read(c->fd, c->rbuf, RBUF);
+        ssize_t r = client_recv(c, c->rbuf, RBUF);
         if (r > 0) {
             c->rend = (size_t)r;
             continue;
         }
-        if (r == 0 || (errno != EAGAIN && errno != EINTR))
-            nbds_client_close(c, r == 0 ? NULL : strerror(errno));
+        if (r != -EAGAIN)
+            nbds_client_close(c, r == 0 ? NULL : strerror((int)-r));
         return;
     }
     if (!c->dead && c->st != C_CLOSING)
         sto_loop_kick(c->srv->loop, &c->w); /* budget spent: come back soon */
 }
 
-/* The client's socket as the queue's stream: -EAGAIN also for EINTR (tried again later). */
+/*
+ * The client's socket (through TLS once it is up) as the queue's stream: -EAGAIN also for
+ * EINTR (tried again later).
+ */
 static ssize_t client_write(void *arg, const struct iovec *iov, int iovcnt)
 {
+    struct nbds_client *c = arg;
     struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    ssize_t w = sendmsg(*(int *)arg, &mh, MSG_NOSIGNAL);
+    ssize_t w;
+
+    if (c->tls_up)
+        return nbds_tls_writev(c->tls, iov, iovcnt);
+    w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 
     if (w >= 0)
         return w;
@@ -551,16 +577,25 @@ static ssize_t client_write(void *arg, const struct iovec *iov, int iovcnt)
 
 void nbds_client_flush(struct nbds_client *c)
 {
-    if (!c->dead) {
-        int ret = sto_wire_flush(&c->txq, client_write, &c->fd, tx_retire);
-        if (ret < 0) {
-            nbds_client_close(c, strerror(-ret));
-            return;
-        }
+    bool out;
+
+    if (c->dead || c->st == C_TLS_HANDSHAKE)
+        return; /* the handshake watches the socket itself (nbds_tls_step) */
+    /* records of replies already taken from the queue go first */
+    if (c->tls_up && nbds_tls_flush(c->tls) < 0) {
+        nbds_client_close(c, "cannot send through tls");
+        return;
     }
-    if (!c->dead)
-        sto_loop_mod(c->srv->loop, &c->w, (reading_paused(c) ? 0 : EPOLLIN) |
-                                          (sto_wire_empty(&c->txq) ? 0 : EPOLLOUT));
+    int ret = sto_wire_flush(&c->txq, client_write, c, tx_retire);
+    if (ret < 0) {
+        nbds_client_close(c, strerror(-ret));
+        return;
+    }
+    out = !sto_wire_empty(&c->txq) || (c->tls_up && nbds_tls_send_pending(c->tls));
+    sto_loop_mod(c->srv->loop, &c->w, (reading_paused(c) ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
+    /* records GnuTLS decrypted already: the socket will not say they are there */
+    if (c->tls_up && !reading_paused(c) && nbds_tls_pending(c->tls))
+        sto_loop_kick(c->srv->loop, &c->w);
 }
 
 void nbds_client_destroy(struct nbds_client *c)
@@ -570,6 +605,7 @@ void nbds_client_destroy(struct nbds_client *c)
     if (c->vol)
         sto_volume_unref(c->vol);
     tx_free_all(c);
+    nbds_tls_free(c->tls);
     free(c->rbuf);
     free(c);
 }
@@ -606,6 +642,8 @@ void nbds_client_close(struct nbds_client *c, const char *why)
         log_debug("nbd", "%s disconnected", c->peer);
     nbds_handshake_end(c);
     sto_loop_del(c->srv->loop, &c->w);
+    if (c->tls_up && !why)
+        nbds_tls_bye(c->tls); /* a clean end (NBD_CMD_DISC): close the tls session too */
     close(c->fd);
     c->fd = -1;
     c->dead = true;
@@ -622,6 +660,10 @@ void nbds_client_cb(struct sto_watch *w, uint32_t revents)
 
     if (c->dead)
         return;
+    if (c->st == C_TLS_ACK || c->st == C_TLS_HANDSHAKE) {
+        nbds_tls_step(c);
+        return;
+    }
     if (revents & EPOLLOUT)
         nbds_client_flush(c);
     if (!c->dead)

@@ -40,6 +40,19 @@ struct nbds_limits {
  */
 struct nbds_server *nbds_server_new(struct sto_loop *loop, struct sto_mgr *m, const char *addr,
                                     const struct nbds_limits *lim, char *err, size_t errlen);
+/*
+ * TLS (docs/security.md): off (NBD_OPT_STARTTLS refused), on (offered, plaintext still
+ * served) or require (every option but STARTTLS and ABORT answered NBD_REP_ERR_TLS_REQD
+ * until TLS is up).
+ */
+enum nbds_tls_mode { NBDS_TLS_OFF = 0, NBDS_TLS_ON, NBDS_TLS_REQUIRE };
+struct tls_creds;
+/*
+ * Use TLS with creds (borrowed: they outlive the server; needed unless mode is off).
+ * Before the loop runs, like nbds_server_new.
+ */
+void nbds_server_set_tls(struct nbds_server *srv, enum nbds_tls_mode mode,
+                         const struct tls_creds *creds);
 /* Stop listening, disconnect every client (their in-flight I/O completes first). */
 void nbds_server_free(struct nbds_server *srv);
 

@@ -38,8 +38,7 @@
 #define BACKOFF_MAX_MS 1000
 #define RATELOG_MS 1000
 
-/* True when a line of this kind may be logged now; *left_out: how many were not. */
-static bool ratelog_due(struct nbds_ratelog *rl, uint64_t *left_out)
+bool nbds_ratelog_due(struct nbds_ratelog *rl, uint64_t *left_out)
 {
     uint64_t now = sto_now_ms();
 
@@ -113,7 +112,7 @@ static void hs_timer_cb(struct sto_timer *t)
     while (srv->hs_head &&
            now - srv->hs_head->accepted_ms >= srv->lim.handshake_timeout_ms) {
         struct nbds_client *c = srv->hs_head;
-        if (ratelog_due(&srv->log_timeout, &left_out))
+        if (nbds_ratelog_due(&srv->log_timeout, &left_out))
             log_info("nbd", "closing %s: handshake not finished within %u ms (%llu more "
                      "since the last such line)", c->peer, srv->lim.handshake_timeout_ms,
                      (unsigned long long)left_out);
@@ -186,7 +185,7 @@ static bool admit(struct nbds_server *srv, struct nbds_client *c)
 
     if (!c->is_unix &&
         hs_count_from(srv, c->addr) >= srv->lim.max_handshakes_per_client) {
-        if (ratelog_due(&srv->log_refused, &left_out))
+        if (nbds_ratelog_due(&srv->log_refused, &left_out))
             log_info("nbd", "refusing a connection from %s: %u of its connections are in "
                      "the handshake already (at most %u; %llu more refused since the last "
                      "such line)", c->peer, srv->lim.max_handshakes_per_client,
@@ -195,7 +194,7 @@ static bool admit(struct nbds_server *srv, struct nbds_client *c)
     }
     if (srv->nhs >= srv->lim.max_handshakes && srv->hs_head) {
         struct nbds_client *old = srv->hs_head;
-        if (ratelog_due(&srv->log_evicted, &left_out))
+        if (nbds_ratelog_due(&srv->log_evicted, &left_out))
             log_info("nbd", "closing %s: %u connections are in the handshake, the oldest "
                      "makes room (%llu more since the last such line)", old->peer,
                      srv->nhs, (unsigned long long)left_out);
@@ -323,6 +322,13 @@ fail:
         close(fd);
     free(srv);
     return NULL;
+}
+
+void nbds_server_set_tls(struct nbds_server *srv, enum nbds_tls_mode mode,
+                         const struct tls_creds *creds)
+{
+    srv->tls_mode = creds ? mode : NBDS_TLS_OFF;
+    srv->creds = creds;
 }
 
 void nbds_server_free(struct nbds_server *srv)

@@ -1,6 +1,7 @@
 /*
  * nbd_handshake.c - the NBD server's option haggling (fixed newstyle): EXPORT_NAME, GO,
- * INFO, LIST, STRUCTURED_REPLY, ABORT; everything else is refused. A client that picks an
+ * INFO, LIST, STRUCTURED_REPLY, ABORT, and STARTTLS (nbd_starttls.c); everything else is
+ * refused. A client that picks an
  * export leaves the handshake (nbd_accept.c stops its deadline) for transmission (nbd.c).
  */
 #include <stdio.h>
@@ -13,8 +14,8 @@
 
 /* ---------------------------------------------------------------- replies */
 
-static void opt_reply(struct nbds_client *c, uint32_t opt, uint32_t type, const void *data,
-                      uint32_t len)
+void nbds_opt_reply(struct nbds_client *c, uint32_t opt, uint32_t type, const void *data,
+                    uint32_t len)
 {
     struct txbuf *t = nbds_tx_new(c);
 
@@ -40,7 +41,7 @@ static void opt_reply(struct nbds_client *c, uint32_t opt, uint32_t type, const 
 
 void nbds_opt_error(struct nbds_client *c, uint32_t opt, uint32_t err, const char *msg)
 {
-    opt_reply(c, opt, NBD_REP_ERR(err), msg, (uint32_t)strlen(msg));
+    nbds_opt_reply(c, opt, NBD_REP_ERR(err), msg, (uint32_t)strlen(msg));
 }
 
 /* ---------------------------------------------------------------- export data */
@@ -55,6 +56,8 @@ uint16_t nbds_export_flags(const struct sto_volume *v)
      * SYNCHRONIZE CACHE from any of them covers the completed writes of all of them.
      */
     f |= NBD_TFLAG_CAN_MULTI_CONN;
+    if (sto_volume_access(v)->read_only)
+        return f | NBD_TFLAG_READ_ONLY; /* no trim to offer either */
     if (sto_volume_info(v)->cap.thin)
         f |= NBD_TFLAG_SEND_TRIM;
     return f;
@@ -84,7 +87,13 @@ static void attach(struct nbds_client *c, struct sto_volume *v)
     c->vol = v;
     nbds_handshake_end(c);
     nbds_expect(c, C_REQ_HDR);
-    log_debug("nbd", "%s attached to lun %u", c->peer, sto_volume_info(v)->lun);
+    if (c->tls_up)
+        log_info("nbd", "%s (identity %s%s%s) uses volume %s%s", c->peer,
+                 *c->identity ? "\"" : "", *c->identity ? c->identity : "none",
+                 *c->identity ? "\"" : "", sto_volume_name(v),
+                 sto_volume_access(v)->read_only ? " (read-only)" : "");
+    else
+        log_debug("nbd", "%s attached to lun %u", c->peer, sto_volume_info(v)->lun);
 }
 
 /* ---------------------------------------------------------------- options */
@@ -125,22 +134,27 @@ static void handle_opt_info(struct nbds_client *c, bool go)
                                                         : "no default export");
         return;
     }
+    if (!nbds_access_ok(c, v)) {
+        nbds_opt_error(c, c->opt, NBD_REP_ERR_POLICY, "this client may not use this volume "
+                       "(not in its allow list)");
+        return;
+    }
     const struct sto_lun_info *li = sto_volume_info(v);
     be_put16(buf, NBD_INFO_EXPORT);
     be_put64(buf + 2, li->size_bytes);
     be_put16(buf + 10, nbds_export_flags(v));
-    opt_reply(c, c->opt, NBD_REP_INFO, buf, 12);
+    nbds_opt_reply(c, c->opt, NBD_REP_INFO, buf, 12);
     be_put16(buf, NBD_INFO_BLOCK_SIZE);
     be_put32(buf + 2, li->cap.block_size);
     be_put32(buf + 6, pref_block(v));
     be_put32(buf + 10, MAX_REQUEST);
-    opt_reply(c, c->opt, NBD_REP_INFO, buf, 14);
+    nbds_opt_reply(c, c->opt, NBD_REP_INFO, buf, 14);
     if (want_name) {
         uint8_t nb[2 + STO_ID_MAX];
         size_t n = strlen(name);
         be_put16(nb, NBD_INFO_NAME);
         memcpy(nb + 2, name, n);
-        opt_reply(c, c->opt, NBD_REP_INFO, nb, (uint32_t)(2 + n));
+        nbds_opt_reply(c, c->opt, NBD_REP_INFO, nb, (uint32_t)(2 + n));
     }
     if (want_desc) {
         char desc[128];
@@ -149,15 +163,17 @@ static void handle_opt_info(struct nbds_client *c, bool go)
                          li->lun);
         be_put16(db, NBD_INFO_DESCRIPTION);
         memcpy(db + 2, desc, (size_t)n);
-        opt_reply(c, c->opt, NBD_REP_INFO, db, (uint32_t)(2 + n));
+        nbds_opt_reply(c, c->opt, NBD_REP_INFO, db, (uint32_t)(2 + n));
     }
-    opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+    nbds_opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
     if (go)
         attach(c, v);
 }
 
 void nbds_handle_option(struct nbds_client *c)
 {
+    if (!nbds_tls_gate(c))
+        return;
     switch (c->opt) {
     case NBD_OPT_EXPORT_NAME: {
         char name[STO_ID_MAX + 8];
@@ -170,6 +186,10 @@ void nbds_handle_option(struct nbds_client *c)
         if (!v) {
             /* this option has no error reply: the protocol says to hang up */
             nbds_client_close(c, "export name is not a volume id");
+            return;
+        }
+        if (!nbds_access_ok(c, v)) {
+            nbds_client_close(c, "not in the volume's allow list");
             return;
         }
         struct txbuf *t = nbds_tx_new(c);
@@ -187,7 +207,7 @@ void nbds_handle_option(struct nbds_client *c)
         return;
     }
     case NBD_OPT_ABORT:
-        opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+        nbds_opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
         nbds_client_flush(c);
         nbds_client_close(c, "client aborted");
         return;
@@ -204,9 +224,9 @@ void nbds_handle_option(struct nbds_client *c)
             uint32_t l = (uint32_t)strlen(ids[i]);
             be_put32(b, l);
             memcpy(b + 4, ids[i], l);
-            opt_reply(c, c->opt, NBD_REP_SERVER, b, 4 + l);
+            nbds_opt_reply(c, c->opt, NBD_REP_SERVER, b, 4 + l);
         }
-        opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+        nbds_opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
         break;
     }
     case NBD_OPT_STRUCTURED_REPLY:
@@ -215,14 +235,14 @@ void nbds_handle_option(struct nbds_client *c)
             break;
         }
         c->structured = true;
-        opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
+        nbds_opt_reply(c, c->opt, NBD_REP_ACK, NULL, 0);
         break;
     case NBD_OPT_INFO:
     case NBD_OPT_GO:
         handle_opt_info(c, c->opt == NBD_OPT_GO);
         break;
     case NBD_OPT_STARTTLS:
-        nbds_opt_error(c, c->opt, NBD_REP_ERR_POLICY, "tls is not offered");
+        nbds_starttls(c);
         break;
     default:
         nbds_opt_error(c, c->opt, NBD_REP_ERR_UNSUP, "option not supported");

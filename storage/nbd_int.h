@@ -1,8 +1,9 @@
 /*
  * nbd_int.h - the NBD server's internals, shared by its sources: nbd.c (transmission: the
  * input state machine, requests, replies, client lifetime), nbd_handshake.c (option
- * haggling) and nbd_accept.c (listening, accepting at the fd limit, handshake caps and
- * deadline). Everything here runs on the storage loop.
+ * haggling), nbd_accept.c (listening, accepting at the fd limit, handshake caps and
+ * deadline) and nbd_starttls.c (NBD_OPT_STARTTLS, the TLS handshake, who may use what).
+ * Everything here runs on the storage loop.
  */
 #ifndef TOEGW_STORAGE_NBD_INT_H
 #define TOEGW_STORAGE_NBD_INT_H
@@ -14,6 +15,8 @@
 #include "storage/loop.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
+#include "storage/nbd_tls.h"
+#include "storage/tls_creds.h"
 #include "storage/wire.h"
 
 #define NBD_MAGIC 0x4e42444d41474943ull          /* "NBDMAGIC" */
@@ -36,12 +39,14 @@ enum { NBD_REP_ACK = 1, NBD_REP_SERVER = 2, NBD_REP_INFO = 3 };
 #define NBD_REP_ERR(n) (0x80000000u | (n))
 enum {
     NBD_REP_ERR_UNSUP = 1, NBD_REP_ERR_POLICY = 2, NBD_REP_ERR_INVALID = 3,
-    NBD_REP_ERR_UNKNOWN = 6, NBD_REP_ERR_SHUTDOWN = 7, NBD_REP_ERR_TOO_BIG = 9,
+    NBD_REP_ERR_TLS_REQD = 5, NBD_REP_ERR_UNKNOWN = 6, NBD_REP_ERR_SHUTDOWN = 7,
+    NBD_REP_ERR_TOO_BIG = 9,
 };
 enum { NBD_INFO_EXPORT = 0, NBD_INFO_NAME = 1, NBD_INFO_DESCRIPTION = 2,
        NBD_INFO_BLOCK_SIZE = 3 };
 
 #define NBD_TFLAG_HAS_FLAGS (1u << 0)
+#define NBD_TFLAG_READ_ONLY (1u << 1)
 #define NBD_TFLAG_SEND_FLUSH (1u << 2)
 #define NBD_TFLAG_SEND_FUA (1u << 3)
 #define NBD_TFLAG_SEND_TRIM (1u << 5)
@@ -79,6 +84,8 @@ enum cstate {
     C_REQ_HDR,    /* transmission request header */
     C_REQ_DATA,   /* write payload */
     C_DISCARD,    /* payload of a refused write, skipped to stay in sync */
+    C_TLS_ACK,    /* STARTTLS answered: its ACK leaves in plaintext, then the handshake */
+    C_TLS_HANDSHAKE, /* the TLS handshake on the socket; then options again (C_OPT_HDR) */
     C_CLOSING,
 };
 
@@ -144,6 +151,10 @@ struct nbds_client {
     bool is_unix;
     uint32_t addr;               /* IPv4 peer address (network order); unused for unix */
     char peer[64];
+    /* TLS (nbd_starttls.c): the session once STARTTLS was answered, and who the client is */
+    struct nbds_tls *tls;
+    bool tls_up;                 /* handshake done: all traffic goes through tls */
+    char identity[TLS_IDENTITY_MAX]; /* "" without TLS or without an identity */
 };
 
 /* A "once per episode" log line: the first event logs, later ones are counted. */
@@ -170,7 +181,9 @@ struct nbds_server {
     struct nbds_client *hs_head, *hs_tail;
     unsigned nhs;
     struct sto_timer hs_timer;
-    struct nbds_ratelog log_refused, log_timeout, log_evicted;
+    struct nbds_ratelog log_refused, log_timeout, log_evicted, log_plain, log_tls;
+    enum nbds_tls_mode tls_mode;
+    const struct tls_creds *creds; /* borrowed; set when tls_mode is not off */
 };
 
 /* Counters are written on the loop and read by the API's threads (/metrics). */
@@ -193,10 +206,28 @@ void nbds_client_destroy(struct nbds_client *c);
 /* nbd_handshake.c: run the option in c->opt / c->optdata (the client may be closed after). */
 void nbds_handle_option(struct nbds_client *c);
 uint16_t nbds_export_flags(const struct sto_volume *v);
+/* An option's reply: header and len bytes of data. */
+void nbds_opt_reply(struct nbds_client *c, uint32_t opt, uint32_t type, const void *data,
+                    uint32_t len);
 /* An NBD_REP_ERR_* reply to option opt, with a message. */
 void nbds_opt_error(struct nbds_client *c, uint32_t opt, uint32_t err, const char *msg);
 
 /* nbd_accept.c: the client left the handshake (attached to a volume, or closed). */
 void nbds_handshake_end(struct nbds_client *c);
+/* True when a line of this kind may be logged now; *left_out: how many were not. */
+bool nbds_ratelog_due(struct nbds_ratelog *rl, uint64_t *left_out);
+
+/* nbd_starttls.c */
+/* NBD_OPT_STARTTLS: ACK and go to C_TLS_ACK, or refuse. */
+void nbds_starttls(struct nbds_client *c);
+/* Run the C_TLS_ACK / C_TLS_HANDSHAKE states on a socket event. */
+void nbds_tls_step(struct nbds_client *c);
+/*
+ * Whether option c->opt may run: false (answered NBD_REP_ERR_TLS_REQD, or the client
+ * closed for NBD_OPT_EXPORT_NAME) when TLS is required and not up yet.
+ */
+bool nbds_tls_gate(struct nbds_client *c);
+/* Whether c may use v (its allow list); false after logging the refusal. */
+bool nbds_access_ok(struct nbds_client *c, struct sto_volume *v);
 
 #endif

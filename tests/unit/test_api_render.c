@@ -235,7 +235,7 @@ Test(render, volume)
     memcpy(v.vendor, "IET     ", 8);
     memcpy(v.product, "VIRTUAL-DISK    ", 16);
     v.read_ns = 2500000000ull;
-    j = api_json_volume(&v, "192.0.2.1", 10809);
+    j = api_json_volume(&v, "192.0.2.1", 10809, false);
     cr_assert_str_eq(str(j, "id"), "v-0123456789abcdef");
     cr_assert_str_eq(str(j, "session"), "s-000000000001");
     cr_assert_eq(num(j, "lun"), 3);
@@ -249,12 +249,39 @@ Test(render, volume)
                                                        "read_seconds")), 2.5, 1e-9);
     json_decref(j);
 
-    j = api_json_volume(&v, NULL, 0);
+    j = api_json_volume(&v, NULL, 0, false);
     cr_assert_str_eq(str(j, "export"), "nbd://127.0.0.1:10809/v-0123456789abcdef");
     json_decref(j);
 
-    j = api_json_volume(&v, "unix:/run/toegw/nbd.sock", 10809);
+    j = api_json_volume(&v, "unix:/run/toegw/nbd.sock", 10809, false);
     cr_assert_str_eq(str(j, "export"), "nbd+unix:///v-0123456789abcdef?socket=/run/toegw/nbd.sock");
+    json_decref(j);
+}
+
+Test(render, volume_tls_and_access)
+{
+    struct sto_volume_view v;
+    json_t *j, *allow;
+
+    memset(&v, 0, sizeof(v));
+    snprintf(v.id, STO_ID_MAX, "v-0123456789abcdef");
+    j = api_json_volume(&v, "192.0.2.1", 10809, true);
+    cr_assert_str_eq(str(j, "export"), "nbds://192.0.2.1:10809/v-0123456789abcdef");
+    cr_assert(json_is_false(json_object_get(j, "read_only")));
+    allow = json_object_get(j, "allow");
+    cr_assert(json_is_array(allow) && json_array_size(allow) == 0);
+    json_decref(j);
+
+    v.access.read_only = true;
+    v.access.nallow = 2;
+    snprintf(v.access.allow[0], STO_IDENTITY_MAX, "alice");
+    snprintf(v.access.allow[1], STO_IDENTITY_MAX, "backup host");
+    j = api_json_volume(&v, "unix:/run/toegw/nbd.sock", 10809, true);
+    cr_assert_str_eq(str(j, "export"), "nbds+unix:///v-0123456789abcdef?socket=/run/toegw/nbd.sock");
+    cr_assert(json_is_true(json_object_get(j, "read_only")));
+    allow = json_object_get(j, "allow");
+    cr_assert_eq(json_array_size(allow), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(allow, 1)), "backup host");
     json_decref(j);
 }
 

@@ -78,7 +78,8 @@ Test(routes, methods)
     cr_assert_eq(api_route_match("/api/v1/sessions/s-1", &r), 0);
     cr_assert_eq(r.methods, API_M_GET | API_M_HEAD | API_M_DELETE);
     cr_assert_eq(api_route_match("/api/v1/volumes/v-1", &r), 0);
-    cr_assert_eq(r.methods, API_M_GET | API_M_HEAD, "volumes are read-only resources");
+    cr_assert_eq(r.methods, API_M_GET | API_M_HEAD | API_M_PATCH,
+                 "a volume is read, and its access patched");
     cr_assert_eq(api_route_match("/api/v1/volumes/v-1/data", &r), 0);
     cr_assert_eq(r.methods, API_M_GET | API_M_HEAD | API_M_PUT);
     cr_assert_eq(api_route_match("/api/v1/capture", &r), 0);

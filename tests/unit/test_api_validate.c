@@ -511,3 +511,54 @@ Test(validate, capture)
     cr_assert_eq(api_parse_capture_req("{\"path\":\"/etc/x\"}", 17, &c, &e), -EINVAL);
     cr_assert_eq(e.status, 422);
 }
+
+/* ---------------------------------------------------------------- PATCH /volumes/{id} */
+
+static struct sto_access_patch vp;
+
+static int vpatch(const char *body)
+{
+    struct api_err e;
+    int ret = api_parse_volume_patch(body, strlen(body), &vp, &e);
+
+    if (ret == 0)
+        return 0;
+    return e.status;
+}
+
+Test(validate, volume_patch_accepted)
+{
+    cr_assert_eq(vpatch("{\"read_only\":true}"), 0);
+    cr_assert(vp.set_read_only && vp.read_only && !vp.set_allow);
+    cr_assert_eq(vpatch("{\"allow\":[]}"), 0);
+    cr_assert(vp.set_allow && vp.nallow == 0 && !vp.set_read_only);
+    cr_assert_eq(vpatch("{\"allow\":[\"alice\",\"backup host\"],\"read_only\":false}"), 0);
+    cr_assert(vp.set_allow && vp.nallow == 2 && vp.set_read_only && !vp.read_only);
+    cr_assert_str_eq(vp.allow[1], "backup host");
+}
+
+Test(validate, volume_patch_refused)
+{
+    char big[600], many[1200];
+    size_t n;
+
+    cr_assert_eq(vpatch("{}"), 422, "nothing to change");
+    cr_assert_eq(vpatch("{\"readonly\":true}"), 422, "unknown field");
+    cr_assert_eq(vpatch("{\"read_only\":1}"), 422);
+    cr_assert_eq(vpatch("{\"read_only\":\"yes\"}"), 422);
+    cr_assert_eq(vpatch("{\"allow\":\"alice\"}"), 422);
+    cr_assert_eq(vpatch("{\"allow\":[\"\"]}"), 422);
+    cr_assert_eq(vpatch("{\"allow\":[1]}"), 422);
+    cr_assert_eq(vpatch("{\"allow\":[\"a\\nb\"]}"), 422);
+    cr_assert_eq(vpatch("{\"allow\":[\"a:b\"]}"), 422);
+    cr_assert_eq(vpatch("{\"allow\":[\"alice\",\"alice\"]}"), 422);
+    cr_assert_eq(vpatch("[true]"), 400);
+    cr_assert_eq(vpatch("{\"read_only\":true"), 400);
+    snprintf(big, sizeof(big), "{\"allow\":[\"%0200d\"]}", 0);
+    cr_assert_eq(vpatch(big), 422, "identity too long");
+    n = (size_t)snprintf(many, sizeof(many), "{\"allow\":[");
+    for (int i = 0; i <= STO_ALLOW_MAX; i++)
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "%s\"id%d\"", i ? "," : "", i);
+    snprintf(many + n, sizeof(many) - n, "]}");
+    cr_assert_eq(vpatch(many), 422, "too many identities");
+}
