@@ -42,8 +42,10 @@ COPY scripts/healthcheck /usr/local/lib/toegw/healthcheck
 USER toegw
 VOLUME /var/lib/toegw
 EXPOSE 8080 10809
+# beyond loopback, so TLS on both (a self-signed certificate is made in /var/lib/toegw/tls/
+# at the first start unless TOEGW_TLS_CERTIFICATES names a directory)
 ENV TOEGW_API=0.0.0.0:8080 TOEGW_NBD=0.0.0.0:10809 TOEGW_TOE_NAT=1 \
-    TOEGW_STATE_DIR=/var/lib/toegw
+    TOEGW_API_TLS=on TOEGW_NBD_TLS=require TOEGW_STATE_DIR=/var/lib/toegw
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/usr/local/lib/toegw/healthcheck"]
 ENTRYPOINT ["/usr/local/bin/toegw"]

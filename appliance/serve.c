@@ -267,6 +267,7 @@ static int serve_setup(struct serve *sv, struct app_state *st, sigset_t *sigs)
 
     log_set_level(sv->o.level);
     log_set_format(sv->o.format);
+    app_serve_warn_exposure(&sv->o);
 
     /* every thread inherits this mask: only the main thread takes the signals */
     sigemptyset(sigs);
@@ -650,6 +651,8 @@ int app_cmd_serve(int argc, char **argv)
     if (!sv)
         return APP_EXIT_FAILED;
     ret = app_serve_parse(argc, argv, &sv->o);
+    if (!ret)
+        ret = app_serve_protected(&sv->o);
     if (ret) {
         free(sv);
         return ret;

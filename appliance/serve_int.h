@@ -39,6 +39,8 @@ struct serve_opts {
     enum nbds_tls_mode nbd_tls;       /* --nbd-tls off|on|require */
     char tls_psk[4096];               /* --tls-psk FILE ("": none) */
     bool tls_verify_peer;             /* --tls-verify-peer */
+    /* protected mode: --api-tls / --nbd-tls given (a flag or a variable), not defaulted */
+    bool api_tls_set, nbd_tls_set;
 };
 /*
  * Fill *o from the TOEGW_* variables, then the flags (a flag overrides its variable).
@@ -46,5 +48,14 @@ struct serve_opts {
  * usage and exits 0.
  */
 int app_serve_parse(int argc, char **argv, struct serve_opts *o);
+
+/*
+ * Protected mode: an --api or --nbd that listens beyond loopback without TLS is refused
+ * unless --api-tls off / --nbd-tls off said so. 0, or APP_EXIT_USAGE after one line that says
+ * why and how to override.
+ */
+int app_serve_protected(const struct serve_opts *o);
+/* At every start: a warning for each listener that serves in clear beyond loopback. */
+void app_serve_warn_exposure(const struct serve_opts *o);
 
 #endif

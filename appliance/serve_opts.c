@@ -2,9 +2,13 @@
  * serve_opts.c - the options of `toegw serve` (docs/serve.md): the flags, their TOEGW_*
  * variables, their checks and the usage text.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +16,7 @@
 
 #include "appliance/cli.h"
 #include "appliance/serve_int.h"
+#include "common/log.h"
 #include "common/sockspec.h"
 #include "storage/iname.h"
 
@@ -206,6 +211,7 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         o->api_tls = !strcmp(value, "on");
+        o->api_tls_set = true;
     } else if (!strcmp(name, "tls-certificates")) {
         if (!*value || strlen(value) >= sizeof(o->tls_certificates) - 64) {
             app_errorf("%s must be a directory path", source);
@@ -215,6 +221,7 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
     } else if (!strcmp(name, "metrics-auth")) {
         o->metrics_auth = true;
     } else if (!strcmp(name, "nbd-tls")) {
+        o->nbd_tls_set = true;
         if (!strcmp(value, "off"))
             o->nbd_tls = NBDS_TLS_OFF;
         else if (!strcmp(value, "on"))
@@ -334,4 +341,68 @@ int app_serve_parse(int argc, char **argv, struct serve_opts *o)
     if (!o->token_file[0])
         snprintf(o->token_file, sizeof(o->token_file), "%s/api-token", o->state_dir);
     return 0;
+}
+
+/*
+ * Whether a listen address is reachable only from this host: a Unix socket, or a host whose
+ * every address is a loopback one (127.0.0.0/8, ::1). "*", 0.0.0.0 and :: are every address.
+ */
+static bool local_only(const char *spec)
+{
+    struct sockspec sp;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    bool local = true;
+
+    if (sockspec_parse(spec, 0, &sp) < 0)
+        return false;
+    if (sp.is_unix)
+        return true;
+    if (!strcmp(sp.host, "*") || getaddrinfo(sp.host, "1", &hints, &res) != 0 || !res)
+        return false;
+    for (const struct addrinfo *a = res; a && local; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)a->ai_addr;
+            local = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+        } else if (a->ai_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a->ai_addr;
+            local = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+        } else {
+            local = false;
+        }
+    }
+    freeaddrinfo(res);
+    return local;
+}
+
+int app_serve_protected(const struct serve_opts *o)
+{
+    if (!o->api_tls && !o->api_tls_set && !local_only(o->api)) {
+        app_errorf("--api %s listens beyond loopback without TLS: the API token and CHAP "
+                   "secrets would cross the network in clear. Give --api-tls on (a "
+                   "certificate is made in STATE_DIR/tls/ unless --tls-certificates names "
+                   "one), or --api-tls off to serve plain HTTP there anyway", o->api);
+        return APP_EXIT_USAGE;
+    }
+    if (o->nbd_tls == NBDS_TLS_OFF && !o->nbd_tls_set && !local_only(o->nbd)) {
+        app_errorf("--nbd %s listens beyond loopback without TLS: anyone who reaches it "
+                   "could read and overwrite every volume. Give --nbd-tls require (keys: "
+                   "--tls-psk FILE, --tls-certificates DIR, or the certificate made in "
+                   "STATE_DIR/tls/), or --nbd-tls off to export in clear there anyway", o->nbd);
+        return APP_EXIT_USAGE;
+    }
+    return 0;
+}
+
+void app_serve_warn_exposure(const struct serve_opts *o)
+{
+    if (!o->api_tls && !local_only(o->api))
+        log_warn("serve", "the api on %s speaks plain HTTP beyond loopback (--api-tls off): "
+                 "its token crosses the network in clear", o->api);
+    if (o->nbd_tls == NBDS_TLS_OFF && !local_only(o->nbd))
+        log_warn("serve", "the nbd export on %s is in clear beyond loopback (--nbd-tls off): "
+                 "whoever reaches it can read and write every volume", o->nbd);
+    else if (o->nbd_tls == NBDS_TLS_ON && !local_only(o->nbd))
+        log_warn("serve", "the nbd export on %s still serves clients without TLS (--nbd-tls "
+                 "on); --nbd-tls require refuses them", o->nbd);
 }

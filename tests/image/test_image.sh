@@ -7,8 +7,8 @@
 # the image running in the namespace with --cap-add NET_ADMIN and a TUN device: the
 # health check passes, `podman inspect` shows the health check and the user toegw, the
 # running process has uid != 0 and CAP_NET_ADMIN alone, a session over the TOE (its private
-# TAP, NAT'd through the namespace) reaches the target, a read of its volume over NBD is
-# byte-exact, the runtime image is under 150 MB, and `podman stop` ends it cleanly with its
+# TAP, NAT'd through the namespace) reaches the target, the API speaks HTTPS and the export
+# requires TLS (the image's defaults), a read of its volume over nbds:// is byte-exact, the runtime image is under 150 MB, and `podman stop` ends it cleanly with its
 # NAT rule gone. Then the uplink mode as the README runs it: a macvtap on the SAN segment,
 # the target sees the TOE's own address, the process runs as the user toegw.
 #
@@ -68,7 +68,7 @@ fi
 # --- inside a private namespace: run it -----------------------------------------------------
 
 h_begin "$@"
-h_need curl jq tgtd tgtadm nft nbdcopy cmp
+h_need curl jq tgtd tgtadm nft nbdcopy nbdinfo cmp
 # the container goes with the test, whatever ends it
 image_cleanup() {
     local rc=$?
@@ -111,12 +111,21 @@ echo 1 >/proc/sys/net/ipv4/ip_forward
     -e TOEGW_API=127.0.0.1:8080 -e TOEGW_NBD=127.0.0.1:10809 \
     "$IMAGE_TAG" >"$H_TMP/run.out" 2>&1 ||
     { h_fail image.run "$(tail -c 300 "$H_TMP/run.out")"; h_end; }
-for _ in $(seq 150); do
-    curl -sf -o /dev/null -m 2 http://127.0.0.1:8080/readyz && break
-    sleep 0.2
-done
+# ready: the API (HTTPS by the image's default) answers /readyz
+wait_ready() {
+    for _ in $(seq 150); do
+        curl -sfk -o /dev/null -m 2 https://127.0.0.1:8080/readyz && return 0
+        sleep 0.2
+    done
+    return 1
+}
+wait_ready
 logs() { "${PODMAN[@]}" logs "$NAME" 2>&1 | tail -c 400 | tr '\n' ' '; }
-h_check image.ready "$(logs)" curl -sf -o /dev/null -m 2 http://127.0.0.1:8080/readyz
+h_check image.ready_over_https "$(logs)" curl -sfk -o /dev/null -m 2 https://127.0.0.1:8080/readyz
+# the appliance's own certificate, trusted as its own CA by curl and libnbd
+mkdir -p "$H_TMP/ca"
+"${PODMAN[@]}" exec "$NAME" cat /var/lib/toegw/tls/server-cert.pem >"$H_TMP/ca/ca-cert.pem"
+CACERT=$H_TMP/ca/ca-cert.pem
 h_check image.healthcheck_healthy "$(logs)" "${PODMAN[@]}" healthcheck run "$NAME"
 pid=$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$NAME")
 st() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$pid/status"; }
@@ -129,16 +138,21 @@ api() {
     local args=(-sS -m 30 -o "$H_TMP/api.json" -w '%{http_code}' -X "$1"
         -H "Authorization: Bearer $TOKEN")
     [ -n "${3:-}" ] && args+=(-H 'Content-Type: application/json' --data-raw "$3")
-    curl "${args[@]}" "http://127.0.0.1:8080$2" 2>>"$H_TMP/curl.err" || true
+    curl --cacert "$CACERT" "${args[@]}" "https://127.0.0.1:8080$2" 2>>"$H_TMP/curl.err" || true
 }
 code=$(api POST /api/v1/sessions "$(jq -nc --arg t "${H_IQN[1]}" \
     '{portal: "198.51.100.1", target: $t, stack: "toe"}')")
 h_check image.session_over_toe "answered $code: $(head -c 300 "$H_TMP/api.json")" \
     sh -c "test '$code' = 201 && jq -e '.connection.stack == \"toe\"' '$H_TMP/api.json' >/dev/null"
 VOLID=$(jq -r '.luns[0].volume // empty' "$H_TMP/api.json")
-h_run nbdcopy "nbd://127.0.0.1:10809/$VOLID" "$H_TMP/copy.raw"
-h_check image.nbd_read_byte_exact "$(h_last)" \
+api GET "/api/v1/volumes/$VOLID" >/dev/null
+h_check image.export_is_nbds "$(head -c 300 "$H_TMP/api.json")" \
+    sh -c "jq -e '.export | startswith(\"nbds://\")' '$H_TMP/api.json' >/dev/null"
+h_run nbdcopy "nbds://127.0.0.1:10809/$VOLID?tls-certificates=$H_TMP/ca" "$H_TMP/copy.raw"
+h_check image.nbds_read_byte_exact "$(h_last)" \
     sh -c "test $H_RC -eq 0 && cmp -s '$LUN' '$H_TMP/copy.raw'"
+h_run nbdinfo --size "nbd://127.0.0.1:10809/$VOLID"
+h_check image.plain_nbd_refused "$(h_last)" test "$H_RC" -ne 0
 api GET /api/v1/info >/dev/null
 h_check image.info_names_nat "$(head -c 300 "$H_TMP/api.json")" \
     sh -c "jq -e '.toe.mode == \"tap\" and .toe.nat == true' '$H_TMP/api.json' >/dev/null"
@@ -159,10 +173,8 @@ h_check image.nat_rule_gone "nft tables: $(nft list tables 2>&1 | tr '\n' ' ')" 
     "$IMAGE_TAG" serve --user toegw --toe-uplink san0 --toe-addr 198.51.100.3/24 \
     >"$H_TMP/run.out" 2>&1 ||
     { h_fail image.uplink_run "$(tail -c 300 "$H_TMP/run.out")"; h_end; }
-for _ in $(seq 150); do
-    curl -sf -o /dev/null -m 2 http://127.0.0.1:8080/readyz && break
-    sleep 0.2
-done
+wait_ready
+"${PODMAN[@]}" exec "$NAME" cat /var/lib/toegw/tls/server-cert.pem >"$CACERT"
 pid=$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$NAME")
 h_check image.uplink_runs_as_toegw "Uid $(st Uid) CapEff $(st CapEff): $(logs)" \
     sh -c "test '$(st Uid)' != 0 && test '$(st CapEff)' = 0000000000001000"

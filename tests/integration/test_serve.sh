@@ -63,6 +63,20 @@ usage_error serve.env_bad_api TOEGW_API \
     env TOEGW_API=nonsense TOEGW_STATE_DIR="$BADSD" "$TOEGW" serve
 usage_error serve.env_bad_port_range TOEGW_PORT_RANGE \
     env TOEGW_PORT_RANGE=x-y "$TOEGW" serve "${S[@]}"
+# protected mode: beyond loopback only with TLS, or with TLS turned off in so many words
+usage_error serve.protected_api "--api-tls on" "$TOEGW" serve --state-dir "$BADSD" \
+    --api 0.0.0.0:18690 --nbd 127.0.0.1:18691
+usage_error serve.protected_nbd "--nbd-tls require" "$TOEGW" serve --state-dir "$BADSD" \
+    --api 127.0.0.1:18690 --nbd 0.0.0.0:18691
+usage_error serve.protected_env "--nbd-tls off" \
+    env TOEGW_NBD='*:18691' "$TOEGW" serve --state-dir "$BADSD" --api 127.0.0.1:18690
+# told so: it starts, and says at every start what it exposes
+H_CMD_TIMEOUT=3 h_run "$TOEGW" serve --no-toe --state-dir "$H_TMP/exposed" \
+    --api 0.0.0.0:18692 --api-tls off --nbd 0.0.0.0:18693 --nbd-tls off
+h_check serve.protected_off_warns "$(grep -c 'warn  serve' "$H_ERR") warnings: $(h_last)" \
+    sh -c "grep -q 'warn  serve: the api on 0.0.0.0:18692 speaks plain HTTP' '$H_ERR' &&
+        grep -q 'warn  serve: the nbd export on 0.0.0.0:18693 is in clear' '$H_ERR' &&
+        grep -q 'toegw serving' '$H_ERR'"
 h_check serve.usage_errors_touch_nothing "a failed start created the state dir $BADSD" \
     test ! -e "$BADSD"
 H_CMD_TIMEOUT=5 h_run "$TOEGW" serve --help
