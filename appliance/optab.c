@@ -19,7 +19,7 @@ void app_optset_build(struct app_optset *s, const struct app_opt *tab, size_t n,
             continue;
         s->longs[s->n] = (struct option){ tab[i].name, tab[i].has_arg, NULL, tab[i].val };
         s->by_long[s->n++] = &tab[i];
-        if (tab[i].val < 256 && tab[i].val != 'h') {
+        if (tab[i].val > 0 && tab[i].val < 256 && tab[i].val != 'h') {
             s->shorts[l++] = (char)tab[i].val;
             if (tab[i].has_arg)
                 s->shorts[l++] = ':';
@@ -50,7 +50,7 @@ void app_opt_help(const char *usage, const struct app_opt *tab, size_t n, unsign
     for (size_t i = 0; i < n; i++) {
         const struct app_opt *d = &tab[i];
         char left[64];
-        bool letter = d->val < 256;
+        bool letter = d->val > 0 && d->val < 256;
         if (!(d->groups & groups))
             continue;
         snprintf(left, sizeof(left), "%c%c%s--%s%s%s", letter ? '-' : ' ',

@@ -14,7 +14,8 @@
 struct app_opt {
     const char *name;      /* the long name, without "--" */
     int has_arg;           /* 0 or 1 */
-    int val;               /* what getopt returns: a letter (also the short option), or >= 256 */
+    int val;               /* what getopt returns: a letter (also the short option), >= 256,
+                              or 0 (the caller goes by the entry) */
     unsigned groups;       /* the commands that take it: a bit each, the caller's */
     const char *arg;       /* the value's name in --help; NULL: a switch */
     const char *dflt;      /* the default in --help; NULL: none */

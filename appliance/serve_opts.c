@@ -15,85 +15,73 @@
 #include <strings.h>
 
 #include "appliance/cli.h"
+#include "appliance/optab.h"
 #include "appliance/serve_int.h"
 #include "common/log.h"
 #include "common/sockspec.h"
 #include "storage/iname.h"
 
-static const struct option serve_long[] = {
-    { "api", required_argument, NULL, 0 },
-    { "api-token-file", required_argument, NULL, 0 },
-    { "api-max-conns", required_argument, NULL, 0 },
-    { "api-max-conns-per-client", required_argument, NULL, 0 },
-    { "api-header-timeout", required_argument, NULL, 0 },
-    { "api-tls", required_argument, NULL, 0 },
-    { "tls-certificates", required_argument, NULL, 0 },
-    { "metrics-auth", no_argument, NULL, 0 },
-    { "nbd", required_argument, NULL, 0 },
-    { "nbd-handshake-timeout", required_argument, NULL, 0 },
-    { "nbd-max-handshakes-per-client", required_argument, NULL, 0 },
-    { "nbd-client-buffer-mib", required_argument, NULL, 0 },
-    { "nbd-tls", required_argument, NULL, 0 },
-    { "tls-psk", required_argument, NULL, 0 },
-    { "tls-verify-peer", no_argument, NULL, 0 },
-    { "state-dir", required_argument, NULL, 0 },
-    { "initiator-name", required_argument, NULL, 0 },
-    { "user", required_argument, NULL, 0 },
-    { "broker", required_argument, NULL, 0 },
-    { "toe-ifname", required_argument, NULL, 0 },
-    { "toe-addr", required_argument, NULL, 0 },
-    { "toe-host-addr", required_argument, NULL, 0 },
-    { "toe-mtu", required_argument, NULL, 0 },
-    { "toe-max-conns", required_argument, NULL, 0 },
-    { "toe-connect-timeout", required_argument, NULL, 0 },
-    { "port-range", required_argument, NULL, 0 },
-    { "no-toe", no_argument, NULL, 0 },
-    { "toe-nat", no_argument, NULL, 0 },
-    { "toe-uplink", required_argument, NULL, 0 },
-    { "toe-gateway", required_argument, NULL, 0 },
-    { "max-outstanding", required_argument, NULL, 0 },
-    { "max-outstanding-writes", required_argument, NULL, 0 },
-    /* timeouts (appliance/timeouts.h) */
-    { "login-timeout", required_argument, NULL, 0 },
-    { "logout-timeout", required_argument, NULL, 0 },
-    { "nop-interval", required_argument, NULL, 0 },
-    { "nop-timeout", required_argument, NULL, 0 },
-    { "command-timeout", required_argument, NULL, 0 },
-    { "abort-timeout", required_argument, NULL, 0 },
-    { "lun-reset-timeout", required_argument, NULL, 0 },
-    { "replacement-timeout", required_argument, NULL, 0 },
-    { "log-format", required_argument, NULL, 0 },
-    { "log-level", required_argument, NULL, 0 },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+/* Every flag of serve: the parser, the TOEGW_* variables and --help all read this table. */
+static const struct app_opt serve_tab[] = {
+    { "api", 1, 0, 1, "ADDR", "127.0.0.1:8080", "REST API and dashboard (host:port, unix:/path)" },
+    { "api-token-file", 1, 0, 1, "PATH", "STATE_DIR/api-token", "the API's bearer token" },
+    { "api-tls", 1, 0, 1, "off|on", "off", "the API over HTTPS (TLS 1.2/1.3)" },
+    { "tls-certificates", 1, 0, 1, "DIR", "STATE_DIR/tls, made self-signed",
+      "server-cert.pem, server-key.pem (and ca-cert.pem) for the API and NBD" },
+    { "metrics-auth", 0, 0, 1, NULL, NULL, "/metrics needs the token (and then names targets)" },
+    { "api-max-conns", 1, 0, 1, "N", "128", "API connections at once" },
+    { "api-max-conns-per-client", 1, 0, 1, "N", "32", "API connections of one address" },
+    { "api-header-timeout", 1, 0, 1, "S", "10", "seconds for a request header to arrive" },
+    { "nbd", 1, 0, 1, "ADDR", "127.0.0.1:10809", "NBD export (host:port, unix:/path)" },
+    { "nbd-tls", 1, 0, 1, "off|on|require", "off", "TLS on the NBD export (STARTTLS)" },
+    { "tls-psk", 1, 0, 1, "FILE", NULL, "NBD TLS pre-shared keys (psktool's identity:hexkey)" },
+    { "tls-verify-peer", 0, 0, 1, NULL, NULL, "NBD TLS clients must show a certificate" },
+    { "nbd-handshake-timeout", 1, 0, 1, "S", "10", "seconds for an NBD handshake" },
+    { "nbd-max-handshakes-per-client", 1, 0, 1, "N", "64",
+      "NBD handshakes of one address at once" },
+    { "nbd-client-buffer-mib", 1, 0, 1, "N", "64", "MiB one NBD connection may hold" },
+    { "state-dir", 1, 0, 1, "DIR", "/var/lib/toegw", "state, token, keys; one appliance each" },
+    { "initiator-name", 1, 0, 1, "IQN", "STATE_DIR/initiator-name, made once",
+      "the iSCSI name sessions log in with" },
+    { "user", 1, 0, 1, "NAME", "stay as started",
+      "once the TOE is up, run as NAME with CAP_NET_ADMIN alone" },
+    { "broker", 1, 0, 1, "PATH|off", "STATE_DIR/broker.sock",
+      "the broker socket: connections for other programs" },
+    { "toe-ifname", 1, 0, 1, "NAME", "toe0", "the TOE's TAP (or macvtap) interface" },
+    { "toe-addr", 1, 0, 1, "CIDR", "192.0.2.2/24", "the TOE's own address" },
+    { "toe-host-addr", 1, 0, 1, "CIDR", "192.0.2.1/24", "the host's side of the TAP" },
+    { "toe-mtu", 1, 0, 1, "N", "9000", "the TOE's wire MTU" },
+    { "toe-max-conns", 1, 0, 1, "N", "1024", "connections the TOE holds (past it: host)" },
+    { "toe-connect-timeout", 1, 0, 1, "MS", "3000",
+      "unanswered TOE connects: the host stack (auto) or an error" },
+    { "port-range", 1, 0, 1, "LO-HI", "20000-20999", "the broker's local ports, both stacks" },
+    { "no-toe", 0, 0, 1, NULL, NULL, "the host stack only" },
+    { "toe-nat", 0, 0, 1, NULL, NULL, "masquerade the TOE's TAP behind the host" },
+    { "toe-uplink", 1, 0, 1, "IFACE", "none: a private TAP",
+      "the TOE as a station on IFACE's segment (macvtap)" },
+    { "toe-gateway", 1, 0, 1, "ADDR", "the TAP's host side", "the TOE's default route" },
+    { "max-outstanding", 1, 0, 1, "N", "128", "SCSI commands in flight per session" },
+    { "max-outstanding-writes", 1, 0, 1, "N", "32", "of those, writes" },
+    { "login-timeout", 1, 0, 1, "S", "15", "seconds a login may take" },
+    { "logout-timeout", 1, 0, 1, "S", "15", "seconds a logout may take" },
+    { "nop-interval", 1, 0, 1, "S", "5", "seconds between NOP-Out pings (0: none)" },
+    { "nop-timeout", 1, 0, 1, "S", "5", "seconds a ping may go unanswered" },
+    { "command-timeout", 1, 0, 1, "S", "30", "seconds a SCSI command may take" },
+    { "abort-timeout", 1, 0, 1, "S", "15", "seconds an ABORT TASK may take" },
+    { "lun-reset-timeout", 1, 0, 1, "S", "30", "seconds a LUN RESET may take" },
+    { "replacement-timeout", 1, 0, 1, "S", "120",
+      "seconds I/O is held while a session recovers (0: none)" },
+    { "log-format", 1, 0, 1, "text|json", "text", "how to log (stderr)" },
+    { "log-level", 1, 0, 1, "error|warn|info|debug", "info", "what to log" },
+    { "help", 0, 'h', 1, NULL, NULL, "this help" },
 };
+#define NSERVE (sizeof(serve_tab) / sizeof(serve_tab[0]))
 
-static void serve_usage(FILE *f)
+static void serve_usage(void)
 {
-    fprintf(f, "usage: toegw serve [--api ADDR] [--api-token-file PATH] [--nbd ADDR] "
-               "[--state-dir DIR]\n"
-               "                   [--api-tls off|on] [--tls-certificates DIR] "
-               "[--metrics-auth]\n"
-               "                   [--initiator-name IQN] [--user NAME] [--broker PATH|off]\n"
-               "                   [--toe-ifname NAME] [--toe-addr CIDR] [--toe-host-addr CIDR] "
-               "[--toe-mtu N]\n"
-               "                   [--toe-max-conns N] [--toe-connect-timeout MS] "
-               "[--port-range LO-HI] [--no-toe] [--toe-nat]\n"
-               "                   [--toe-uplink IFACE] [--toe-gateway ADDR]\n"
-               "                   [--max-outstanding N] [--max-outstanding-writes N]\n"
-               "                   [--api-max-conns N] [--api-max-conns-per-client N]\n"
-               "                   [--api-header-timeout S] [--nbd-handshake-timeout S]\n"
-               "                   [--nbd-max-handshakes-per-client N] "
-               "[--nbd-client-buffer-mib N]\n"
-               "                   [--nbd-tls off|on|require] [--tls-psk FILE] "
-               "[--tls-verify-peer]\n"
-               "                   [--login-timeout S] [--logout-timeout S] [--nop-interval S] "
-               "[--nop-timeout S]\n"
-               "                   [--command-timeout S] [--abort-timeout S] "
-               "[--lun-reset-timeout S]\n"
-               "                   [--replacement-timeout S]\n"
-               "                   [--log-format text|json] [--log-level error|warn|info|debug]\n"
-               "every flag can also be set as TOEGW_<NAME> (e.g. TOEGW_API, TOEGW_NO_TOE=1)\n");
+    app_opt_help("toegw serve [options]\nevery flag is also a variable: TOEGW_ and its name in "
+                 "upper case, - as _ (TOEGW_API, TOEGW_NO_TOE=1); flags override them",
+                 serve_tab, NSERVE, 1);
 }
 
 /*
@@ -283,7 +271,8 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
 
 int app_serve_parse(int argc, char **argv, struct serve_opts *o)
 {
-    int c, idx;
+    struct app_optset set;
+    int c;
 
     memset(o, 0, sizeof(*o));
     snprintf(o->api, sizeof(o->api), "127.0.0.1:8080");
@@ -294,7 +283,7 @@ int app_serve_parse(int argc, char **argv, struct serve_opts *o)
     o->format = LOG_FMT_TEXT;
 
     /* the environment first; flags override it */
-    for (const struct option *op = serve_long; op->name; op++) {
+    for (const struct app_opt *op = serve_tab; op < serve_tab + NSERVE; op++) {
         char var[64] = "TOEGW_";
         size_t n = strlen(var);
         const char *val;
@@ -306,7 +295,7 @@ int app_serve_parse(int argc, char **argv, struct serve_opts *o)
         val = getenv(var);
         if (!val)
             continue;
-        if (op->has_arg == no_argument) {
+        if (!op->has_arg) {
             if (!strcmp(val, "0") || !strcasecmp(val, "false") || !*val)
                 continue;
             if (strcmp(val, "1") && strcasecmp(val, "true")) {
@@ -317,21 +306,25 @@ int app_serve_parse(int argc, char **argv, struct serve_opts *o)
         if (serve_opt(o, op->name, val, var) < 0)
             return APP_EXIT_USAGE;
     }
+    app_optset_build(&set, serve_tab, NSERVE, 1);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", serve_long, &idx)) != -1) {
+    for (;;) {
+        const struct app_opt *d = app_optset_next(&set, argc, argv, &c);
         char source[64];
+        if (c == -1)
+            break;
         if (c == 'h') {
-            serve_usage(stdout);
+            serve_usage();
             exit(APP_EXIT_OK);
         }
-        if (c != 0) {
+        if (!d) {
             app_errorf("unknown or incomplete option \"%s\" (see toegw serve --help)",
                        argv[optind - 1]);
             return APP_EXIT_USAGE;
         }
-        snprintf(source, sizeof(source), "--%s", serve_long[idx].name);
-        if (serve_opt(o, serve_long[idx].name, optarg, source) < 0)
+        snprintf(source, sizeof(source), "--%s", d->name);
+        if (serve_opt(o, d->name, optarg, source) < 0)
             return APP_EXIT_USAGE;
     }
     if (optind < argc) {

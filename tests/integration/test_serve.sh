@@ -81,7 +81,16 @@ h_check serve.usage_errors_touch_nothing "a failed start created the state dir $
     test ! -e "$BADSD"
 H_CMD_TIMEOUT=5 h_run "$TOEGW" serve --help
 h_check serve.help "$(h_last)" \
-    sh -c "[ $H_RC -eq 0 ] && grep -q -- '--state-dir' '$H_OUT' && grep -q TOEGW_ '$H_OUT'"
+    sh -c "[ $H_RC -eq 0 ] && grep -q -- '--state-dir' '$H_OUT' && grep -q TOEGW_ '$H_OUT' &&
+        grep -q -- '--nbd ADDR .*(default: 127.0.0.1:10809)' '$H_OUT' &&
+        grep -q -- '--replacement-timeout S .*(default: 120)' '$H_OUT'"
+# every flag --help lists is one serve takes, and every one docs/serve.md's table has
+cp "$H_OUT" "$H_TMP/serve-help"
+missing=
+for f in $(grep -o '^ *--[a-z-]*' "$H_TMP/serve-help" | tr -d ' '); do
+    grep -q -- "\`$f" "$REPO/docs/serve.md" || missing="$missing $f"
+done
+h_check serve.help_flags_documented "not in docs/serve.md:$missing" test -z "$missing"
 
 # --- helpers for a running daemon -------------------------------------------------------------------
 
