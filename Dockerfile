@@ -39,6 +39,8 @@ COPY --from=build /src/build/toegw-preload.so /src/build/libtoegw.so /src/build/
      /usr/local/lib/
 COPY --from=build /src/client/toegw.h /usr/local/include/toegw.h
 COPY scripts/healthcheck /usr/local/lib/toegw/healthcheck
+COPY docs/toegw.8 /usr/local/share/man/man8/toegw.8
+COPY scripts/toegw-completion.bash /usr/share/bash-completion/completions/toegw
 USER toegw
 VOLUME /var/lib/toegw
 EXPOSE 8080 10809

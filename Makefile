@@ -75,6 +75,9 @@ install: $(BIN) client
 	install -D -m 0755 $(BUILD)/libtoegw.so $(DESTDIR)$(PREFIX)/lib/libtoegw.so
 	install -D -m 0755 $(BUILD)/toegw-preload.so $(DESTDIR)$(PREFIX)/lib/toegw-preload.so
 	install -D -m 0644 client/toegw.h $(DESTDIR)$(PREFIX)/include/toegw.h
+	install -D -m 0644 docs/toegw.8 $(DESTDIR)$(PREFIX)/share/man/man8/toegw.8
+	install -D -m 0644 scripts/toegw-completion.bash \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/toegw
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJS) $(TOE_LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -90,6 +90,11 @@ tools=$("${PODMAN[@]}" run --rm --network none "${ULIMITS[@]}" --health-interval
     -c 'ls /usr/bin/chromium /usr/bin/qemu-img /usr/bin/tshark /usr/bin/cc /usr/bin/tgtd 2>/dev/null' 2>/dev/null |
     tr '\n' ' ')
 h_check image.no_build_or_test_tools "found: $tools" test -z "$tools"
+shipped=$("${PODMAN[@]}" run --rm --network none "${ULIMITS[@]}" --health-interval disable \
+    --entrypoint sh "$IMAGE_TAG" -c 'ls /usr/local/share/man/man8/toegw.8 \
+    /usr/share/bash-completion/completions/toegw /usr/local/lib/toegw-preload.so' 2>/dev/null |
+    wc -l)
+h_check image.ships_man_completion_shim "$shipped of 3 files" test "$shipped" = 3
 
 # the SAN: a second host, a target on it
 h_san_host 198.51.100.2/24 198.51.100.1/24

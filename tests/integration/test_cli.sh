@@ -96,6 +96,30 @@ for cmd in discover luns read write perf; do
             sh -c "test $H_RC -eq 2 && grep -q 'unknown or incomplete option \"$flag\"' '$H_ERR'"
     done
 done
+# bash completion: the commands and each command's flags, from toegw's own --help
+if command -v bash >/dev/null; then
+    complete_words() { # complete_words WORD... -> what completion offers for the last one
+        PATH="$(dirname "$TOEGW"):$PATH" bash -c '. "$0"; COMP_WORDS=("$@");
+            COMP_CWORD=$(($# - 1)); _toegw; printf "%s\n" "${COMPREPLY[@]}"' \
+            "$REPO/scripts/toegw-completion.bash" "$@"
+    }
+    h_check cli.completion_commands "offered: $(complete_words toegw lo | tr '\n' ' ')" \
+        test "$(complete_words toegw lo | sort | tr '\n' ' ')" = "login logout "
+    h_check cli.completion_flags "offered: $(complete_words toegw serve --toe-n | tr '\n' ' ')" \
+        test "$(complete_words toegw serve --toe-n | tr '\n' ' ')" = "--toe-nat "
+    h_check cli.completion_perf_short "offered: $(complete_words toegw perf --bl | tr '\n' ' ')" \
+        test "$(complete_words toegw perf --bl | tr '\n' ' ')" = "--blocks "
+fi
+# the man page: well-formed, and it names every command toegw has
+if command -v groff >/dev/null; then
+    h_check cli.man_page_well_formed "$(groff -man -ww -z "$REPO/docs/toegw.8" 2>&1 | head -c 200)" \
+        sh -c "test -z \"\$(groff -man -ww -z '$REPO/docs/toegw.8' 2>&1)\""
+    missing=
+    for c in $("$TOEGW" --help 2>&1 | awk '/^commands:/ {on=1; next} on && /^  [a-z]/ {print $1}'); do
+        grep -q "^\.B.* $c\b\|^\.B $c\b\|\b$c\b" "$REPO/docs/toegw.8" || missing="$missing $c"
+    done
+    h_check cli.man_page_names_every_command "missing:$missing" test -z "$missing"
+fi
 for bad in "-b 0" "-m 0" "-t 0" "--blocks x"; do
     # shellcheck disable=SC2086 # the option and its value
     h_run "$TOEGW" perf "$URL" $bad
