@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -58,7 +59,32 @@ static size_t json_escape(char *buf, size_t pos, size_t cap, const char *s)
     return pos;
 }
 
-void log_vemit(enum log_level level, const char *mod, const char *fmt, va_list ap)
+/* The fields: in JSON members of their own, in text " key=value" after the message. */
+static size_t put_fields(char *line, size_t n, size_t cap, const struct log_field *f, bool json)
+{
+    for (; f && f->key && n + 8 < cap; f++) {
+        if (!f->value || !*f->value)
+            continue;
+        if (json) {
+            n += (size_t)snprintf(line + n, cap - n, ",\"");
+            n = json_escape(line, n, cap, f->key);
+            n += (size_t)snprintf(line + n, cap - n, "\":\"");
+            n = json_escape(line, n, cap, f->value);
+            n += (size_t)snprintf(line + n, cap - n, "\"");
+        } else {
+            /* a value with a space is quoted, so that key=value pairs still split */
+            bool q = strpbrk(f->value, " \t\"") != NULL;
+            n += (size_t)snprintf(line + n, cap - n, " %s=%s%s%s", f->key, q ? "\"" : "",
+                                  f->value, q ? "\"" : "");
+        }
+        if (n >= cap)
+            n = cap - 1;
+    }
+    return n;
+}
+
+static void vemit(enum log_level level, const char *mod, const struct log_field *fields,
+                  const char *fmt, va_list ap)
 {
     char msg[1024];
     char line[2300];
@@ -82,10 +108,15 @@ void log_vemit(enum log_level level, const char *mod, const char *fmt, va_list a
         n = json_escape(line, n, sizeof(line), mod);
         n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"msg\":\"");
         n = json_escape(line, n, sizeof(line), msg);
-        n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}\n");
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "\"");
+        n = put_fields(line, n, sizeof(line) - 3, fields, true);
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "}\n");
     } else {
-        n = (size_t)snprintf(line, sizeof(line), "%s %-5s %s: %s\n", ts, level_names[level],
+        n = (size_t)snprintf(line, sizeof(line), "%s %-5s %s: %s", ts, level_names[level],
                              mod, msg);
+        if (n < sizeof(line) - 2)
+            n = put_fields(line, n, sizeof(line) - 2, fields, false);
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "\n");
     }
     if (n >= sizeof(line)) {
         n = sizeof(line) - 1;
@@ -97,11 +128,28 @@ void log_vemit(enum log_level level, const char *mod, const char *fmt, va_list a
     errno = saved_errno;
 }
 
+void log_vemit(enum log_level level, const char *mod, const char *fmt, va_list ap)
+{
+    vemit(level, mod, NULL, fmt, ap);
+}
+
 void log_emit(enum log_level level, const char *mod, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    log_vemit(level, mod, fmt, ap);
+    vemit(level, mod, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_emit_f(enum log_level level, const char *mod, const struct log_field *fields,
+                const char *fmt, ...)
+{
+    va_list ap;
+
+    if (level > cur_level)
+        return;
+    va_start(ap, fmt);
+    vemit(level, mod, fields, fmt, ap);
     va_end(ap);
 }

@@ -35,6 +35,23 @@ void log_emit(enum log_level level, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_vemit(enum log_level level, const char *mod, const char *fmt, va_list ap);
 
+/*
+ * Structured fields of an event (session, volume, portal, stack, err, ...): in JSON logs
+ * members of their own beside "msg", in text logs " key=value" after the message (quoted
+ * when the value holds a space). A NULL or empty value is left out. Build the list with
+ * LOG_FIELDS({"session", id}, {"err", why}).
+ */
+struct log_field {
+    const char *key;
+    const char *value;
+};
+#define LOG_FIELDS(...) ((const struct log_field[]){ __VA_ARGS__, { NULL, NULL } })
+void log_emit_f(enum log_level level, const char *mod, const struct log_field *fields,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define log_error_f(mod, f, ...) log_emit_f(LOG_LVL_ERROR, mod, f, __VA_ARGS__)
+#define log_warn_f(mod, f, ...)  log_emit_f(LOG_LVL_WARN, mod, f, __VA_ARGS__)
+#define log_info_f(mod, f, ...)  log_emit_f(LOG_LVL_INFO, mod, f, __VA_ARGS__)
+
 #define log_error(mod, ...) log_emit(LOG_LVL_ERROR, mod, __VA_ARGS__)
 #define log_warn(mod, ...)  log_emit(LOG_LVL_WARN, mod, __VA_ARGS__)
 #define log_info(mod, ...)  log_emit(LOG_LVL_INFO, mod, __VA_ARGS__)

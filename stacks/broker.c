@@ -477,8 +477,10 @@ static void unreach_mark(struct stk_broker *b, struct in_addr a)
     b->unreach[slot].addr = a;
     b->unreach[slot].until_ns = now_ns() + STK_TOE_UNREACHABLE_HOLD_MS * 1000000ull;
     inet_ntop(AF_INET, &a, addr, sizeof(addr));
-    log_info("broker", "the toe got no answer from %s: connections to it go to the host stack "
-             "(auto) or are refused (toe) for %u s", addr, STK_TOE_UNREACHABLE_HOLD_MS / 1000);
+    log_info_f("broker", LOG_FIELDS({ "portal", addr }, { "stack", "toe" },
+                                    { "err", "toe_unreachable" }),
+               "the toe got no answer: connections there go to the host stack (auto) or are "
+               "refused (toe) for %u s", STK_TOE_UNREACHABLE_HOLD_MS / 1000);
 }
 
 /* One stk_request on its way to a descriptor (lives on the caller's stack, under the lock). */
@@ -704,9 +706,10 @@ int stk_request(struct stk_broker *b, const struct stk_request *req, struct stk_
     }
     req_grant(b, &rc, dn, t0);
     pthread_mutex_unlock(&b->lock);
-    log_info("broker", "connection %llu for \"%s\" to %s on the %s stack, port %u (%s)",
-             (unsigned long long)dn->d.id, dn->d.owner, rc.dst, stk_stack_name(dn->d.stack),
-             rc.port, stk_placement_name(rc.placement));
+    log_info_f("broker", LOG_FIELDS({ "owner", dn->d.owner }, { "portal", rc.dst },
+                                    { "stack", stk_stack_name(dn->d.stack) },
+                                    { "placement", stk_placement_name(rc.placement) }),
+               "connection %llu on local port %u", (unsigned long long)dn->d.id, rc.port);
     *out = &dn->d;
     return 0;
 }

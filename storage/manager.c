@@ -176,7 +176,7 @@ static void probe_lun_cb(void *arg, int err, const char *msg, const struct sto_l
         }
         snprintf(p->skipped, sizeof(p->skipped), "lun %u is not exported: %s", li->lun, msg);
         p->skipped_err = err;
-        log_warn("storage", "session %s: %s", ms->id, p->skipped);
+        log_warn_f("storage", SES_FIELDS(ms, msg), "lun %u is not exported", li->lun);
     }
     probe_next(ms);
 }
@@ -297,8 +297,7 @@ static void ses_login_done(struct mgr_session *ms, int err, const char *msg)
             return;
         }
         ms->state = MS_FAILED;
-        log_warn("storage", "session %s to %s at %s failed: %s", ms->id, ms->req.target,
-                 ms->req.portal, ms->error);
+        log_warn_f("storage", SES_FIELDS(ms, ms->error), "session failed");
         if (c)
             sto_mgr_call_finish(c, err, sto_mgr_login_class(err), "%s", ms->error);
         if (ms->delete_call) /* deleted while logging in: done now */
@@ -312,10 +311,11 @@ static void ses_login_done(struct mgr_session *ms, int err, const char *msg)
     }
     ms->error[0] = '\0';
     if (ms->state == MS_RECOVERING)
-        log_info("storage", "session %s recovered (attempt %u)", ms->id, ms->recoveries);
+        log_info_f("storage", SES_FIELDS(ms, NULL), "session recovered (attempt %u)",
+                   ms->recoveries);
     else
-        log_info("storage", "session %s to %s is up with %zu volume(s)", ms->id,
-                 ms->req.target, ms->nvols);
+        log_info_f("storage", SES_FIELDS(ms, NULL), "session is up with %zu volume(s)",
+                   ms->nvols);
     ms->state = MS_LOGGED_IN;
     ms->io_failfast = false;
     sto_timer_disarm(m->loop, &ms->repl_timer);
@@ -383,10 +383,10 @@ static void retry_cb(struct sto_timer *t)
 static void repl_fire(struct mgr_session *ms)
 {
     ms->io_failfast = true;
-    log_warn("storage", "session %s: not back within the replacement timeout (%u ms): its "
-             "held i/o fails with eio until it is; logging in goes on", ms->id,
-             ms->m->cfg.replacement_timeout_ms == ISC_TIMEOUT_ZERO
-                 ? 0 : ms->m->cfg.replacement_timeout_ms);
+    log_warn_f("storage", SES_FIELDS(ms, NULL), "session not back within the replacement "
+               "timeout (%u ms): its held i/o fails with eio until it is; logging in goes on",
+               ms->m->cfg.replacement_timeout_ms == ISC_TIMEOUT_ZERO
+                   ? 0 : ms->m->cfg.replacement_timeout_ms);
     sto_vol_held_fail(ms, -EIO, "the volume's session is recovering and its replacement timeout "
                       "passed");
 }
@@ -414,7 +414,7 @@ static void ses_failure_cb(struct isc_session *s, void *arg)
     if (ms->state != MS_LOGGED_IN || m->shutting_down)
         return;
     snprintf(ms->error, sizeof(ms->error), "%s", isc_session_error(s));
-    log_warn("storage", "session %s lost its connection (%s); recovering", ms->id, ms->error);
+    log_warn_f("storage", SES_FIELDS(ms, ms->error), "session lost its connection; recovering");
     ms->state = MS_RECOVERING;
     /* the first retry comes soon: a dropped TCP connection is often back at once */
     sto_timer_arm(m->loop, &ms->retry_timer, delay ? delay : RETRY_SOON_MS);
@@ -548,7 +548,8 @@ static void ses_logout_cb(struct isc_session *s, int err, void *arg)
     (void)s;
     ms->delete_call = NULL;
     ms->state = MS_LOGGED_OUT;
-    log_info("storage", "session %s logged out%s", ms->id, err ? " (with an error)" : "");
+    log_info_f("storage", SES_FIELDS(ms, err ? strerror(-err) : NULL), "session logged out%s",
+               err ? " (with an error)" : "");
     if (c)
         sto_mgr_call_finish(c, 0, STO_ERR_NONE, NULL);
     sto_timer_arm(ms->m->loop, &ms->free_timer, 0);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "storage/loop.h"
 #include "storage/lun.h"
 #include "storage/manager.h"
@@ -164,5 +165,10 @@ void sto_vol_add(struct mgr_session *ms, const struct sto_lun_info *li);
 void sto_vol_held_resubmit(struct mgr_session *ms);
 /* Fail the session's held chunks and those waiting for a command slot. */
 void sto_vol_held_fail(struct mgr_session *ms, int err, const char *why);
+
+/* A session's log fields: its id, target and portal, and the error (NULL: none). */
+#define SES_FIELDS(ms, err)                                                               \
+    LOG_FIELDS({ "session", (ms)->id }, { "target", (ms)->req.target },                   \
+               { "portal", (ms)->req.portal }, { "err", (err) })
 
 #endif

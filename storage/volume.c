@@ -266,8 +266,9 @@ static void chunk_result(struct isc_session *s, const struct isc_scsi_result *r,
         ch->timeouts < CHUNK_TIMEOUT_RETRIES) {
         /* aborted (or ended by a lun reset) after the command timeout: once more */
         ch->timeouts++;
-        log_warn("storage", "volume %s: %s; issuing it again", v->id,
-                 r->why[0] ? r->why : "command timed out");
+        log_warn_f("storage", LOG_FIELDS({ "volume", v->id }, { "session", v->ses->id },
+                                          { "err", r->why[0] ? r->why : "command timed out" }),
+                   "a volume's command timed out; issuing it again");
         chunk_start(ch);
         return;
     }

@@ -799,6 +799,9 @@ fi
 
 h_check api.log_json_lines "a line of the json log is not a JSON object: $(h__oneline "$(grep -v '^{' "$H_TMP/serve2.log" | head -n 2)")" \
     jqf -s 'length > 0 and all(.[]; type == "object")' "$H_TMP/serve2.log"
+h_check api.log_json_fields "no session line with session, target and portal members: $(grep -m1 'session is up' "$H_TMP/serve2.log")" \
+    jqf -s "any(.[]; .msg == \"session is up with 1 volume(s)\" and .session == \"$S1\" and
+        (.target | startswith(\"iqn.\")) and (.portal | type) == \"string\")" "$H_TMP/serve2.log"
 h_check api.log_text_has_requests "the text log has no 'api: POST /api/v1/sessions 201' line" \
     grep -q 'api: POST /api/v1/sessions 201' "$H_TMP/serve1.log"
 h_check api.log_reads_not_at_info "GET lines at info: $(grep -c 'info  api: GET' "$H_TMP/serve1.log")" \
