@@ -356,6 +356,11 @@ static void render_volumes(const struct api_metrics_in *in, struct api_buf *b)
         u64_sample(b, "volume_size_bytes", "volume", in->volumes[i].id,
                    in->volumes[i].size_bytes);
     render_table(b, &api_volume_table, "volume", in->nvolumes, volume_at, in);
+    family(b, "volume_request_duration_seconds", "histogram",
+           "Requests on the volume (NBD, REST data), from their start to their answer.");
+    for (size_t i = 0; i < in->nvolumes; i++)
+        render_hist(b, "volume_request_duration_seconds_bucket", "volume", in->volumes[i].id,
+                    &in->volumes[i].latency);
 }
 
 static void render_nbd(const struct api_metrics_in *in, struct api_buf *b)

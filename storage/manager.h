@@ -158,6 +158,7 @@ struct sto_volume_view {
     /* counters */
     uint64_t reads, writes, read_bytes, write_bytes, errors;
     uint64_t read_ns, write_ns;      /* summed latency */
+    struct hist latency;             /* of every request (NBD, REST), whatever its op */
 };
 
 struct sto_session_view {

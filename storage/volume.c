@@ -151,6 +151,7 @@ static void vio_complete(struct vio *io)
         v->stats.write_bytes += io->err ? 0 : io->len;
         v->stats.write_ns += ns;
     }
+    hist_add(&v->stats.latency, ns);
     if (io->err)
         v->stats.errors++;
     io->cb(io->arg, io->err, io->err ? io->msg : NULL);

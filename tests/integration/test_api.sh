@@ -598,6 +598,10 @@ cnt=$(metric toegw_session_command_duration_seconds_count "session=\"$S1\"")
 inf=$(metric toegw_session_command_duration_seconds_bucket "session=\"$S1\",le=\"+Inf\"")
 h_check api.metrics_command_histogram "count '$cnt', +Inf bucket '$inf'" \
     sh -c "test '${cnt:-0}' -gt 0 && test '$cnt' = '$inf'"
+vc=$(metric toegw_volume_request_duration_seconds_count "volume=\"$V1\"")
+vinf=$(metric toegw_volume_request_duration_seconds_bucket "volume=\"$V1\",le=\"+Inf\"")
+h_check api.metrics_volume_histogram "count '$vc', +Inf bucket '$vinf'" \
+    sh -c "test '${vc:-0}' -gt 0 && test '$vc' = '$vinf'"
 rb=$(metric toegw_volume_read_bytes_total "volume=\"$V1\"")
 wb=$(metric toegw_volume_write_bytes_total "volume=\"$V1\"")
 h_check api.metrics_volume_counters "toegw_volume_{read,write}_bytes_total{volume=\"$V1\"} = '$rb' '$wb'" \
