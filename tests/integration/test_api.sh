@@ -270,8 +270,16 @@ h_check api.openapi_json_type "Content-Type $(hdr Content-Type)" test "$(hdr Con
 h_check api.openapi_as_compiled "the served document differs from api/openapi.json" \
     cmp -s "$R_BODY" "$REPO/api/openapi.json"
 OA_DOC=$R_BODY
-req HEAD /api/v1/openapi.json -I
-expect_code api.openapi_head 200
+# HEAD: curl -I reads no body (the headers would be its output): the body file stays empty
+R_N=$((R_N + 1))
+R_BODY=$RESP/$R_N.body
+R_HDR=$RESP/$R_N.hdr
+R_CODE=$(curl -s -m 40 -I -o /dev/null -D "$R_HDR" -w '%{http_code}' \
+    -H "Authorization: Bearer $TOKEN" "http://$API/api/v1/openapi.json")
+: >"$R_BODY"
+rec HEAD /api/v1/openapi.json
+h_check api.openapi_head "HEAD: HTTP $R_CODE, Content-Length '$(hdr Content-Length)'" \
+    test "$R_CODE" = 200 -a "$(hdr Content-Length)" = "$(wc -c <"$REPO/api/openapi.json")"
 
 # --- stacks ------------------------------------------------------------------------------------
 
