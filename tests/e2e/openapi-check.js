@@ -179,7 +179,11 @@ class Checker {
     }
 
     errors(v) {
-        return this.ajv.errorsText(v.errors, { separator: '; ' }).slice(0, 600);
+        return (v.errors || []).slice(0, 4).map((e) => {
+            const p = e.params || {};
+            const what = p.additionalProperty || p.missingProperty || p.allowedValue || p.allowedValues;
+            return `${e.instancePath || '/'} ${e.message}${what !== undefined ? ` (${JSON.stringify(what)})` : ''}`;
+        }).join('; ').slice(0, 600);
     }
 
     // A body that must be a problem+json; null when it is one, else why not.

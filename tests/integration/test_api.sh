@@ -831,24 +831,7 @@ fi
 
 # The served document is a valid OpenAPI 3.1 document whose schemas compile, and every
 # answer logged above (status, Content-Type, headers, JSON body) is one it describes.
-# tests/e2e/openapi-check.js needs the npm packages of package.json (npm ci).
-if ! command -v node >/dev/null 2>&1 || [ ! -d "$REPO/node_modules/ajv" ] ||
-    [ ! -d "$REPO/node_modules/@apidevtools/swagger-parser" ]; then
-    h_fail api.openapi_lint "node or the npm packages are missing (npm ci in $REPO)"
-    h_fail api.openapi_responses "node or the npm packages are missing (npm ci in $REPO)"
-else
-    oa_rc=0
-    node "$REPO/tests/e2e/openapi-check.js" lint "$OA_DOC" >"$H_TMP/openapi-lint.out" 2>&1 ||
-        oa_rc=$?
-    h_check api.openapi_lint "$(grep -m 3 -v '^openapi-check' "$H_TMP/openapi-lint.out")" \
-        test "$oa_rc" -eq 0
-    oa_rc=0
-    node "$REPO/tests/e2e/openapi-check.js" responses "$OA_DOC" "$OA_LOG" \
-        >"$H_TMP/openapi-responses.out" 2>&1 || oa_rc=$?
-    h_log "$(tail -n 1 "$H_TMP/openapi-responses.out")"
-    h_check api.openapi_responses "$(grep -m 3 -v '^openapi-check' "$H_TMP/openapi-responses.out")" \
-        test "$oa_rc" -eq 0
-fi
+h_openapi_check api "$OA_DOC" "$OA_LOG"
 
 # --- logs and secrets ---------------------------------------------------------------------------------
 
