@@ -283,6 +283,12 @@ h_check api.openapi_head "HEAD: HTTP $R_CODE, Content-Length '$(hdr Content-Leng
 
 # --- stacks ------------------------------------------------------------------------------------
 
+req GET /api/v1/info
+expect_code api.info 200 '.toe.mode == "tap" and .tls.api == false and .tls.fingerprint_sha256 == null
+    and (.initiator_name | startswith("iqn."))'
+req GET /api/v1/stacks/host
+expect_code api.stack_host 200 '.name == "host" and .state == "up" and (.counters | has("in_segs"))'
+
 req GET /api/v1/stacks
 expect_code api.stacks 200 'length == 2 and .[0].name == "host" and .[1].name == "toe"
     and .[1].state == "up" and .[1].addr == "192.0.2.2" and .[1].mtu == 9000
