@@ -92,6 +92,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(TOE_LIBS)
 
 # the dashboard page is assembled into web.o (.incbin), which -MMD does not see
 $(BUILD)/api/web.o: web/index.html
+# and the OpenAPI document into h_openapi.o
+$(BUILD)/api/h_openapi.o: api/openapi.json
 
 unit: $(UNIT_BINS)
 	@mkdir -p $(BUILD)/tests

@@ -121,6 +121,7 @@ enum api_route_id {
     API_R_CAPTURE_PCAP,    /* /api/v1/capture.pcap */
     API_R_INFO,            /* /api/v1/info */
     API_R_TOKEN,           /* /api/v1/token */
+    API_R_OPENAPI,         /* /api/v1/openapi.json */
 };
 
 /* What the body of a request to a route must be. */
@@ -182,6 +183,8 @@ void api_allow_str(unsigned methods, char *buf, size_t len);
 enum api_body_kind api_route_body(const struct api_route *r, enum api_method m);
 /* The row of route r that serves method m, or NULL. */
 const struct api_endpoint *api_route_endpoint(const struct api_route *r, enum api_method m);
+/* Every row of the route table (static), *n of them. */
+const struct api_endpoint *api_route_table(size_t *n);
 /* Whether a Content-Type fits a body kind (NULL or "" always fits). */
 bool api_content_type_ok(enum api_body_kind kind, const char *ctype);
 
@@ -546,6 +549,10 @@ api_handler_fn api_h_token_rotate;
 /* h_capture.c */
 api_handler_fn api_h_capture_get, api_h_capture_start, api_h_capture_stop,
     api_h_capture_pcap;
+/* h_openapi.c */
+api_handler_fn api_h_openapi;
+/* The OpenAPI document of this API (api/openapi.json), compiled in. Borrowed, static. */
+const char *api_openapi_doc(size_t *len);
 /* Stop a capture the API started (the server stops): no request runs any more. */
 void api_capture_shutdown(const struct api_ctx *x);
 

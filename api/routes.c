@@ -166,7 +166,14 @@ static const struct api_endpoint api_table[] = {
       api_h_capture_stop, NULL },
     { API_R_CAPTURE_PCAP, "/api/v1/capture.pcap", GET, true, API_BODY_NONE,
       api_h_capture_pcap, NULL },
+    { API_R_OPENAPI, "/api/v1/openapi.json", GET, true, API_BODY_NONE, api_h_openapi, NULL },
 };
+
+const struct api_endpoint *api_route_table(size_t *n)
+{
+    *n = sizeof(api_table) / sizeof(api_table[0]);
+    return api_table;
+}
 
 /* ---------------------------------------------------------------- matching */
 

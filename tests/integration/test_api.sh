@@ -72,6 +72,14 @@ R_N=0
 R_CODE=
 R_BODY=
 R_HDR=
+# every answer, a line each (method, target, status, body file, header file), for the check
+# of the answers against the OpenAPI document at the end
+OA_LOG=$RESP/openapi.log
+
+# rec METHOD TARGET - log the last answer to OA_LOG.
+rec() {
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$R_CODE" "$R_BODY" "$R_HDR" >>"$OA_LOG"
+}
 
 # req METHOD PATH [CURL ARGS...] - one authenticated request; status in R_CODE, body in
 # file R_BODY, headers in file R_HDR (every body is kept for the leak scan at the end).
@@ -83,6 +91,7 @@ req() {
     R_HDR=$RESP/$R_N.hdr
     R_CODE=$(curl -s -m 40 -X "$m" -o "$R_BODY" -D "$R_HDR" -w '%{http_code}' \
         -H "Authorization: Bearer $TOKEN" "$@" "http://$API$p")
+    rec "$m" "$p"
 }
 
 # noauth METHOD PATH [CURL ARGS...] - the same without the token.
@@ -94,6 +103,7 @@ noauth() {
     R_HDR=$RESP/$R_N.hdr
     R_CODE=$(curl -s -m 40 -X "$m" -o "$R_BODY" -D "$R_HDR" -w '%{http_code}' "$@" \
         "http://$API$p")
+    rec "$m" "$p"
 }
 
 # jqf ARGS... - jq -e, quiet: true when the filter holds.
@@ -251,7 +261,33 @@ req DELETE /api/v1/stacks
 expect_problem api.wrong_method_405 405
 h_check api.wrong_method_allow "405 without an Allow header" test -n "$(hdr Allow)"
 
+# the OpenAPI document: behind the token, served as api/openapi.json has it
+noauth GET /api/v1/openapi.json
+expect_problem api.openapi_no_token_401 401
+req GET /api/v1/openapi.json
+expect_code api.openapi_served 200 '.openapi == "3.1.0"'
+h_check api.openapi_json_type "Content-Type $(hdr Content-Type)" test "$(hdr Content-Type)" = application/json
+h_check api.openapi_as_compiled "the served document differs from api/openapi.json" \
+    cmp -s "$R_BODY" "$REPO/api/openapi.json"
+OA_DOC=$R_BODY
+# HEAD: curl -I reads no body (the headers would be its output): the body file stays empty
+R_N=$((R_N + 1))
+R_BODY=$RESP/$R_N.body
+R_HDR=$RESP/$R_N.hdr
+R_CODE=$(curl -s -m 40 -I -o /dev/null -D "$R_HDR" -w '%{http_code}' \
+    -H "Authorization: Bearer $TOKEN" "http://$API/api/v1/openapi.json")
+: >"$R_BODY"
+rec HEAD /api/v1/openapi.json
+h_check api.openapi_head "HEAD: HTTP $R_CODE, Content-Length '$(hdr Content-Length)'" \
+    test "$R_CODE" = 200 -a "$(hdr Content-Length)" = "$(wc -c <"$REPO/api/openapi.json")"
+
 # --- stacks ------------------------------------------------------------------------------------
+
+req GET /api/v1/info
+expect_code api.info 200 '.toe.mode == "tap" and .tls.api == false and .tls.fingerprint_sha256 == null
+    and (.initiator_name | startswith("iqn."))'
+req GET /api/v1/stacks/host
+expect_code api.stack_host 200 '.name == "host" and .state == "up" and (.counters | has("in_segs"))'
 
 req GET /api/v1/stacks
 expect_code api.stacks 200 'length == 2 and .[0].name == "host" and .[1].name == "toe"
@@ -655,6 +691,7 @@ bg_collect() {
     R_BODY=$RESP/$1.body
     R_HDR=$RESP/$1.hdr
     R_CODE=$(cat "$RESP/$1.code")
+    rec POST /api/v1/sessions
 }
 
 bg_session toe_chap_ok "{\"portal\":\"192.0.2.1\",\"target\":\"$ONEWAY\",\"stack\":\"toe\",
@@ -676,6 +713,7 @@ wait "$SLOW"
 R_BODY=$RESP/slow.body
 R_HDR=$RESP/slow.hdr
 R_CODE=$(cat "$RESP/slow.code")
+rec POST /api/v1/discovery
 expect_problem api.discovery_unreachable_504 504
 noauth GET /livez
 expect_code api.livez_still 200
@@ -798,6 +836,12 @@ if serve_alive; then
     h_check api.sigterm3_exit_0_within_10s "exit status $STOP_RC after ${STOP_MS} ms" \
         test "$STOP_RC" -eq 0 -a "$STOP_MS" -lt 10000
 fi
+
+# --- every answer against the OpenAPI document ----------------------------------------------------
+
+# The served document is a valid OpenAPI 3.1 document whose schemas compile, and every
+# answer logged above (status, Content-Type, headers, JSON body) is one it describes.
+h_openapi_check api "$OA_DOC" "$OA_LOG"
 
 # --- logs and secrets ---------------------------------------------------------------------------------
 

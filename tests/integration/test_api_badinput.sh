@@ -117,6 +117,8 @@ bad() {
     [ -n "$AUTH" ] && auth=(-H "Authorization: $AUTH")
     code=$(curl -s -m 30 --path-as-is -X "$m" -o "$RESP/$N.body" -D "$RESP/$N.hdr" \
         -w '%{http_code}' "${auth[@]}" "$@" "http://$API$p" 2>/dev/null)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$m" "$p" "$code" "$RESP/$N.body" "$RESP/$N.hdr" \
+        >>"$RESP/openapi.log"
     ctype=$(sed -n 's/^content-type: *//Ip' "$RESP/$N.hdr" | tr -d '\r' | tail -n 1)
     for c in $codes; do
         [ "$code" = "$c" ] && ok=1
@@ -285,6 +287,11 @@ h_check badinput.header_bad_content_length_4xx "expected 400, got $code" test "$
 
 h_log "$N hostile requests, $NBAD answered wrongly"
 h_check badinput.at_least_40_cases "only $N cases ran" test "$N" -ge 40
+
+# Every answer of the table is one the API's OpenAPI document describes.
+curl -s -m 10 -o "$H_TMP/openapi.json" -H "Authorization: Bearer $TOKEN" \
+    "http://$API/api/v1/openapi.json"
+h_openapi_check badinput "$H_TMP/openapi.json" "$RESP/openapi.log"
 
 # --- the daemon is healthy, and the I/O went on --------------------------------------------------------
 

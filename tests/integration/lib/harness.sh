@@ -418,6 +418,30 @@ h_json() {
     jq -er "$1" <"$2" 2>/dev/null
 }
 
+# h_openapi_check PREFIX DOC LOG - PREFIX.openapi_lint: DOC (the API's OpenAPI document as
+# served) is a valid OpenAPI 3.1 document whose schemas compile; PREFIX.openapi_responses:
+# every answer in LOG (lines of method, target, status, body file, header file, separated
+# by tabs) is one DOC describes. Both run tests/e2e/openapi-check.js, which needs node and
+# the npm packages of package.json (npm ci): without them both FAIL.
+h_openapi_check() {
+    local prefix=$1 doc=$2 log=$3 rc out=$H_TMP/openapi-check.$1
+    if ! command -v node >/dev/null 2>&1 || [ ! -d "$REPO/node_modules/ajv" ] ||
+        [ ! -d "$REPO/node_modules/@apidevtools/swagger-parser" ]; then
+        h_fail "$prefix.openapi_lint" "node or the npm packages are missing (npm ci in $REPO)"
+        h_fail "$prefix.openapi_responses" "node or the npm packages are missing (npm ci in $REPO)"
+        return
+    fi
+    rc=0
+    node "$REPO/tests/e2e/openapi-check.js" lint "$doc" >"$out.lint" 2>&1 || rc=$?
+    h_check "$prefix.openapi_lint" "$(grep -m 3 -v '^openapi-check' "$out.lint")" test "$rc" -eq 0
+    rc=0
+    node "$REPO/tests/e2e/openapi-check.js" responses "$doc" "$log" >"$out.responses" 2>&1 ||
+        rc=$?
+    h_log "$(tail -n 1 "$out.responses")"
+    h_check "$prefix.openapi_responses" "$(grep -m 3 -v '^openapi-check' "$out.responses")" \
+        test "$rc" -eq 0
+}
+
 # --- tgtd ---------------------------------------------------------------------------------------
 
 h_tgtadm() {
