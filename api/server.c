@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "api/history_int.h"
 #include "common/log.h"
 #include "common/sockspec.h"
 
@@ -170,8 +171,8 @@ static enum MHD_Result queue(struct api_server *s, struct MHD_Connection *conn,
     if (rq && rq->route_rc == 0 && rq->route.id == API_R_PAGE) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(resp, "Content-Security-Policy",
-                                "default-src 'none'; script-src 'unsafe-inline'; "
-                                "style-src 'unsafe-inline'; connect-src 'self'; "
+                                "default-src 'none'; script-src 'self'; "
+                                "style-src 'self'; connect-src 'self'; "
                                 "base-uri 'none'; form-action 'none'; "
                                 "frame-ancestors 'none'");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
@@ -678,6 +679,9 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
         snprintf(err, errlen, "cannot start the api's listener thread: %s", strerror(-ret));
         goto out_free;
     }
+    s->sh.history = api_history_start(&s->cfg);
+    if (!s->sh.history)
+        log_warn("api", "no traffic history: cannot start its sampler: %s", strerror(errno));
     log_info("api", "listening on %s (%s)", s->addr, s->tls_cert ? "https" : "http");
     return s;
 
@@ -707,5 +711,7 @@ void api_server_stop(struct api_server *s)
         s->mhd = NULL;
     }
     api_capture_shutdown(&s->ctx);
+    api_history_stop(s->sh.history);
+    s->sh.history = NULL;
     server_free(s);
 }
