@@ -49,11 +49,12 @@
     const u = ["B/s", "kB/s", "MB/s", "GB/s"];
     let i = 0;
     while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
-    return (i && n < 100 ? n.toFixed(1) : Math.round(n)) + " " + u[i];
+    return ((i && n < 100) || (n < 10 && n !== Math.round(n)) ? n.toFixed(1) : Math.round(n)) + " " + u[i];
   }
   function iops(n) {
     if (n == null) return "–";
-    return (n >= 1000 ? (n / 1000).toFixed(1) + "k" : Math.round(n)) + " IOPS";
+    return (n >= 1000 ? (n / 1000).toFixed(1) + "k"
+            : n < 10 && n !== Math.round(n) ? n.toFixed(1) : Math.round(n)) + " IOPS";
   }
   function latency(us) {
     if (us == null) return "–";
@@ -718,11 +719,14 @@
 
   // ------------------------------------------------------------------ start
 
+  // /#token=TOKEN: keep it, and take it out of the address bar (and so out of the history).
   function takeHashToken() {
     const m = /^#token=([^&]+)/.exec(location.hash);
-    if (!m) return;
-    localStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    if (!m) return null;
+    const t = decodeURIComponent(m[1]);
+    localStorage.setItem(TOKEN_KEY, t);
     history.replaceState(null, "", location.pathname + location.search);
+    return t;
   }
 
   function start() {
@@ -756,6 +760,10 @@
       $(id).addEventListener("change", () => later(0));
     $("f-api").addEventListener("change", renderConnections);
     window.addEventListener("resize", () => renderCharts());
+    window.addEventListener("hashchange", () => {
+      const t = takeHashToken();
+      if (t) { $("token").value = t; useToken(t); }
+    });
     const saved = localStorage.getItem(TOKEN_KEY) || "";
     $("token").value = saved;
     if (saved) useToken(saved);
