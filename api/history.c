@@ -212,7 +212,7 @@ void api_history_sample(struct api_history *h, int64_t now_ms, uint64_t dt_ms)
 {
     struct sto_session_view *sv = NULL;
     struct sto_volume_view *vv = NULL;
-    size_t nsv = 0, nvv = 0, at;
+    size_t nsv = 0, nvv = 0;
     uint64_t in[2] = { 0, 0 }, out[2] = { 0, 0 };
     bool have_sv, have_vv;
 
@@ -221,6 +221,18 @@ void api_history_sample(struct api_history *h, int64_t now_ms, uint64_t dt_ms)
     sample_conns(h, in, out);
     have_sv = h->cfg->mgr && sto_mgr_list_sessions(h->cfg->mgr, &sv, &nsv) == 0;
     have_vv = h->cfg->mgr && sto_mgr_list_volumes(h->cfg->mgr, &vv, &nvv) == 0;
+    api_history_put(h, now_ms, dt_ms, in, out, have_sv ? sv : NULL, nsv, have_vv ? vv : NULL,
+                    nvv);
+    free(sv);
+    free(vv);
+}
+
+void api_history_put(struct api_history *h, int64_t now_ms, uint64_t dt_ms,
+                     const uint64_t in[2], const uint64_t out[2],
+                     const struct sto_session_view *sv, size_t nsv,
+                     const struct sto_volume_view *vv, size_t nvv)
+{
+    size_t at;
 
     pthread_mutex_lock(&h->lock);
     h->seq++;
@@ -231,14 +243,12 @@ void api_history_sample(struct api_history *h, int64_t now_ms, uint64_t dt_ms)
         h->stack_out[st][at] = out[st] * 1000 / (dt_ms ? dt_ms : 1);
     }
     age_slots(h, at);
-    for (size_t i = 0; have_sv && i < nsv; i++)
+    for (size_t i = 0; sv && i < nsv; i++)
         put_session(h, &sv[i], at, dt_ms);
-    for (size_t i = 0; have_vv && i < nvv; i++)
+    for (size_t i = 0; vv && i < nvv; i++)
         put_volume(h, &vv[i], at, dt_ms);
     forget_absent(h);
     pthread_mutex_unlock(&h->lock);
-    free(sv);
-    free(vv);
 }
 
 /* ---------------------------------------------------------------- the thread */

@@ -82,11 +82,19 @@ struct api_history *api_history_start(const struct api_config *cfg);
 void api_history_stop(struct api_history *h);
 /*
  * Take one sample now, dt_ms after the last (the thread does this every second; tests
- * call it themselves on a history that was never started: api_history_new).
+ * take theirs on a history that was never started: api_history_new).
  */
 struct api_history *api_history_new(const struct api_config *cfg);
 void api_history_free(struct api_history *h);
 void api_history_sample(struct api_history *h, int64_t now_ms, uint64_t dt_ms);
+/*
+ * What a sample writes, from what it read: in/out the stacks' bytes since the last sample
+ * (by enum stk_stack), the sessions and volumes now (NULL: not known this time).
+ */
+void api_history_put(struct api_history *h, int64_t now_ms, uint64_t dt_ms,
+                     const uint64_t in[2], const uint64_t out[2],
+                     const struct sto_session_view *sv, size_t nsv,
+                     const struct sto_volume_view *vv, size_t nvv);
 
 /* The samples after seq `since` (0: all kept) as the answer of GET /api/v1/history. */
 json_t *api_history_json(struct api_history *h, uint64_t since);
