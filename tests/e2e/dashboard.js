@@ -12,7 +12,8 @@
 //     loop), the TOE's chart carries them; the TOE's link taken down from the page moves
 //     the session to the host stack ("toe link down") and the host stack's chart takes the
 //     reads over; the link comes back up from the page;
-//   - a reservation is made and deleted from the page; an API error is shown in words;
+//   - a reservation is made and deleted from the page; a capture is started, downloaded as
+//     pcap and stopped; an API error is shown in words;
 //   - keyboard: a dialog opens with Enter and closes with Escape;
 //   - no console errors, no horizontal overflow at 800 px; screenshots at 1400 and 800 px
 //     (SHOTDIR/dashboard-1400.png, dashboard-800.png).
@@ -279,6 +280,33 @@ async function checkTables(page) {
   check("negotiated_on_demand", /max_burst_length/.test(detail), detail.slice(0, 300));
 }
 
+// A capture started from the page, its pcap downloaded by the browser, then stopped.
+async function checkCapture(page) {
+  await page.click("#capture-start");
+  await confirmDialog(page);
+  await until("the capture", async () =>
+    /capturing since/.test(await page.textContent("#capture-status")), 10000).catch(() => {});
+  check("capture_started_from_page", (await api("GET", "/api/v1/capture")).json.running === true,
+        await page.textContent("#capture-status"));
+  await sleep(1500);
+  let magic = "";
+  try {
+    const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 10000 }),
+                                    page.click("#capture-download")]);
+    await dl.saveAs(`${shotDir}/page.pcap`);
+    magic = fs.readFileSync(`${shotDir}/page.pcap`).subarray(0, 4).toString("hex");
+  } catch (e) {
+    magic = String(e);
+  }
+  check("capture_downloaded", magic === "d4c3b2a1" || magic === "4d3cb2a1", `pcap starts ${magic}`);
+  await page.click("#capture-stop");
+  await confirmDialog(page);
+  await until("the capture stopped", async () =>
+    (await api("GET", "/api/v1/capture")).json.running === false, 10000).catch(() => {});
+  check("capture_stopped_from_page", (await api("GET", "/api/v1/capture")).json.running === false,
+        await page.textContent("#capture-status"));
+}
+
 // Enter on a focused button opens its dialog; Escape closes it.
 async function checkKeyboard(page) {
   await page.focus("#open-login");
@@ -348,6 +376,7 @@ async function checkErrorShown(page) {
     const s = await checkLoginFromPage(page);
     if (s) await checkFallback(page, s);
     await checkReservation(page);
+    await checkCapture(page);
     await checkKeyboard(page);
 
     // a reload needs no token, and finds the charts again (the appliance keeps them)
