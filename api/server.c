@@ -585,6 +585,7 @@ static void server_free(struct api_server *s)
     free(s->listen);
     free(s->nbd_host);
     free(s->state_dir);
+    api_history_stop(s->sh.history); /* no request runs any more */
     api_shared_fini(&s->sh);
     free(s);
 }
@@ -651,6 +652,10 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
         goto out_free;
 
     api_limits_fill(&s->cfg.limits, &cfg->limits);
+    /* before the first request can ask for it */
+    s->sh.history = api_history_start(&s->cfg);
+    if (!s->sh.history)
+        log_warn("api", "no traffic history: cannot start its sampler: %s", strerror(errno));
     s->door = api_door_new(&s->cfg.limits, s->listen_fd, s->tls_cert != NULL);
     if (!s->door) {
         ret = -errno;
@@ -679,9 +684,6 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
         snprintf(err, errlen, "cannot start the api's listener thread: %s", strerror(-ret));
         goto out_free;
     }
-    s->sh.history = api_history_start(&s->cfg);
-    if (!s->sh.history)
-        log_warn("api", "no traffic history: cannot start its sampler: %s", strerror(errno));
     log_info("api", "listening on %s (%s)", s->addr, s->tls_cert ? "https" : "http");
     return s;
 
@@ -711,7 +713,5 @@ void api_server_stop(struct api_server *s)
         s->mhd = NULL;
     }
     api_capture_shutdown(&s->ctx);
-    api_history_stop(s->sh.history);
-    s->sh.history = NULL;
     server_free(s);
 }

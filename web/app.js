@@ -530,7 +530,7 @@
     state.timer = null;
     if (!state.token || state.busy) return;
     state.busy = true;
-    const t0 = performance.now();
+    const t0 = performance.now(), asked = state.token;
     try {
       const hq = state.hist ? "?since=" + state.hist.last : "";
       const want = [api("GET", "/api/v1/stacks"), api("GET", "/api/v1/sessions"),
@@ -552,6 +552,7 @@
         setStatus("token refused: enter the API token", "bad");
         showLoggedIn(false);
         state.busy = false;
+        if (state.token !== asked) later(0);   /* a new token came in meanwhile */
         return;
       }
       setStatus(words(e), "bad");
