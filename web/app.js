@@ -453,7 +453,10 @@
     const H = state.hist;
     const r = (id, k) => (H ? lastOf(H.s[`vol:${id}.${k}`]) : null);
     renderTable("volumes", [
-      { h: "id", f: v => v.id }, { h: "session", f: v => v.session || "–" },
+      { h: "id", f: v => v.id },
+      { h: "session", f: v => (v.session ? button(v.session, "show-session", v.session,
+                                                   { class: "small link", title: "show session " + v.session })
+                                        : "–") },
       { h: "LUN", num: 1, f: v => v.lun },
       { h: "size", num: 1, f: v => size(v.size_bytes) }, { h: "block", num: 1, f: v => v.block_size },
       { h: "device", f: v => `${v.vendor || ""} ${v.product || ""}`.trim() },
@@ -611,6 +614,13 @@
       if (state.expanded.has(id)) state.expanded.delete(id); else state.expanded.add(id);
       renderSessions();
     },
+    // a volume's session: its row, expanded, in view and focused
+    "show-session"(id) {
+      state.expanded.add(id);
+      renderSessions();
+      const b = $("sessions").querySelector(`button[data-action="expand"][data-arg="${CSS.escape(id)}"]`);
+      if (b) { b.scrollIntoView({ block: "center" }); b.focus(); }
+    },
     async logout(id) {
       const s = state.sessions.find(x => x.id === id);
       if (!await confirmAction("Log out?", `Log session ${id} out of ${s ? s.target : "its target"}? ` +
@@ -685,6 +695,8 @@
     ev.preventDefault();
     const portal = $("d-portal").value.trim(), stack = $("d-stack").value;
     const list = $("d-targets");
+    if (!await confirmAction("Discover targets?", `Ask the portal ${portal} for its targets ` +
+                             `(a discovery session, stack: ${stack})?`, "Discover")) return;
     $("d-error").textContent = "";
     list.replaceChildren(el("li", { class: "empty" }, "discovering…"));
     try {

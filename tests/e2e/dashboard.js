@@ -156,6 +156,7 @@ async function checkLoginFromPage(page) {
   await page.fill("#d-portal", portal);
   await page.selectOption("#d-stack", "auto");
   await page.click("#d-discover");
+  await confirmDialog(page);
   const item = page.locator("#d-targets li", { hasText: iqn2 });
   await item.waitFor({ timeout: 20000 });
   await item.locator("button").click();
@@ -278,6 +279,12 @@ async function checkTables(page) {
     .catch(() => {});
   const detail = await page.textContent("#sessions");
   check("negotiated_on_demand", /max_burst_length/.test(detail), detail.slice(0, 300));
+  await page.click(`#sessions button[data-action=expand][data-arg="${sessionId}"]`);
+  // a volume links to its session: its row expanded and focused
+  await page.click(`#volumes button[data-action=show-session][data-arg="${sessionId}"]`);
+  const shown = await page.evaluate((id) => document.activeElement.dataset.arg === id &&
+    !!document.querySelector(`#sessions tr[data-key="${id}#detail"]`), sessionId);
+  check("volume_links_session", shown, "the session's row is not expanded and focused");
 }
 
 // A capture started from the page, its pcap downloaded by the browser, then stopped.
