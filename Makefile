@@ -91,7 +91,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(TOE_LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 # the dashboard page is assembled into web.o (.incbin), which -MMD does not see
-$(BUILD)/api/web.o: web/index.html
+$(BUILD)/api/web.o: web/index.html web/app.css web/app.js
 # and the OpenAPI document into h_openapi.o
 $(BUILD)/api/h_openapi.o: api/openapi.json
 

@@ -122,6 +122,8 @@ enum api_route_id {
     API_R_INFO,            /* /api/v1/info */
     API_R_TOKEN,           /* /api/v1/token */
     API_R_OPENAPI,         /* /api/v1/openapi.json */
+    API_R_ASSET,           /* /app.css, /app.js: the dashboard's style and script */
+    API_R_HISTORY,         /* /api/v1/history */
 };
 
 /* What the body of a request to a route must be. */
@@ -134,6 +136,7 @@ enum api_body_kind {
 
 struct api_ctx;
 struct api_call;
+struct api_history;
 struct api_resp;
 typedef void api_handler_fn(const struct api_ctx *x, const struct api_call *c,
                             struct api_resp *r);
@@ -360,6 +363,8 @@ void api_metrics_label(struct api_buf *out, const char *v);
 
 /* The dashboard page, compiled into the binary. Borrowed, static. */
 const char *api_web_page(size_t *len);
+/* The page's files by path ("/app.js"): their bytes and media type; NULL when unknown. */
+const char *api_web_asset(const char *path, size_t *len, const char **ctype);
 
 /* ---------------------------------------------------------------- front door (door.c) */
 
@@ -474,6 +479,7 @@ struct api_shared {
     struct timespec conn_pace_next;      /* when the next /connections answer may go */
     struct timespec started;             /* when the server started (monotonic) */
     struct api_token token;              /* the bearer token */
+    struct api_history *history;         /* the last ten minutes (history_int.h), or NULL */
 };
 
 void api_shared_init(struct api_shared *sh);
@@ -546,6 +552,10 @@ api_handler_fn api_h_volumes_list, api_h_volume_get, api_h_volume_patch, api_h_v
     api_h_volume_write;
 /* token.c */
 api_handler_fn api_h_token_rotate;
+/* web.c */
+api_handler_fn api_h_asset;
+/* h_history.c */
+api_handler_fn api_h_history;
 /* h_capture.c */
 api_handler_fn api_h_capture_get, api_h_capture_start, api_h_capture_stop,
     api_h_capture_pcap;

@@ -121,6 +121,7 @@ static const struct api_endpoint api_table[] = {
     { API_R_LIVEZ, "/livez", GET, false, API_BODY_NONE, api_h_livez, NULL },
     { API_R_READYZ, "/readyz", GET, false, API_BODY_NONE, api_h_readyz, NULL },
     { API_R_METRICS, "/metrics", GET, false, API_BODY_NONE, api_h_metrics, NULL },
+    { API_R_ASSET, "/{app.css|app.js}", GET, false, API_BODY_NONE, api_h_asset, NULL },
     { API_R_INFO, "/api/v1/info", GET, true, API_BODY_NONE, api_h_info, NULL },
     { API_R_TOKEN, "/api/v1/token", API_M_POST, true, API_BODY_NONE, api_h_token_rotate,
       NULL },
@@ -166,7 +167,9 @@ static const struct api_endpoint api_table[] = {
       api_h_capture_stop, NULL },
     { API_R_CAPTURE_PCAP, "/api/v1/capture.pcap", GET, true, API_BODY_NONE,
       api_h_capture_pcap, NULL },
-    { API_R_OPENAPI, "/api/v1/openapi.json", GET, true, API_BODY_NONE, api_h_openapi, NULL },
+    { API_R_OPENAPI, "/api/v1/openapi.json", GET, true, API_BODY_NONE, api_h_openapi,
+      NULL },
+    { API_R_HISTORY, "/api/v1/history", GET, true, API_BODY_NONE, api_h_history, "since" },
 };
 
 const struct api_endpoint *api_route_table(size_t *n)

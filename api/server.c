@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "api/history_int.h"
 #include "common/log.h"
 #include "common/sockspec.h"
 
@@ -170,8 +171,8 @@ static enum MHD_Result queue(struct api_server *s, struct MHD_Connection *conn,
     if (rq && rq->route_rc == 0 && rq->route.id == API_R_PAGE) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(resp, "Content-Security-Policy",
-                                "default-src 'none'; script-src 'unsafe-inline'; "
-                                "style-src 'unsafe-inline'; connect-src 'self'; "
+                                "default-src 'none'; script-src 'self'; "
+                                "style-src 'self'; connect-src 'self'; "
                                 "base-uri 'none'; form-action 'none'; "
                                 "frame-ancestors 'none'");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
@@ -584,6 +585,7 @@ static void server_free(struct api_server *s)
     free(s->listen);
     free(s->nbd_host);
     free(s->state_dir);
+    api_history_stop(s->sh.history); /* no request runs any more */
     api_shared_fini(&s->sh);
     free(s);
 }
@@ -650,6 +652,10 @@ struct api_server *api_server_start(const struct api_config *cfg, char *err, siz
         goto out_free;
 
     api_limits_fill(&s->cfg.limits, &cfg->limits);
+    /* before the first request can ask for it */
+    s->sh.history = api_history_start(&s->cfg);
+    if (!s->sh.history)
+        log_warn("api", "no traffic history: cannot start its sampler: %s", strerror(errno));
     s->door = api_door_new(&s->cfg.limits, s->listen_fd, s->tls_cert != NULL);
     if (!s->door) {
         ret = -errno;
