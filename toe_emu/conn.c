@@ -69,7 +69,7 @@ static void rx_consumed(struct toe_conn *c)
     uint64_t tail = toe_ring_tail(&c->rx);
     uint64_t rep = atomic_load_explicit(&c->rx_reported, memory_order_relaxed);
 
-    if (tail - rep >= RX_REPORT_BYTES || (tail != rep && toe_ring_used(&c->rx) == 0))
+    if (tail - rep >= RX_REPORT_BYTES)
         conn_kick(c);
 }
 
@@ -261,36 +261,19 @@ int toe_conn_error(const struct stk_conn *sc)
 
 /* ---- firmware side ------------------------------------------------------------------ */
 
-static void conn_signal(struct toe_conn *c)
-{
-    static const uint64_t one = 1;
-
-    pthread_mutex_lock(&c->sig_lock);
-    if (!c->user_closed && write(c->stk.fd, &one, sizeof(one)) < 0) {
-        /* EAGAIN: the counter is saturated, the fd is readable anyway */
-    }
-    pthread_mutex_unlock(&c->sig_lock);
-}
-
-static void notify(struct toe_conn *c, _Atomic int *armed)
-{
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(armed, memory_order_relaxed) && atomic_exchange(armed, 0))
-        conn_signal(c);
-}
-
 /*
  * The one place a conn is freed. Three things reference it: its consumer (until the
  * firmware took it off the close list: close_seen), lwIP (while c->pcb is set, as the
- * pcb's callback argument) and the kick list (while kicked). Every firmware step that may
+ * pcb's callback argument) and the kick list (while kicked); while a receive signal is
+ * deferred (rx_sig_pending) the flush after the batch reaps it. Every firmware step that may
  * drop one of them ends here, and the last one frees; the caller must not touch `c` after.
  * Nothing else frees a conn, so a conn reached from both lists is freed exactly once.
  */
-static void conn_reap(struct toe_conn *c)
+void toe_conn_reap(struct toe_conn *c)
 {
     struct toe_dev *dev = c->dev;
 
-    if (!c->close_seen || c->pcb || atomic_load(&c->kicked))
+    if (!c->close_seen || c->pcb || atomic_load(&c->kicked) || c->rx_sig_pending)
         return;
     if (c->prev)
         c->prev->next = c->next;
@@ -316,7 +299,7 @@ static void conn_fail(struct toe_conn *c, int err, bool reset)
     atomic_store_explicit(&c->state, TOE_CS_FAILED, memory_order_release);
     atomic_store(&c->rx_armed, 0);
     atomic_store(&c->tx_armed, 0);
-    conn_signal(c);
+    toe_conn_signal(c);
 }
 
 static void detach_pcb(struct tcp_pcb *pcb)
@@ -354,7 +337,7 @@ static void tx_reclaim(struct toe_conn *c)
     uint64_t tail = toe_ring_tail(&c->tx);
     if (keep > tail) {
         toe_ring_release(&c->tx, (size_t)(keep - tail));
-        notify(c, &c->tx_armed);
+        toe_conn_notify(c, &c->tx_armed);
     }
 }
 
@@ -467,7 +450,7 @@ static void conn_step(struct toe_conn *c)
 static void conn_progress(struct toe_conn *c)
 {
     conn_step(c);
-    conn_reap(c);
+    toe_conn_reap(c);
 }
 
 /* From a callback: have conn_progress run soon, outside lwIP. */
@@ -513,7 +496,7 @@ static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
     if (!p) {
         atomic_store_explicit(&c->eof, true, memory_order_release);
         atomic_store(&c->rx_armed, 0);
-        conn_signal(c);
+        toe_conn_signal(c);
         return ERR_OK;
     }
     if (p->tot_len > toe_ring_space(&c->rx))
@@ -527,7 +510,7 @@ static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
     toe_ring_publish(&c->rx, p->tot_len);
     c->bytes_in += p->tot_len;
     pbuf_free(p);
-    notify(c, &c->rx_armed);
+    toe_conn_rx_ready(c);
     return ERR_OK;
 }
 
@@ -568,7 +551,7 @@ static void err_cb(void *arg, err_t err)
         break;
     }
     conn_fail(c, e, err == ERR_RST);
-    conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
+    toe_conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
 }
 
 /*
@@ -587,7 +570,7 @@ static err_t poll_cb(void *arg, struct tcp_pcb *unused)
     if (!c->was_established && limit && (uint32_t)(sys_now() - c->connect_start_ms) >= limit) {
         abort_pcb(c); /* detached first: err_cb does not run */
         conn_fail(c, -EHOSTUNREACH, false);
-        conn_reap(c);
+        toe_conn_reap(c);
         return ERR_ABRT;
     }
     conn_defer(c);
@@ -612,7 +595,7 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
     toe_tcp_seed_rtt(pcb, 200);
     tcp_poll(pcb, poll_cb, 4);     /* the connect deadline is over: the usual 2 s poll */
     atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
-    conn_signal(c);
+    toe_conn_signal(c);
     tx_pump(c);
     if (atomic_load(&c->req) || c->close_seen)
         conn_defer(c);
@@ -629,7 +612,7 @@ void toe_conn_fail_all(struct toe_dev *dev, int err)
             continue;
         abort_pcb(c);
         conn_fail(c, err, false);
-        conn_reap(c);
+        toe_conn_reap(c);
     }
 }
 
@@ -700,7 +683,7 @@ static int reap_tuple(struct tcp_pcb *p, void *arg)
     if (!c->close_seen)
         return -1;
     abort_pcb(c);
-    conn_reap(c);
+    toe_conn_reap(c);
     return 1;
 }
 

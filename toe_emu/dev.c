@@ -202,6 +202,8 @@ struct toe_dev *toe_dev_new(const struct toe_config *cfg)
         goto fail_lwip;
     }
     dev->thread_started = true;
+    /* Named so that per-thread CPU accounting (toegw perf) can tell the adapter's share. */
+    pthread_setname_np(dev->thread, "toe-fw");
     {
         char a[INET_ADDRSTRLEN];
 

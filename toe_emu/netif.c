@@ -287,7 +287,7 @@ done:
     rxbuf_put(dev, b);
 }
 
-void toe_netif_rx(struct toe_dev *dev)
+static void rx_batch(struct toe_dev *dev)
 {
     for (int i = 0; i < TOE_RX_BATCH; i++) {
         struct toe_rxbuf *b = rxbuf_get(dev);
@@ -308,6 +308,14 @@ void toe_netif_rx(struct toe_dev *dev)
         }
         rx_frame(dev, b, (size_t)n);
     }
+}
+
+/* A batch of frames off the TAP; consumers with new data are signalled once, after it. */
+void toe_netif_rx(struct toe_dev *dev)
+{
+    dev->rx_batching = true;
+    rx_batch(dev);
+    toe_conn_rx_flush(dev);
 }
 
 /* ---- send ---------------------------------------------------------------------------- */

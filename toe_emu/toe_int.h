@@ -49,6 +49,8 @@ struct toe_conn {
     _Atomic unsigned req;           /* TOE_REQ_* */
     _Atomic int kicked;             /* on the device's kick list */
     struct toe_conn *kick_next;
+    struct toe_conn *sig_next;      /* firmware: on dev->sig_head, rx signal deferred */
+    bool rx_sig_pending;            /* firmware: on that list (conn_reap waits for it) */
     struct toe_conn *close_next;    /* on the device's close list (pushed once, by close) */
     bool close_abort;               /* close with a reset; written before that push */
 
@@ -120,6 +122,8 @@ struct toe_dev {
     _Atomic(struct toe_conn *) kick_head;  /* conns whose consumer asked for service */
     _Atomic(struct toe_conn *) close_head; /* conns their consumer closed */
     _Atomic int sleeping;                  /* firmware is (about to be) in poll() */
+    bool rx_batching;                      /* firmware: in a TAP read batch */
+    struct toe_conn *sig_head;             /* conns with new data to signal after it */
     _Atomic uint64_t refused_full;         /* toe_connect past max_conns */
     int wake_fd;                           /* eventfd that wakes the firmware */
     pthread_mutex_t cmd_lock;
@@ -175,6 +179,11 @@ bool toe_netif_slow_path(const struct toe_dev *dev);
 
 /* conn.c */
 void toe_conn_service(struct toe_conn *c);       /* firmware: act on a kick */
+void toe_conn_reap(struct toe_conn *c);          /* firmware: free c if nothing holds it */
+void toe_conn_signal(struct toe_conn *c);        /* firmware: write the conn's eventfd */
+void toe_conn_notify(struct toe_conn *c, _Atomic int *armed); /* signal if armed */
+void toe_conn_rx_ready(struct toe_conn *c);      /* new data in rx (deferred in a batch) */
+void toe_conn_rx_flush(struct toe_dev *dev);     /* signal the deferred ones */
 void toe_conn_run_closes(struct toe_dev *dev);   /* firmware: act on consumers' closes */
 void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno);
 void toe_conn_fail_all(struct toe_dev *dev, int err);

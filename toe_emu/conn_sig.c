@@ -1,0 +1,60 @@
+/*
+ * conn_sig.c - the firmware's signals to a consumer (its conn's eventfd).
+ *
+ * A signal is written only when the consumer armed it (its read or writev found nothing
+ * to do). New receive data found while the firmware reads a batch of frames off the TAP is
+ * signalled once, after the batch: a consumer woken by the first frame of a burst would
+ * otherwise read it, arm again and be woken again by the next, one wakeup (and one
+ * eventfd write, epoll_wait and read) per frame instead of per burst.
+ */
+#include "toe_emu/toe_int.h"
+
+#include <unistd.h>
+
+void toe_conn_signal(struct toe_conn *c)
+{
+    static const uint64_t one = 1;
+
+    pthread_mutex_lock(&c->sig_lock);
+    if (!c->user_closed && write(c->stk.fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, the fd is readable anyway */
+    }
+    pthread_mutex_unlock(&c->sig_lock);
+}
+
+void toe_conn_notify(struct toe_conn *c, _Atomic int *armed)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(armed, memory_order_relaxed) && atomic_exchange(armed, 0))
+        toe_conn_signal(c);
+}
+
+void toe_conn_rx_ready(struct toe_conn *c)
+{
+    struct toe_dev *dev = c->dev;
+
+    if (!dev || !dev->rx_batching) {
+        toe_conn_notify(c, &c->rx_armed);
+        return;
+    }
+    if (c->rx_sig_pending)
+        return;
+    c->rx_sig_pending = true;
+    c->sig_next = dev->sig_head;
+    dev->sig_head = c;
+}
+
+/* After the batch; a conn lwIP let go of meanwhile is freed here (conn_reap waited). */
+void toe_conn_rx_flush(struct toe_dev *dev)
+{
+    struct toe_conn *c = dev->sig_head, *next;
+
+    dev->sig_head = NULL;
+    dev->rx_batching = false;
+    for (; c; c = next) {
+        next = c->sig_next;
+        c->rx_sig_pending = false;
+        toe_conn_notify(c, &c->rx_armed);
+        toe_conn_reap(c);
+    }
+}
