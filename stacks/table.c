@@ -172,19 +172,49 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Returns with owners_lock held; the caller unlocks after its lookups. */
-static const struct owner_map *owners_get(void)
+/* Rebuild the map when it is max_age_ms old or older; owners_lock held. */
+static void owners_refresh(uint64_t max_age_ms)
 {
     uint64_t now = mono_ms();
 
-    pthread_mutex_lock(&owners_lock);
-    if (!owners_built_ms || now - owners_built_ms >= 1000) {
+    if (!owners_built_ms || now - owners_built_ms >= max_age_ms) {
         owner_map_clear(&owners_cache);
         owner_map_build(&owners_cache);
         owner_map_sort(&owners_cache);
         owners_built_ms = now;
     }
+}
+
+/* Returns with owners_lock held; the caller unlocks after its lookups. */
+static const struct owner_map *owners_get(void)
+{
+    pthread_mutex_lock(&owners_lock);
+    owners_refresh(1000);
     return &owners_cache;
+}
+
+/*
+ * Sockets the map does not know are newer than it (a listing every second, as the API's
+ * history takes, keeps the map warm but up to a second old): rebuild it once, if it is at
+ * least OWNERS_MISS_MS old, and look those rows up again. owners_lock held.
+ */
+#define OWNERS_MISS_MS 100
+static void owners_fill_missing(struct stk_conn_row *rows, size_t n)
+{
+    bool missing = false;
+    unsigned ino;
+
+    for (size_t i = 0; i < n && !missing; i++)
+        missing = !rows[i].owner[0] && sscanf(rows[i].id, "host-%u", &ino) == 1 && ino;
+    if (!missing || mono_ms() - owners_built_ms < OWNERS_MISS_MS)
+        return;
+    owners_refresh(0);
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].owner[0] || sscanf(rows[i].id, "host-%u", &ino) != 1 || !ino)
+            continue;
+        const char *own = owner_lookup(&owners_cache, ino);
+        snprintf(rows[i].owner, sizeof(rows[i].owner), "%s", own ? own : "");
+    }
 }
 
 /* Dump the kernel's IPv4 TCP sockets through sock_diag. */
@@ -286,6 +316,8 @@ static int host_rows(struct row_vec *rv)
             }
         }
     }
+    if (ret >= 0)
+        owners_fill_missing(rv->v, rv->n);
     pthread_mutex_unlock(&owners_lock);
     free(buf);
     close(fd);
