@@ -501,8 +501,9 @@ struct api_call {
 /*
  * Query strings (query.c). api_query_check: every parameter of query is one of params
  * (comma-separated), given once, with a plain value (stack: toe or host); 0, or -EINVAL
- * with a 400 in e. api_query_filter: keep the objects of arr whose string members equal
- * every parameter's value (case-insensitive); returns arr.
+ * with a 400 in e. api_query_filter: the objects of arr whose string members equal every
+ * parameter's value (case-insensitive), parsed once; takes arr and returns the filtered
+ * list (arr itself without a query; NULL when out of memory).
  */
 #define API_QUERY_OWN "*"
 int api_query_check(const char *params, const char *query, struct api_err *e);

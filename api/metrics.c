@@ -226,10 +226,13 @@ static const void *session_at(const void *arg, size_t i, const char **label)
 }
 
 /* A Prometheus histogram sample set of one labelled object: cumulative buckets, sum, count. */
-static void render_hist(struct api_buf *b, const char *name, const char *key, const char *id,
+static void render_hist(struct api_buf *b, const char *family, const char *key, const char *id,
                         const struct hist *h)
 {
+    char name[96];
     uint64_t cum = 0;
+
+    snprintf(name, sizeof(name), "%s_bucket", family);
 
     for (int i = 0; i < HIST_BUCKETS; i++) {
         char le[24];
@@ -240,11 +243,11 @@ static void render_hist(struct api_buf *b, const char *name, const char *key, co
     }
     sample2(b, name, key, id, "le", "+Inf");
     val_u64(b, h->count);
-    api_buf_printf(b, "toegw_%.*s_sum{%s=\"", (int)(strlen(name) - 7), name, key);
+    api_buf_printf(b, "toegw_%s_sum{%s=\"", family, key);
     api_metrics_label(b, id);
     api_buf_puts(b, "\"}");
     val_seconds(b, h->sum_ns);
-    api_buf_printf(b, "toegw_%.*s_count{%s=\"", (int)(strlen(name) - 7), name, key);
+    api_buf_printf(b, "toegw_%s_count{%s=\"", family, key);
     api_metrics_label(b, id);
     api_buf_puts(b, "\"}");
     val_u64(b, h->count);
@@ -277,7 +280,7 @@ static void render_session_states(const struct api_metrics_in *in, struct api_bu
     family(b, "session_command_duration_seconds", "histogram",
            "SCSI commands of the session, from submission to status.");
     for (size_t i = 0; i < in->nsessions; i++)
-        render_hist(b, "session_command_duration_seconds_bucket", "session",
+        render_hist(b, "session_command_duration_seconds", "session",
                     in->sessions[i].id, &in->sessions[i].counters.latency);
 }
 
@@ -359,7 +362,7 @@ static void render_volumes(const struct api_metrics_in *in, struct api_buf *b)
     family(b, "volume_request_duration_seconds", "histogram",
            "Requests on the volume (NBD, REST data), from their start to their answer.");
     for (size_t i = 0; i < in->nvolumes; i++)
-        render_hist(b, "volume_request_duration_seconds_bucket", "volume", in->volumes[i].id,
+        render_hist(b, "volume_request_duration_seconds", "volume", in->volumes[i].id,
                     &in->volumes[i].latency);
 }
 

@@ -77,35 +77,55 @@ int api_query_check(const char *params, const char *query, struct api_err *e)
     return 0;
 }
 
-/* Whether element o passes every filter of the query (member == value). */
-static bool passes(const json_t *o, const char *query)
+#define FILTERS_MAX 8
+
+struct filter {
+    char key[VALUE_MAX + 1];
+    char value[VALUE_MAX + 1];
+};
+
+/* The query's key=value pairs (api_query_check has passed it), parsed once per list. */
+static size_t filters_parse(const char *query, struct filter *f)
 {
-    for (const char *p = query; p && *p;) {
-        size_t n = strcspn(p, "&");
-        const char *eq = memchr(p, '=', n);
-        char key[VALUE_MAX + 1];
-        size_t kn = eq ? (size_t)(eq - p) : n;
-        snprintf(key, sizeof(key), "%.*s", (int)kn, p);
-        const char *have = json_string_value(json_object_get(o, key));
-        size_t vn = eq ? n - kn - 1 : 0;
-        if (!have || strlen(have) != vn || strncasecmp(have, eq + 1, vn) != 0)
+    size_t n = 0;
+
+    for (const char *p = query; *p && n < FILTERS_MAX;) {
+        size_t len = strcspn(p, "&");
+        const char *eq = memchr(p, '=', len);
+        size_t kn = eq ? (size_t)(eq - p) : len;
+        snprintf(f[n].key, sizeof(f[n].key), "%.*s", (int)kn, p);
+        snprintf(f[n].value, sizeof(f[n].value), "%.*s", eq ? (int)(len - kn - 1) : 0,
+                 eq ? eq + 1 : "");
+        n++;
+        p += len + (p[len] == '&');
+    }
+    return n;
+}
+
+/* Whether element o passes every filter (member == value, case-insensitive). */
+static bool passes(const json_t *o, const struct filter *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *have = json_string_value(json_object_get(o, f[i].key));
+        if (!have || strcasecmp(have, f[i].value) != 0)
             return false;
-        p += n + (p[n] == '&');
     }
     return true;
 }
 
 json_t *api_query_filter(json_t *arr, const char *query)
 {
-    size_t i = 0;
+    struct filter f[FILTERS_MAX];
+    json_t *kept, *o;
+    size_t n, i;
 
     if (!arr || !query || !*query)
         return arr;
-    while (i < json_array_size(arr)) {
-        if (passes(json_array_get(arr, i), query))
-            i++;
-        else
-            json_array_remove(arr, i);
-    }
-    return arr;
+    n = filters_parse(query, f);
+    kept = json_array();
+    json_array_foreach(arr, i, o)
+        if (passes(o, f, n) && json_array_append(kept, o) < 0)
+            break;
+    json_decref(arr);
+    return kept;
 }
