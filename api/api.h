@@ -1,9 +1,9 @@
 /*
  * api.h - the REST API (docs/api.md) and the dashboard, on libmicrohttpd + jansson.
  *
- * API threads (libmicrohttpd's) never touch the storage loop's objects: they call the
- * manager's sto_mgr_* functions (posted commands with timeouts) and the broker's and the
- * TOE's thread-safe functions.
+ * API threads (libmicrohttpd's) never touch the storage loops' objects: they call the
+ * storage pool's sto_pool_* functions (posted commands with timeouts) and the broker's and
+ * the TOE's thread-safe functions.
  */
 #ifndef TOEGW_API_API_H
 #define TOEGW_API_API_H
@@ -14,8 +14,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 
-struct nbds_server;
-struct sto_mgr;
+struct sto_pool;
 struct stk_broker;
 struct api_server;
 
@@ -132,7 +131,7 @@ typedef int api_token_renew_fn(void *arg, char *tok, size_t toklen, char *err,
 struct api_config {
     const char *listen;        /* "host:port" or "unix:/path" */
     const char *token;         /* the bearer token every /api/v1 request must carry */
-    struct sto_mgr *mgr;       /* borrowed */
+    struct sto_pool *pool;     /* borrowed; NULL: no sessions, volumes or NBD counters */
     struct stk_broker *broker; /* borrowed */
     void *toe;                 /* borrowed: the TOE handed to toe_ops; NULL with --no-toe */
     const struct api_toe_ops *toe_ops; /* borrowed; NULL: no TOE (as with --no-toe) */
@@ -140,7 +139,6 @@ struct api_config {
     uint16_t nbd_port;
     bool nbd_tls;              /* the NBD server offers TLS: the URIs are nbds:// */
     const char *state_dir;     /* where capture files go */
-    struct nbds_server *nbd;   /* borrowed; NULL: no NBD counters in /metrics */
     struct api_limits limits;
     const struct api_info *info; /* borrowed; NULL: GET /api/v1/info says only what the API
                                     knows itself */
@@ -165,7 +163,7 @@ void api_server_stop(struct api_server *s);
  * Stop accepting connections and answer /readyz 503, while requests in flight go on
  * (api_server_stop does this first anyway). Lets a shutdown quiesce the API, then make the
  * manager fail its pending calls, then stop: api_server_stop waits for every handler, and
- * a handler may be blocked in a sto_mgr_* call for up to its call timeout.
+ * a handler may be blocked in a sto_pool_* call for up to its call timeout.
  */
 void api_server_quiesce(struct api_server *s);
 /*

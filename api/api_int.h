@@ -23,8 +23,7 @@
 
 #include "api/api.h"
 #include "stacks/stacks.h"
-#include "storage/manager.h"
-#include "storage/nbd.h"
+#include "storage/pool.h"
 
 #define API_JSON_BODY_MAX (64 * 1024)     /* JSON request bodies */
 #define API_DATA_MAX (1024 * 1024)        /* volume data per request, either way */
@@ -78,7 +77,7 @@ void api_err_set_kind(struct api_err *e, int status, const char *title, const ch
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The manager's error class as HTTP status (INVALID 422, LOGIN 502, RANGE 416, ...). */
 int api_status_of_class(enum sto_err_class cls);
-/* A failed sto_mgr_* call: ret (-errno) and its result into e. */
+/* A failed sto_pool_* call: ret (-errno) and its result into e. */
 void api_err_from_sto(struct api_err *e, int ret, const struct sto_result *res);
 /* The default title of a status ("not found"). */
 const char *api_status_title(int status);
@@ -526,7 +525,7 @@ void api_resp_empty(struct api_resp *r, int status);
 /* Location: /api/v1/COLL/ID */
 void api_resp_location(struct api_resp *r, const char *coll, const char *id);
 /* The services a handler needs; NULL with the answer in r when the appliance runs without. */
-struct sto_mgr *api_need_mgr(const struct api_ctx *x, struct api_resp *r);
+struct sto_pool *api_need_pool(const struct api_ctx *x, struct api_resp *r);
 struct stk_broker *api_need_broker(const struct api_ctx *x, struct api_resp *r);
 /* The TOE's ops when the appliance has a TOE, else NULL (no answer made). */
 const struct api_toe_ops *api_toe(const struct api_ctx *x);

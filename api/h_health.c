@@ -71,20 +71,20 @@ void api_h_metrics(const struct api_ctx *x, const struct api_call *c, struct api
     in.names = cfg->metrics_auth; /* a public /metrics names nothing but ids */
     in.info = cfg->info;
     metrics_stacks(x, &in, &res);
-    if (cfg->mgr) {
-        if (sto_mgr_list_sessions(cfg->mgr, &sess, &in.nsessions) < 0) {
+    if (cfg->pool) {
+        if (sto_pool_list_sessions(cfg->pool, &sess, &in.nsessions) < 0) {
             sess = NULL;
             in.nsessions = 0;
         }
-        if (sto_mgr_list_volumes(cfg->mgr, &vols, &in.nvolumes) < 0) {
+        if (sto_pool_list_volumes(cfg->pool, &vols, &in.nvolumes) < 0) {
             vols = NULL;
             in.nvolumes = 0;
         }
     }
     in.sessions = sess;
     in.volumes = vols;
-    if (cfg->nbd) {
-        nbds_server_stats(cfg->nbd, &in.nbd);
+    if (cfg->pool) {
+        sto_pool_nbd_stats(cfg->pool, &in.nbd);
         in.have_nbd = true;
     }
     for (int i = 0; i < 6; i++)

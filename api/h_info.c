@@ -25,7 +25,7 @@ void api_h_info(const struct api_ctx *x, const struct api_call *c, struct api_re
     const struct api_config *cfg = x->cfg;
     const struct api_info *info = cfg->info;
     struct timespec now;
-    const char *iname = cfg->mgr ? sto_mgr_initiator(cfg->mgr) : NULL;
+    const char *iname = cfg->pool ? sto_pool_initiator(cfg->pool) : NULL;
     json_t *toe, *tls;
 
     (void)c;
@@ -36,9 +36,11 @@ void api_h_info(const struct api_ctx *x, const struct api_call *c, struct api_re
                     "uplink", info ? info->toe_uplink : NULL, "nat", info && info->toe_nat);
     tls = json_pack("{s:b,s:s?}", "api", cfg->tls_cert_pem != NULL, "fingerprint_sha256",
                     cfg->tls_cert_pem && info ? info->tls_fingerprint : NULL);
-    api_resp_json(r, 200, json_pack("{s:s?,s:s?,s:o?,s:I,s:o?,s:o?}", "initiator_name",
+    api_resp_json(r, 200, json_pack("{s:s?,s:s?,s:o?,s:I,s:i,s:o?,s:o?}", "initiator_name",
                                     iname, "version", info ? info->version : NULL,
                                     "libraries", libraries(info), "uptime_s",
                                     (json_int_t)(now.tv_sec - x->sh->started.tv_sec),
+                                    "storage_threads",
+                                    cfg->pool ? (int)sto_pool_threads(cfg->pool) : 0,
                                     "toe", toe, "tls", tls));
 }

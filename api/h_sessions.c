@@ -13,7 +13,7 @@
 
 void api_h_discovery(const struct api_ctx *x, const struct api_call *c, struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct isc_target_list *list = NULL;
     struct api_discovery_req q;
     struct sto_result res;
@@ -27,7 +27,7 @@ void api_h_discovery(const struct api_ctx *x, const struct api_call *c, struct a
         return;
     }
     memset(&res, 0, sizeof(res));
-    ret = sto_mgr_discover(m, q.portal, q.stack, &q.chap, &list, &res);
+    ret = sto_pool_discover(m, q.portal, q.stack, &q.chap, &list, &res);
     explicit_bzero(&q, sizeof(q));
     if (ret < 0) {
         api_err_from_sto(&e, ret, &res);
@@ -52,14 +52,14 @@ static void add_placement(const struct api_ctx *x, const struct sto_session_view
                         row.placement[0] ? json_string(row.placement) : json_null());
 }
 
-static json_t *session_with_luns(const struct api_ctx *x, struct sto_mgr *m,
+static json_t *session_with_luns(const struct api_ctx *x, struct sto_pool *m,
                                  const struct sto_session_view *v)
 {
     struct sto_volume_view *vols = NULL;
     size_t nv = 0;
     json_t *j;
 
-    if (sto_mgr_list_volumes(m, &vols, &nv) < 0) {
+    if (sto_pool_list_volumes(m, &vols, &nv) < 0) {
         vols = NULL;
         nv = 0;
     }
@@ -72,7 +72,7 @@ static json_t *session_with_luns(const struct api_ctx *x, struct sto_mgr *m,
 void api_h_sessions_list(const struct api_ctx *x, const struct api_call *c,
                          struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct sto_session_view *list = NULL;
     struct sto_volume_view *vols = NULL;
     struct api_err e;
@@ -82,12 +82,12 @@ void api_h_sessions_list(const struct api_ctx *x, const struct api_call *c,
 
     if (!m)
         return;
-    if ((ret = sto_mgr_list_sessions(m, &list, &n)) < 0) {
+    if ((ret = sto_pool_list_sessions(m, &list, &n)) < 0) {
         api_err_from_sto(&e, ret, NULL);
         api_resp_problem(r, &e);
         return;
     }
-    if (sto_mgr_list_volumes(m, &vols, &nv) < 0) {
+    if (sto_pool_list_volumes(m, &vols, &nv) < 0) {
         vols = NULL;
         nv = 0;
     }
@@ -108,7 +108,7 @@ void api_h_sessions_list(const struct api_ctx *x, const struct api_call *c,
 void api_h_session_create(const struct api_ctx *x, const struct api_call *c,
                           struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct sto_session_view *one;
     struct sto_session_req req;
     struct sto_result res;
@@ -124,7 +124,7 @@ void api_h_session_create(const struct api_ctx *x, const struct api_call *c,
     }
     memset(&res, 0, sizeof(res));
     memset(id, 0, sizeof(id));
-    ret = sto_mgr_session_create(m, &req, id, &res);
+    ret = sto_pool_session_create(m, &req, id, &res);
     explicit_bzero(&req, sizeof(req));
     if (ret < 0) {
         api_err_from_sto(&e, ret, &res);
@@ -134,7 +134,7 @@ void api_h_session_create(const struct api_ctx *x, const struct api_call *c,
     id[sizeof(id) - 1] = '\0';
     api_resp_location(r, "sessions", id);
     one = calloc(1, sizeof(*one));
-    if (one && sto_mgr_get_session(m, id, one) == 0) {
+    if (one && sto_pool_get_session(m, id, one) == 0) {
         api_resp_json(r, 201, session_with_luns(x, m, one));
     } else {
         /* logged in, then gone already (logged out by another request): say so briefly */
@@ -145,7 +145,7 @@ void api_h_session_create(const struct api_ctx *x, const struct api_call *c,
 
 void api_h_session_get(const struct api_ctx *x, const struct api_call *c, struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     const char *id = c->route->arg;
     struct sto_session_view *one;
     int ret;
@@ -157,7 +157,7 @@ void api_h_session_get(const struct api_ctx *x, const struct api_call *c, struct
         api_resp_oom(r);
         return;
     }
-    ret = sto_mgr_get_session(m, id, one);
+    ret = sto_pool_get_session(m, id, one);
     if (ret == -ENOENT)
         api_resp_err(r, 404, "no session \"%s\"", id);
     else if (ret < 0)
@@ -171,7 +171,7 @@ void api_h_session_get(const struct api_ctx *x, const struct api_call *c, struct
 void api_h_session_delete(const struct api_ctx *x, const struct api_call *c,
                           struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct sto_result res;
     struct api_err e;
     int ret;
@@ -179,7 +179,7 @@ void api_h_session_delete(const struct api_ctx *x, const struct api_call *c,
     if (!m)
         return;
     memset(&res, 0, sizeof(res));
-    ret = sto_mgr_session_delete(m, c->route->arg, &res);
+    ret = sto_pool_session_delete(m, c->route->arg, &res);
     if (ret < 0) {
         if (ret == -ENOENT && res.cls == STO_ERR_NONE)
             res.cls = STO_ERR_NOT_FOUND;

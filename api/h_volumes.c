@@ -13,7 +13,7 @@
 void api_h_volumes_list(const struct api_ctx *x, const struct api_call *c, struct api_resp *r)
 {
     const struct api_config *cfg = x->cfg;
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct sto_volume_view *vols = NULL;
     size_t n = 0;
     json_t *arr;
@@ -21,7 +21,7 @@ void api_h_volumes_list(const struct api_ctx *x, const struct api_call *c, struc
 
     if (!m)
         return;
-    if ((ret = sto_mgr_list_volumes(m, &vols, &n)) < 0) {
+    if ((ret = sto_pool_list_volumes(m, &vols, &n)) < 0) {
         api_resp_err(r, 503, "cannot list volumes: %s", strerror(-ret));
         return;
     }
@@ -37,10 +37,10 @@ void api_h_volumes_list(const struct api_ctx *x, const struct api_call *c, struc
 }
 
 /* Look the volume up: false (with the answer in r) when it does not exist. */
-static bool get_volume(struct sto_mgr *m, const char *id, struct sto_volume_view *v,
+static bool get_volume(struct sto_pool *m, const char *id, struct sto_volume_view *v,
                        struct api_resp *r)
 {
-    int ret = sto_mgr_get_volume(m, id, v);
+    int ret = sto_pool_get_volume(m, id, v);
 
     if (ret == -ENOENT) {
         api_resp_err(r, 404, "no volume \"%s\"", id);
@@ -56,7 +56,7 @@ static bool get_volume(struct sto_mgr *m, const char *id, struct sto_volume_view
 
 void api_h_volume_get(const struct api_ctx *x, const struct api_call *c, struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct sto_volume_view v;
 
     if (!m || !get_volume(m, c->route->arg, &v, r))
@@ -67,7 +67,7 @@ void api_h_volume_get(const struct api_ctx *x, const struct api_call *c, struct 
 
 void api_h_volume_patch(const struct api_ctx *x, const struct api_call *c, struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct sto_access_patch p;
     struct sto_volume_view v;
     struct sto_result res;
@@ -81,7 +81,7 @@ void api_h_volume_patch(const struct api_ctx *x, const struct api_call *c, struc
         return;
     }
     memset(&res, 0, sizeof(res));
-    ret = sto_mgr_volume_set_access(m, c->route->arg, &p, &res);
+    ret = sto_pool_volume_set_access(m, c->route->arg, &p, &res);
     if (ret == -ENOENT) {
         api_resp_err(r, 404, "no volume \"%s\"", c->route->arg);
         return;
@@ -128,11 +128,11 @@ static bool check_range(const struct sto_volume_view *v, uint64_t off, uint64_t 
 }
 
 /* The query and the volume of a data request; NULL manager with the answer in r. */
-static struct sto_mgr *data_begin(const struct api_ctx *x, const struct api_call *c,
+static struct sto_pool *data_begin(const struct api_ctx *x, const struct api_call *c,
                                   bool reading, struct api_data_query *q,
                                   struct sto_volume_view *v, struct api_resp *r)
 {
-    struct sto_mgr *m = api_need_mgr(x, r);
+    struct sto_pool *m = api_need_pool(x, r);
     struct api_err e;
 
     if (!m)
@@ -152,7 +152,7 @@ void api_h_volume_read(const struct api_ctx *x, const struct api_call *c, struct
     struct sto_volume_view v;
     struct sto_result res;
     struct api_err e;
-    struct sto_mgr *m;
+    struct sto_pool *m;
     uint64_t len;
     void *buf;
     int ret;
@@ -174,7 +174,7 @@ void api_h_volume_read(const struct api_ctx *x, const struct api_call *c, struct
     }
     memset(&res, 0, sizeof(res));
     if (len) {
-        ret = sto_mgr_volume_read(m, v.id, q.offset, (uint32_t)len, buf, &res);
+        ret = sto_pool_volume_read(m, v.id, q.offset, (uint32_t)len, buf, &res);
         if (ret < 0) {
             free(buf);
             api_err_from_sto(&e, ret, &res);
@@ -194,7 +194,7 @@ void api_h_volume_write(const struct api_ctx *x, const struct api_call *c, struc
     struct sto_volume_view v;
     struct sto_result res;
     struct api_err e;
-    struct sto_mgr *m;
+    struct sto_pool *m;
     int ret;
 
     if (!(m = data_begin(x, c, false, &q, &v, r)))
@@ -211,7 +211,7 @@ void api_h_volume_write(const struct api_ctx *x, const struct api_call *c, struc
     if (!check_range(&v, q.offset, c->body_len, r))
         return;
     memset(&res, 0, sizeof(res));
-    ret = sto_mgr_volume_write(m, v.id, q.offset, (uint32_t)c->body_len, c->body, &res);
+    ret = sto_pool_volume_write(m, v.id, q.offset, (uint32_t)c->body_len, c->body, &res);
     if (ret < 0) {
         api_err_from_sto(&e, ret, &res);
         api_resp_problem(r, &e);

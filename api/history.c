@@ -219,8 +219,8 @@ void api_history_sample(struct api_history *h, int64_t now_ms, uint64_t dt_ms)
     /* the slow parts (the loop's and the broker's answers) outside the lock; the previous
        connections are the sampler's alone */
     sample_conns(h, in, out);
-    have_sv = h->cfg->mgr && sto_mgr_list_sessions(h->cfg->mgr, &sv, &nsv) == 0;
-    have_vv = h->cfg->mgr && sto_mgr_list_volumes(h->cfg->mgr, &vv, &nvv) == 0;
+    have_sv = h->cfg->pool && sto_pool_list_sessions(h->cfg->pool, &sv, &nsv) == 0;
+    have_vv = h->cfg->pool && sto_pool_list_volumes(h->cfg->pool, &vv, &nvv) == 0;
     api_history_put(h, now_ms, dt_ms, in, out, have_sv ? sv : NULL, nsv, have_vv ? vv : NULL,
                     nvv);
     free(sv);

@@ -82,12 +82,12 @@ bool api_is_get(enum api_method m)
     return m == API_M_GET || m == API_M_HEAD;
 }
 
-struct sto_mgr *api_need_mgr(const struct api_ctx *x, struct api_resp *r)
+struct sto_pool *api_need_pool(const struct api_ctx *x, struct api_resp *r)
 {
-    struct sto_mgr *m = x->cfg->mgr;
+    struct sto_pool *m = x->cfg->pool;
 
     if (!m)
-        api_resp_err(r, 503, "the storage manager is not running");
+        api_resp_err(r, 503, "the storage pool is not running");
     return m;
 }
 

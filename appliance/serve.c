@@ -1,11 +1,11 @@
 /*
  * serve.c - `toegw serve`: the appliance in one process.
  *
- * Threads: the main thread (signals, state saving), the storage loop (sessions, volumes,
- * NBD), the TOE's firmware thread, libmicrohttpd's threads (REST API), and a restore
- * thread that logs saved sessions in again at start (and retries those whose target is
- * not back yet). Start: flags and TOEGW_* variables, state dir, API token, TOE + broker,
- * storage loop + manager, API, restore. SIGTERM/SIGINT: not ready, save state, log every
+ * Threads: the main thread (signals, state saving), the storage threads (--storage-threads
+ * loops: sessions, volumes, NBD; storage/pool.h), the TOE's firmware thread,
+ * libmicrohttpd's threads (REST API), and a restore thread that logs saved sessions in
+ * again at start (and retries those whose target is not back yet). Start: flags and
+ * TOEGW_* variables, state dir, API token, TOE + broker, the storage pool, API, restore. SIGTERM/SIGINT: not ready, save state, log every
  * session out, stop the API, exit 0 — within 10 s.
  */
 #include "appliance/serve.h"
@@ -34,8 +34,7 @@
 #include "common/log.h"
 #include "common/sockspec.h"
 #include "stacks/bsock.h"
-#include "storage/manager.h"
-#include "storage/nbd.h"
+#include "storage/pool.h"
 #include "storage/tls_creds.h"
 
 #define SHUTDOWN_LOGOUT_MS 6000
@@ -45,8 +44,7 @@
 enum serve_stage {
     SERVE_NOTHING = 0,
     SERVE_NET,                   /* the TOE and the broker */
-    SERVE_LOOP,                  /* + the storage loop (and, if made, the manager and NBD) */
-    SERVE_LOOP_THREAD,           /* + the loop's thread */
+    SERVE_STORAGE,               /* + the storage pool: its loops, managers, NBD, threads */
     SERVE_API,                   /* + the API and the restore thread: fully started */
 };
 
@@ -54,10 +52,7 @@ struct serve {
     struct serve_opts o;
     enum serve_stage stage;      /* main thread only */
     struct app_net net;
-    struct sto_loop *loop;
-    pthread_t loop_thread;
-    struct sto_mgr *mgr;
-    struct nbds_server *nbd;
+    struct sto_pool *pool;
     struct tls_creds *nbd_creds; /* the NBD server's TLS credentials (NULL: --nbd-tls off) */
     struct api_server *api;
     char token[128];
@@ -116,7 +111,7 @@ static char *state_snapshot(struct serve *sv)
     size_t nlive = 0;
     char *text = NULL;
 
-    if (sto_mgr_export_sessions(sv->mgr, &live, &nlive) < 0)
+    if (sto_pool_export_sessions(sv->pool, &live, &nlive) < 0)
         return NULL;
     pthread_mutex_lock(&sv->lock);
     st.sessions = calloc(nlive + sv->npending + 1, sizeof(*st.sessions));
@@ -132,7 +127,7 @@ static char *state_snapshot(struct serve *sv)
     free(live);
     if (st.sessions && stk_list_reservations(sv->net.broker, &st.reservations,
                                              &st.nreservations) == 0 &&
-        sto_mgr_export_access(sv->mgr, &st.access, &st.naccess) == 0)
+        sto_pool_export_access(sv->pool, &st.access, &st.naccess) == 0)
         text = app_state_text(&st);
     app_state_clear(&st);
     return text;
@@ -172,8 +167,8 @@ static uint64_t serve_activity(struct serve *sv)
 {
     struct nbds_stats ns = { 0 };
 
-    if (sv->nbd)
-        nbds_server_stats(sv->nbd, &ns);
+    if (sv->pool)
+        sto_pool_nbd_stats(sv->pool, &ns);
     return ns.requests + ns.clients_total + sv->state_writes;
 }
 
@@ -193,7 +188,7 @@ static void *restore_main(void *arg)
             pthread_mutex_lock(&sv->lock);
             req = sv->pending[i];
             pthread_mutex_unlock(&sv->lock);
-            int ret = sto_mgr_session_create(sv->mgr, &req, id, &res);
+            int ret = sto_pool_session_create(sv->pool, &req, id, &res);
             if (ret == 0 || res.cls == STO_ERR_CONFLICT || res.cls == STO_ERR_INVALID) {
                 if (ret == 0)
                     log_info("state", "restored session %s to %s", req.id, req.target);
@@ -228,14 +223,6 @@ static void *restore_main(void *arg)
 }
 
 /* ---------------------------------------------------------------- main */
-
-static void *loop_main(void *arg)
-{
-    struct serve *sv = arg;
-
-    sto_loop_run(sv->loop);
-    return NULL;
-}
 
 static int mkdir_p(const char *dir)
 {
@@ -484,47 +471,33 @@ static int serve_start_net(struct serve *sv, struct app_state *st)
 }
 
 /*
- * Start, step 3: the storage loop, the session manager on it, the NBD export, and the
- * loop's thread. 0, or -1 after printing why.
+ * Start, step 3: the storage pool (its loops and threads, a session manager and an NBD
+ * server on each; only the first listens). 0, or -1 after printing why.
  */
 static int serve_start_storage(struct serve *sv, const struct app_state *st)
 {
     char err[400];
-
-    sv->loop = sto_loop_new();
-    if (!sv->loop) {
-        app_errorf("cannot create the storage loop: %s", strerror(errno));
-        return -1;
-    }
-    sv->stage = SERVE_LOOP;
-    struct sto_mgr_config mc = {
-        .net = { serve_connect, serve_release, sv },
-        .max_outstanding = sv->o.max_outstanding,
-        .max_outstanding_writes = sv->o.max_outstanding_writes,
-        .timeouts = sv->o.tmo.s,
-        .replacement_timeout_ms = sv->o.tmo.replacement_ms,
-        .initiator_name = sv->o.initiator,
+    struct sto_pool_config pc = {
+        .threads = sv->o.storage_threads,
+        .mgr = {
+            .net = { serve_connect, serve_release, sv },
+            .max_outstanding = sv->o.max_outstanding,
+            .max_outstanding_writes = sv->o.max_outstanding_writes,
+            .timeouts = sv->o.tmo.s,
+            .replacement_timeout_ms = sv->o.tmo.replacement_ms,
+            .initiator_name = sv->o.initiator,
+        },
+        .nbd_addr = sv->o.nbd, .nbd_lim = &sv->o.nbd_lim,
+        .nbd_tls = sv->o.nbd_tls, .nbd_creds = sv->nbd_creds,
+        .access = st->access, .naccess = st->naccess,
     };
-    sv->mgr = sto_mgr_new(sv->loop, &mc);
-    if (sv->mgr) {
-        /* before the loop thread starts: nothing else touches the loop yet */
-        sv->nbd = nbds_server_new(sv->loop, sv->mgr, sv->o.nbd, &sv->o.nbd_lim, err,
-                                  sizeof(err));
-        if (!sv->nbd) {
-            app_errorf("%s", err);
-            return -1;
-        }
-        nbds_server_set_tls(sv->nbd, sv->o.nbd_tls, sv->nbd_creds);
-        if (sto_mgr_restore_access(sv->mgr, st->access, st->naccess) < 0) {
-            app_errorf("cannot restore the volumes' access: out of memory");
-            return -1;
-        }
-    }
-    if (!sv->mgr || pthread_create(&sv->loop_thread, NULL, loop_main, sv) != 0) {
-        app_errorf("cannot start the storage loop");
+
+    sv->pool = sto_pool_new(&pc, err, sizeof(err));
+    if (!sv->pool) {
+        app_errorf("%s", err);
         return -1;
     }
-    sv->stage = SERVE_LOOP_THREAD;
+    sv->stage = SERVE_STORAGE;
     return 0;
 }
 
@@ -543,10 +516,10 @@ static int serve_start_api(struct serve *sv)
     const char *nbd_host = nbd_spec.is_unix ? sv->o.nbd : nbd_spec.host;
     uint16_t nbd_port = nbd_spec.is_unix ? 10809 : nbd_spec.port;
     struct api_config ac = {
-        .listen = sv->o.api, .token = sv->token, .mgr = sv->mgr, .broker = sv->net.broker,
+        .listen = sv->o.api, .token = sv->token, .pool = sv->pool, .broker = sv->net.broker,
         .toe = sv->net.toe, .nbd_host = nbd_host, .nbd_port = nbd_port,
         .nbd_tls = sv->o.nbd_tls != NBDS_TLS_OFF,
-        .state_dir = sv->o.state_dir, .nbd = sv->nbd,
+        .state_dir = sv->o.state_dir,
         .limits = sv->o.api_lim, .info = &sv->info,
         .tls_cert_pem = sv->tls.cert_pem, .tls_key_pem = sv->tls.key_pem,
         .metrics_auth = sv->o.metrics_auth, .token_renew = serve_token_renew,
@@ -605,7 +578,8 @@ static void serve_run(struct serve *sv, const sigset_t *sigs)
 /*
  * Stop: undo exactly what the start steps did (sv->stage), in reverse. From a full start:
  * not ready, the restore thread joined, the state saved, no new requests, every session
- * logged out, the API stopped, then the loop, the export, the manager and the stacks.
+ * logged out, the API stopped, then the storage pool (loops, exports, managers) and the
+ * stacks.
  */
 static void serve_stop(struct serve *sv)
 {
@@ -617,17 +591,12 @@ static void serve_stop(struct serve *sv)
             pthread_join(sv->restore_thread, NULL);
         state_save(sv); /* the sessions as they are: restored at the next start */
         api_server_quiesce(sv->api); /* no new requests; handlers in flight finish */
-        sto_mgr_shutdown(sv->mgr, SHUTDOWN_LOGOUT_MS);
+        sto_pool_shutdown(sv->pool, SHUTDOWN_LOGOUT_MS);
         api_server_stop(sv->api);
         /* fall through */
-    case SERVE_LOOP_THREAD:
-        sto_loop_stop(sv->loop);
-        pthread_join(sv->loop_thread, NULL);
-        /* fall through */
-    case SERVE_LOOP:
-        nbds_server_free(sv->nbd);
-        sto_mgr_free(sv->mgr);
-        sto_loop_free(sv->loop);
+    case SERVE_STORAGE:
+        sto_pool_free(sv->pool);
+        sv->pool = NULL;
         /* fall through */
     case SERVE_NET:
         stk_bsock_stop(sv->bsock);

@@ -13,6 +13,7 @@
 #include "appliance/timeouts.h"
 #include "common/log.h"
 #include "storage/nbd.h"
+#include "storage/pool.h"
 
 struct serve_opts {
     char api[300];
@@ -24,6 +25,7 @@ struct serve_opts {
     char broker[108];                 /* --broker: the broker socket; "": STATE_DIR/broker.sock,
                                          "off": none */
     struct app_net_opts net;
+    unsigned storage_threads;         /* --storage-threads (0: one per online core) */
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;
     struct nbds_limits nbd_lim;       /* zero members: the defaults */

@@ -60,6 +60,8 @@ static const struct app_opt serve_tab[] = {
     { "toe-uplink", 1, 0, 1, "IFACE", "none: a private TAP",
       "the TOE as a station on IFACE's segment (macvtap)" },
     { "toe-gateway", 1, 0, 1, "ADDR", "the TAP's host side", "the TOE's default route" },
+    { "storage-threads", 1, 0, 1, "N", "one per core",
+      "storage loops; sessions spread over them (1-64)" },
     { "max-outstanding", 1, 0, 1, "N", "128", "SCSI commands in flight per session" },
     { "max-outstanding-writes", 1, 0, 1, "N", "32", "of those, writes" },
     { "login-timeout", 1, 0, 1, "S", "15", "seconds a login may take" },
@@ -98,8 +100,9 @@ static bool listen_addr_ok(const char *s)
 }
 
 /*
- * The limits on what API and NBD clients may cost (docs/serve.md). 1 when name is one of
- * them (applied), 0 when it is not, -EINVAL after printing why.
+ * The numeric flags (docs/serve.md): what API and NBD clients may cost, the storage threads,
+ * the commands in flight. 1 when name is one of them (applied), 0 when it is not, -EINVAL
+ * after printing why.
  */
 static int serve_limit_opt(struct serve_opts *o, const char *name, const char *value,
                            const char *source)
@@ -115,6 +118,9 @@ static int serve_limit_opt(struct serve_opts *o, const char *name, const char *v
         { "nbd-handshake-timeout", 1, 600, " (seconds)" },
         { "nbd-max-handshakes-per-client", 1, 4096, "" },
         { "nbd-client-buffer-mib", 1, 4096, " (MiB)" },
+        { "storage-threads", 1, STO_POOL_THREADS_MAX, "" },
+        { "max-outstanding", 1, 1024, "" },
+        { "max-outstanding-writes", 1, 1024, "" },
     };
     size_t i;
     unsigned long v;
@@ -138,7 +144,10 @@ static int serve_limit_opt(struct serve_opts *o, const char *name, const char *v
     case 2: o->api_lim.header_timeout_ms = (unsigned)v * 1000u; break;
     case 3: o->nbd_lim.handshake_timeout_ms = (unsigned)v * 1000u; break;
     case 4: o->nbd_lim.max_handshakes_per_client = (unsigned)v; break;
-    default: o->nbd_lim.max_buffered_bytes = (uint64_t)v << 20; break;
+    case 5: o->nbd_lim.max_buffered_bytes = (uint64_t)v << 20; break;
+    case 6: o->storage_threads = (unsigned)v; break;
+    case 7: o->max_outstanding = (uint32_t)v; break;
+    default: o->max_outstanding_writes = (uint32_t)v; break;
     }
     return 1;
 }
@@ -241,17 +250,6 @@ static int serve_opt(struct serve_opts *o, const char *name, const char *value,
             return -EINVAL;
         }
         snprintf(o->initiator, sizeof(o->initiator), "%s", value);
-    } else if (!strcmp(name, "max-outstanding") || !strcmp(name, "max-outstanding-writes")) {
-        char *end;
-        unsigned long v = strtoul(value, &end, 10);
-        if (!*value || *end || v < 1 || v > 1024) {
-            app_errorf("%s must be a number from 1 to 1024", source);
-            return -EINVAL;
-        }
-        if (!strcmp(name, "max-outstanding"))
-            o->max_outstanding = (uint32_t)v;
-        else
-            o->max_outstanding_writes = (uint32_t)v;
     } else if (!strcmp(name, "log-format")) {
         if (log_parse_format(value, &o->format) < 0) {
             app_errorf("%s must be text or json", source);

@@ -72,10 +72,11 @@ static void loop_drop_call(struct sto_loop *loop, struct sto_call *c)
 }
 
 /* Run what was posted; with `ending` (sto_loop_free) calls are dropped, not run. */
-static void loop_drain_posted(struct sto_loop *loop, bool ending)
+static size_t loop_drain_posted(struct sto_loop *loop, bool ending)
 {
     struct posted *p, *next;
     uint64_t v;
+    size_t n = 0;
 
     if (read(loop->wake.fd, &v, sizeof(v)) < 0) {
         /* EAGAIN: someone else drained it; the list below is the truth. */
@@ -93,7 +94,14 @@ static void loop_drain_posted(struct sto_loop *loop, bool ending)
         else
             p->call->run(p->call);
         free(p);
+        n++;
     }
+    return n;
+}
+
+size_t sto_loop_drain(struct sto_loop *loop)
+{
+    return loop_drain_posted(loop, true);
 }
 
 static void loop_wake_cb(struct sto_watch *w, uint32_t revents)

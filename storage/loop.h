@@ -6,6 +6,7 @@
 #define TOEGW_STORAGE_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sto_loop;
@@ -83,6 +84,13 @@ enum sto_call_status sto_loop_call(struct sto_loop *loop, struct sto_call *c,
  * or frees c when the caller gave up waiting. The loop side never touches c afterwards.
  */
 void sto_call_done(struct sto_call *c);
+
+/*
+ * The loop no longer runs (its thread is gone): run the functions posted to it until now
+ * (calls are dropped, as at free). Returns how many ran. For owners of several loops whose
+ * work posts to each other: drain them all until none has work, then free.
+ */
+size_t sto_loop_drain(struct sto_loop *loop);
 
 /* One iteration: wait at most timeout_ms (-1: until an event or timer). */
 int sto_loop_run_once(struct sto_loop *loop, int timeout_ms);

@@ -262,6 +262,8 @@ static void ses_free(struct mgr_session *ms)
     sto_vol_held_fail(ms, -ENOTCONN, "the volume's session went away");
     for (size_t i = 0; i < ms->nvols; i++) {
         ms->vols[i]->ses = NULL;
+        if (m->cfg.volume_event)
+            m->cfg.volume_event(m->cfg.volume_event_arg, ms->vols[i]->id, false);
         sto_volume_unref(ms->vols[i]);
     }
     isc_session_free(ms->s);

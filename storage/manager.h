@@ -56,6 +56,12 @@ struct sto_mgr_config {
     uint32_t replacement_timeout_ms;
     uint32_t max_outstanding;        /* SCSI commands in flight per session (0: 128) */
     uint32_t max_outstanding_writes; /* of which writes (0: 32) */
+    /*
+     * Told on the loop thread when a volume comes to life (live) or its session leaves it
+     * (NULL: nobody is told). The storage pool keeps its directory of volumes with it.
+     */
+    void (*volume_event)(void *arg, const char *id, bool live);
+    void *volume_event_arg;
 };
 
 /* Created on the caller's thread; the loop must run (sto_loop_run) on its own thread. */
@@ -209,6 +215,12 @@ int sto_mgr_volume_set_access(struct sto_mgr *m, const char *id,
                               const struct sto_access_patch *p, struct sto_result *res);
 /* Every volume's access that differs from the default, for the state file (caller frees). */
 int sto_mgr_export_access(struct sto_mgr *m, struct sto_vol_access **out, size_t *n);
+/*
+ * Put a volume's whole access in the table whether or not the volume is here (the storage
+ * pool keeps every loop's table the same). Any thread but the loop's.
+ */
+int sto_mgr_store_access(struct sto_mgr *m, const struct sto_vol_access *a,
+                         struct sto_result *res);
 /*
  * The saved access of volumes, at start: before the loop runs (or on its thread). 0 or
  * -ENOMEM.

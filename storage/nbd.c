@@ -500,7 +500,8 @@ static ssize_t client_recv(struct nbds_client *c, void *buf, size_t len)
 
 static void client_read(struct nbds_client *c)
 {
-    for (int budget = 256; budget > 0 && !c->dead && c->st != C_CLOSING; budget--) {
+    for (int budget = 256; budget > 0 && !c->dead && c->st != C_CLOSING && c->st != C_MOVING;
+         budget--) {
         if (reading_paused(c) || c->st == C_TLS_ACK)
             return;
         if (c->st == C_DISCARD) {
@@ -552,7 +553,7 @@ static void client_read(struct nbds_client *c)
             nbds_client_close(c, r == 0 ? NULL : strerror((int)-r));
         return;
     }
-    if (!c->dead && c->st != C_CLOSING)
+    if (!c->dead && c->st != C_CLOSING && c->st != C_MOVING)
         sto_loop_kick(c->srv->loop, &c->w); /* budget spent: come back soon */
 }
 
@@ -579,8 +580,9 @@ void nbds_client_flush(struct nbds_client *c)
 {
     bool out;
 
-    if (c->dead || c->st == C_TLS_HANDSHAKE)
-        return; /* the handshake watches the socket itself (nbds_tls_step) */
+    if (c->dead || c->st == C_TLS_HANDSHAKE || c->st == C_MOVING)
+        return; /* the handshake watches the socket itself (nbds_tls_step); a moving
+                   client is another loop's */
     /* records of replies already taken from the queue go first */
     if (c->tls_up && nbds_tls_flush(c->tls) < 0) {
         nbds_client_close(c, "cannot send through tls");

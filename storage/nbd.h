@@ -35,8 +35,9 @@ struct nbds_limits {
 
 /*
  * Listen on `addr` ("host:port" or "unix:/path") and serve the manager's volumes, within
- * `lim` (NULL: the defaults). Call on the loop thread (or before the loop runs). NULL with
- * err on failure.
+ * `lim` (NULL: the defaults). addr NULL: no listener; the server only takes clients its
+ * peers move to it (nbds_server_set_peers). Call on the loop thread (or before the loop
+ * runs). NULL with err on failure.
  */
 struct nbds_server *nbds_server_new(struct sto_loop *loop, struct sto_mgr *m, const char *addr,
                                     const struct nbds_limits *lim, char *err, size_t errlen);
@@ -53,6 +54,21 @@ struct tls_creds;
  */
 void nbds_server_set_tls(struct nbds_server *srv, enum nbds_tls_mode mode,
                          const struct tls_creds *creds);
+/*
+ * Servers on several storage loops (storage/pool.c), each serving its own manager's
+ * volumes: a client that asks for a volume of another loop is moved to that loop's server
+ * (its socket, TLS session and handshake deadline go with it), which runs the option
+ * again. Both functions are thread-safe.
+ */
+struct nbds_peers {
+    /* The server whose manager has volume id (NULL: none has it). */
+    struct nbds_server *(*server_of)(void *arg, const char *id);
+    /* The ids of every live volume of every server, at most max; returns how many exist. */
+    size_t (*volume_ids)(void *arg, char (*ids)[STO_ID_MAX], size_t max);
+    void *arg;
+};
+/* Before the loop runs, like nbds_server_new. */
+void nbds_server_set_peers(struct nbds_server *srv, const struct nbds_peers *peers);
 /* Stop listening, disconnect every client (their in-flight I/O completes first). */
 void nbds_server_free(struct nbds_server *srv);
 

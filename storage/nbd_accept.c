@@ -65,22 +65,6 @@ static void hs_arm(struct nbds_server *srv)
     sto_timer_arm(srv->loop, &srv->hs_timer, due > now ? due - now : 0);
 }
 
-static void hs_link(struct nbds_server *srv, struct nbds_client *c)
-{
-    c->handshaking = true;
-    c->accepted_ms = sto_now_ms();
-    c->hs_next = NULL;
-    c->hs_prev = srv->hs_tail;
-    if (srv->hs_tail)
-        srv->hs_tail->hs_next = c;
-    else
-        srv->hs_head = c;
-    srv->hs_tail = c;
-    srv->nhs++;
-    if (srv->hs_head == c)
-        hs_arm(srv);
-}
-
 void nbds_handshake_end(struct nbds_client *c)
 {
     struct nbds_server *srv = c->srv;
@@ -101,6 +85,34 @@ void nbds_handshake_end(struct nbds_client *c)
     srv->nhs--;
     if (was_head)
         hs_arm(srv);
+}
+
+/* Link c (its accepted_ms set) into the handshake list, which stays in accept order. */
+static void hs_link(struct nbds_server *srv, struct nbds_client *c)
+{
+    struct nbds_client *after = srv->hs_tail;
+
+    while (after && after->accepted_ms > c->accepted_ms)
+        after = after->hs_prev;
+    c->handshaking = true;
+    c->hs_prev = after;
+    c->hs_next = after ? after->hs_next : srv->hs_head;
+    if (c->hs_next)
+        c->hs_next->hs_prev = c;
+    else
+        srv->hs_tail = c;
+    if (after)
+        after->hs_next = c;
+    else
+        srv->hs_head = c;
+    srv->nhs++;
+    if (srv->hs_head == c)
+        hs_arm(srv);
+}
+
+void nbds_handshake_adopt(struct nbds_client *c)
+{
+    hs_link(c->srv, c);
 }
 
 static void hs_timer_cb(struct sto_timer *t)
@@ -267,6 +279,7 @@ static void accept_cb(struct sto_watch *w, uint32_t revents)
         nbds_tx_push(c, t);
         c->next = srv->clients;
         srv->clients = c;
+        c->accepted_ms = sto_now_ms();
         hs_link(srv, c);
         nbds_stat_add(&srv->stats.clients_total, 1);
         nbds_stat_add(&srv->stats.clients_now, 1);
@@ -302,16 +315,19 @@ struct nbds_server *nbds_server_new(struct sto_loop *loop, struct sto_mgr *m, co
     if (!srv)
         return NULL;
     limits_fill(&srv->lim, lim);
+    srv->loop = loop;
+    srv->m = m;
+    srv->hs_timer.cb = hs_timer_cb;
+    srv->accept_timer.cb = accept_resume_cb;
+    srv->lfd = -1;
+    if (!addr)
+        return srv;
     fd = sockspec_listen(addr, &lo, NULL, 0, err, errlen);
     if (fd < 0)
         goto fail;
-    srv->loop = loop;
-    srv->m = m;
     srv->lfd = fd;
     srv->w.fd = fd;
     srv->w.cb = accept_cb;
-    srv->hs_timer.cb = hs_timer_cb;
-    srv->accept_timer.cb = accept_resume_cb;
     if (sto_loop_add(loop, &srv->w, EPOLLIN) < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
         goto fail;
@@ -337,9 +353,11 @@ void nbds_server_free(struct nbds_server *srv)
         return;
     sto_timer_disarm(srv->loop, &srv->hs_timer);
     sto_timer_disarm(srv->loop, &srv->accept_timer);
-    if (!srv->accept_paused)
-        sto_loop_del(srv->loop, &srv->w);
-    close(srv->lfd);
+    if (srv->lfd >= 0) {
+        if (!srv->accept_paused)
+            sto_loop_del(srv->loop, &srv->w);
+        close(srv->lfd);
+    }
     while (srv->clients) {
         struct nbds_client *c = srv->clients;
         srv->clients = c->next;
@@ -355,6 +373,11 @@ void nbds_server_free(struct nbds_server *srv)
             nbds_client_destroy(c);
     }
     free(srv);
+}
+
+void nbds_server_set_peers(struct nbds_server *srv, const struct nbds_peers *peers)
+{
+    srv->peers = *peers;
 }
 
 void nbds_server_stats(const struct nbds_server *srv, struct nbds_stats *out)

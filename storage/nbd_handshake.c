@@ -70,15 +70,30 @@ static uint32_t pref_block(const struct sto_volume *v)
     return bs > 4096 ? bs : 4096;
 }
 
-/* Find the export by name; "" picks the only volume when there is exactly one. */
-static struct sto_volume *export_find(struct nbds_client *c, const char *name)
+/*
+ * Find the export by name; "" picks the only volume when there is exactly one. A volume of
+ * another storage loop moves the client there (*moved, the caller answers nothing: that
+ * loop runs the option again).
+ */
+static struct sto_volume *export_find(struct nbds_client *c, const char *name, bool *moved)
 {
-    if (*name)
-        return sto_volume_find(c->srv->m, name);
     char ids[2][STO_ID_MAX];
-    if (sto_mgr_volume_ids(c->srv->m, ids, 2) == 1)
-        return sto_volume_find(c->srv->m, ids[0]);
-    return NULL;
+
+    *moved = false;
+    if (!*name) {
+        if (nbds_volume_ids(c->srv, ids, 2) != 1)
+            return NULL;
+        name = ids[0];
+    }
+    if (c->srv->peers.server_of && !c->rerun) {
+        struct nbds_server *to = c->srv->peers.server_of(c->srv->peers.arg, name);
+        if (to && to != c->srv) {
+            nbds_move(c, to);
+            *moved = true;
+            return NULL;
+        }
+    }
+    return sto_volume_find(c->srv->m, name);
 }
 
 static void attach(struct nbds_client *c, struct sto_volume *v)
@@ -103,7 +118,7 @@ static void handle_opt_info(struct nbds_client *c, bool go)
     uint32_t len = c->optlen, namelen;
     char name[STO_ID_MAX + 8];
     uint16_t nreq;
-    bool want_name = false, want_desc = false;
+    bool want_name = false, want_desc = false, moved;
     struct sto_volume *v;
     uint8_t buf[64];
 
@@ -127,7 +142,9 @@ static void handle_opt_info(struct nbds_client *c, bool go)
     }
     memcpy(name, c->optdata + 4, namelen);
     name[namelen] = '\0';
-    v = export_find(c, name);
+    v = export_find(c, name, &moved);
+    if (moved)
+        return;
     if (!v) {
         nbds_opt_error(c, c->opt, NBD_REP_ERR_UNKNOWN, *name ? "no such export (the export name "
                                                           "is a volume id)"
@@ -178,11 +195,14 @@ void nbds_handle_option(struct nbds_client *c)
     case NBD_OPT_EXPORT_NAME: {
         char name[STO_ID_MAX + 8];
         struct sto_volume *v = NULL;
+        bool moved = false;
         if (c->optlen < sizeof(name) && !memchr(c->optdata, '\0', c->optlen)) {
             memcpy(name, c->optdata, c->optlen);
             name[c->optlen] = '\0';
-            v = export_find(c, name);
+            v = export_find(c, name, &moved);
         }
+        if (moved)
+            return;
         if (!v) {
             /* this option has no error reply: the protocol says to hang up */
             nbds_client_close(c, "export name is not a volume id");
@@ -218,7 +238,7 @@ void nbds_handle_option(struct nbds_client *c)
             nbds_opt_error(c, c->opt, NBD_REP_ERR_INVALID, "list takes no data");
             break;
         }
-        n = sto_mgr_volume_ids(c->srv->m, ids, 256);
+        n = nbds_volume_ids(c->srv, ids, 256);
         for (size_t i = 0; i < n && i < 256; i++) {
             uint8_t b[4 + STO_ID_MAX];
             uint32_t l = (uint32_t)strlen(ids[i]);

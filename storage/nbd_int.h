@@ -86,6 +86,7 @@ enum cstate {
     C_DISCARD,    /* payload of a refused write, skipped to stay in sync */
     C_TLS_ACK,    /* STARTTLS answered: its ACK leaves in plaintext, then the handshake */
     C_TLS_HANDSHAKE, /* the TLS handshake on the socket; then options again (C_OPT_HDR) */
+    C_MOVING,     /* on its way to another loop's server (nbd_move.c) */
     C_CLOSING,
 };
 
@@ -155,6 +156,10 @@ struct nbds_client {
     struct nbds_tls *tls;
     bool tls_up;                 /* handshake done: all traffic goes through tls */
     char identity[TLS_IDENTITY_MAX]; /* "" without TLS or without an identity */
+    /* moving to another loop's server (nbd_move.c) */
+    struct nbds_server *move_to;
+    bool move_hs;                /* it was handshaking: it goes on doing so there */
+    bool rerun;                  /* the moved option runs again: it never moves twice */
 };
 
 /* A "once per episode" log line: the first event logs, later ones are counted. */
@@ -167,7 +172,7 @@ struct nbds_server {
     struct sto_loop *loop;
     struct sto_mgr *m;
     struct nbds_limits lim;
-    int lfd;
+    int lfd;                     /* -1: no listener (takes moved clients only) */
     struct sto_watch w;
     struct nbds_client *clients;
     struct nbds_stats stats;
@@ -184,6 +189,7 @@ struct nbds_server {
     struct nbds_ratelog log_refused, log_timeout, log_evicted, log_plain, log_tls;
     enum nbds_tls_mode tls_mode;
     const struct tls_creds *creds; /* borrowed; set when tls_mode is not off */
+    struct nbds_peers peers;     /* the other loops' servers (server_of NULL: none) */
 };
 
 /* Counters are written on the loop and read by the API's threads (/metrics). */
@@ -214,6 +220,17 @@ void nbds_opt_error(struct nbds_client *c, uint32_t opt, uint32_t err, const cha
 
 /* nbd_accept.c: the client left the handshake (attached to a volume, or closed). */
 void nbds_handshake_end(struct nbds_client *c);
+/* A client moved here that was handshaking goes on, with the deadline it had. */
+void nbds_handshake_adopt(struct nbds_client *c);
+
+/* nbd_move.c */
+/*
+ * Move c (in C_OPT_HDR, its option c->opt not answered) to server `to`, whose loop runs the
+ * option again. On return c is no longer this loop's: the caller touches it no more.
+ */
+void nbds_move(struct nbds_client *c, struct nbds_server *to);
+/* The ids of the live volumes (of every peer too), at most max; returns how many exist. */
+size_t nbds_volume_ids(struct nbds_server *srv, char (*ids)[STO_ID_MAX], size_t max);
 /* True when a line of this kind may be logged now; *left_out: how many were not. */
 bool nbds_ratelog_due(struct nbds_ratelog *rl, uint64_t *left_out);
 

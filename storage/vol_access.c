@@ -117,25 +117,46 @@ static void run_set_access(struct sto_mgr *m, struct mgr_call *c)
     sto_mgr_call_finish(c, ret, STO_ERR_INTERNAL, ret ? "out of memory" : NULL);
 }
 
-int sto_mgr_volume_set_access(struct sto_mgr *m, const char *id,
-                              const struct sto_access_patch *p, struct sto_result *res)
+/* Run `run` on the loop with a copy of size bytes of data (and id, when not NULL). */
+static int call_with_copy(struct sto_mgr *m, void (*run)(struct sto_mgr *, struct mgr_call *),
+                          const char *id, const void *data, size_t size, struct sto_result *res)
 {
-    struct mgr_call *c = sto_mgr_call_new(m, run_set_access);
+    struct mgr_call *c = sto_mgr_call_new(m, run);
     int ret;
 
     if (!c)
         return -ENOMEM;
-    c->data = malloc(sizeof(*p));
+    c->data = malloc(size);
     if (!c->data) {
         sto_mgr_call_free(c);
         return -ENOMEM;
     }
-    memcpy(c->data, p, sizeof(*p));
-    snprintf(c->id, sizeof(c->id), "%s", id);
+    memcpy(c->data, data, size);
+    if (id)
+        snprintf(c->id, sizeof(c->id), "%s", id);
     if (!sto_mgr_call_through(m, c, m->cfg.call_timeout_ms, res, &ret))
         return ret;
     sto_mgr_call_free(c);
     return ret;
+}
+
+int sto_mgr_volume_set_access(struct sto_mgr *m, const char *id,
+                              const struct sto_access_patch *p, struct sto_result *res)
+{
+    return call_with_copy(m, run_set_access, id, p, sizeof(*p), res);
+}
+
+static void run_store_access(struct sto_mgr *m, struct mgr_call *c)
+{
+    int ret = access_store(m, (const struct sto_vol_access *)c->data);
+
+    sto_mgr_call_finish(c, ret, STO_ERR_INTERNAL, ret ? "out of memory" : NULL);
+}
+
+int sto_mgr_store_access(struct sto_mgr *m, const struct sto_vol_access *a,
+                         struct sto_result *res)
+{
+    return call_with_copy(m, run_store_access, NULL, a, sizeof(*a), res);
 }
 
 static void run_export_access(struct sto_mgr *m, struct mgr_call *c)

@@ -101,6 +101,8 @@ void sto_vol_add(struct mgr_session *ms, const struct sto_lun_info *li)
     v->next = ms->m->volumes;
     ms->m->volumes = v;
     ms->vols[ms->nvols++] = v;
+    if (ms->m->cfg.volume_event)
+        ms->m->cfg.volume_event(ms->m->cfg.volume_event_arg, v->id, true);
 }
 
 /* ---------------------------------------------------------------- volume I/O */
