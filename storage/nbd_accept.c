@@ -307,7 +307,9 @@ struct nbds_server *nbds_server_new(struct sto_loop *loop, struct sto_mgr *m, co
                                     const struct nbds_limits *lim, char *err, size_t errlen)
 {
     static const struct sockspec_listen_opts lo = {
-        .what = "nbd", .def_port = 10809, .backlog = 64,
+        /* room for a burst (a client per volume, hundreds at once: over a unix socket a
+         * full backlog fails the connect instead of retrying it); somaxconn caps it */
+        .what = "nbd", .def_port = 10809, .backlog = 1024,
     };
     struct nbds_server *srv = calloc(1, sizeof(*srv));
     int fd;
