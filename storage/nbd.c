@@ -498,6 +498,17 @@ static ssize_t client_recv(struct nbds_client *c, void *buf, size_t len)
     return errno == EINTR ? -EAGAIN : -errno;
 }
 
+/*
+ * The last read from the socket came back short: it is empty, and its level-triggered
+ * EPOLLIN says when more arrives (nbds_client_cb clears the mark), so asking again now
+ * would only cost a read that fails with EAGAIN (one per request at one in flight). Not
+ * with TLS: GnuTLS may hold decrypted records the socket no longer shows.
+ */
+static bool socket_drained(const struct nbds_client *c)
+{
+    return c->rx_drained && !c->tls_up;
+}
+
 static void client_read(struct nbds_client *c)
 {
     for (int budget = 256; budget > 0 && !c->dead && c->st != C_CLOSING && c->st != C_MOVING;
@@ -528,10 +539,13 @@ static void client_read(struct nbds_client *c)
                 c->got += n;
                 continue;
             }
+            if (socket_drained(c))
+                return;
             if (want >= DIRECT_MIN) {
                 ssize_t r = client_recv(c, c->dst + c->got, want);
                 if (r > 0) {
                     c->got += (size_t)r;
+                    c->rx_drained = (size_t)r < want;
                     continue;
                 }
                 if (r != -EAGAIN)
@@ -544,9 +558,12 @@ static void client_read(struct nbds_client *c)
         }
         /* refill the read-ahead buffer */
         c->rstart = c->rend = 0;
+        if (socket_drained(c))
+            return;
         ssize_t r = client_recv(c, c->rbuf, RBUF);
         if (r > 0) {
             c->rend = (size_t)r;
+            c->rx_drained = (size_t)r < RBUF;
             continue;
         }
         if (r != -EAGAIN)
@@ -666,6 +683,8 @@ void nbds_client_cb(struct sto_watch *w, uint32_t revents)
         nbds_tls_step(c);
         return;
     }
+    if (revents & EPOLLIN)
+        c->rx_drained = false;
     if (revents & EPOLLOUT)
         nbds_client_flush(c);
     if (!c->dead)

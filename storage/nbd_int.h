@@ -122,6 +122,7 @@ struct nbds_client {
     struct sto_volume *vol;      /* referenced while attached */
     uint8_t *rbuf;
     size_t rstart, rend;
+    bool rx_drained;             /* the last socket read came back short (nbd.c) */
     uint8_t hdr[32];
     uint8_t *dst;
     size_t need, got;

@@ -59,6 +59,7 @@ static void move_adopt(void *arg)
         return;
     }
     c->st = C_OPT_HDR;
+    c->rx_drained = false;         /* read until EAGAIN once: the new epoll set starts afresh */
     c->rerun = true;
     nbds_handle_option(c);
     c->rerun = false;
