@@ -509,6 +509,7 @@ static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
     }
     toe_ring_publish(&c->rx, p->tot_len);
     c->bytes_in += p->tot_len;
+    c->rx_trimmed = false;
     pbuf_free(p);
     toe_conn_rx_ready(c);
     return ERR_OK;
@@ -554,10 +555,22 @@ static void err_cb(void *arg, err_t err)
     toe_conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
 }
 
+/* An rx ring empty and idle since the last poll gives its pages back (a burst leaves all of
+ * it resident, per idle session); the firmware is its only writer: nothing races the trim. */
+static void rx_trim_idle(struct toe_conn *c)
+{
+    if (!c->rx_trimmed && c->bytes_in == c->rx_idle_mark && !toe_ring_used(&c->rx)) {
+        toe_ring_trim(&c->rx);
+        c->rx_trimmed = true;
+    }
+    c->rx_idle_mark = c->bytes_in;
+}
+
 /*
  * While connecting, every coarse tick (500 ms): a connect nothing answers (no route beyond
  * the wire, no ARP reply) fails after the connect timeout, long before lwIP's SYN retries
- * would, so that the broker can place the owner's next try on the host stack.
+ * would, so that the broker can place the owner's next try on the host stack. Once
+ * established, every 2 s: an idle receive ring is trimmed.
  */
 static err_t poll_cb(void *arg, struct tcp_pcb *unused)
 {
@@ -573,6 +586,8 @@ static err_t poll_cb(void *arg, struct tcp_pcb *unused)
         toe_conn_reap(c);
         return ERR_ABRT;
     }
+    if (c->was_established)
+        rx_trim_idle(c);
     conn_defer(c);
     return ERR_OK;
 }

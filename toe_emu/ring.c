@@ -32,6 +32,12 @@ void toe_ring_fini(struct toe_ring *r)
     r->size = 0;
 }
 
+void toe_ring_trim(struct toe_ring *r)
+{
+    if (r->buf)
+        madvise(r->buf, r->size, MADV_DONTNEED);
+}
+
 size_t toe_ring_used(const struct toe_ring *r)
 {
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);

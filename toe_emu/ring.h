@@ -29,6 +29,13 @@ struct toe_ring {
 int toe_ring_init(struct toe_ring *r, size_t size);
 void toe_ring_fini(struct toe_ring *r);
 
+/*
+ * Give an empty ring's pages back to the kernel (they read as zeros and are committed again
+ * as traffic touches them). Only its producer may call it, and only while used is 0: the
+ * consumer has copied out and released everything, and nobody else writes.
+ */
+void toe_ring_trim(struct toe_ring *r);
+
 /* Either side: bytes readable now (a snapshot). */
 size_t toe_ring_used(const struct toe_ring *r);
 

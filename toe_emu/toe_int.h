@@ -76,6 +76,8 @@ struct toe_conn {
     bool was_established;
     uint32_t connect_start_ms;      /* sys_now() when the SYN went out */
     uint64_t bytes_in, bytes_out;   /* delivered to rx / acknowledged by the peer */
+    uint64_t rx_idle_mark;          /* bytes_in at the previous poll (conn.c rx_trim_idle) */
+    bool rx_trimmed;                /* rx's pages given back; none touched since */
     uint32_t sack_ack;              /* duplicate ACKs with SACK blocks seen for this ... */
     unsigned sack_dups;             /* ... acknowledgment number, and how many */
     bool in_recovery;               /* a loss recovery we started runs until ... */

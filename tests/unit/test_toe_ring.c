@@ -1,12 +1,14 @@
 /*
  * test_toe_ring.c - the driver interface's byte ring: empty, full, wrap-around, in-place
- * access, and one producer and one consumer thread moving a long stream through it.
+ * access, one producer and one consumer thread moving a long stream through it, and an
+ * empty ring's pages given back.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "toe_emu/ring.h"
 
@@ -168,4 +170,40 @@ Test(toe_ring, concurrent_producer_and_consumer, .timeout = 60)
     pthread_join(th, NULL);
     cr_assert_eq(toe_ring_used(&r), 0);
     cr_assert_eq(toe_ring_head(&r), STREAM_BYTES);
+}
+
+/* Pages resident in the ring's memory (mincore). */
+static size_t resident_pages(const struct toe_ring *ring)
+{
+    size_t pages = ring->size / 4096, n = 0;
+    unsigned char vec[1024];
+
+    cr_assert(pages <= sizeof(vec));
+    cr_assert_eq(mincore(ring->buf, ring->size, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    return n;
+}
+
+Test(toe_ring, trim_gives_an_empty_rings_pages_back)
+{
+    uint8_t in[8192], out[8192];
+
+    cr_assert_eq(toe_ring_init(&r, 65536), 0);
+    cr_assert_eq(resident_pages(&r), 0, "mapped lazily");
+    for (int i = 0; i < 12; i++) {           /* wrap around once: every page touched */
+        memset(in, 'a' + i, sizeof(in));
+        cr_assert_eq(toe_ring_write(&r, in, sizeof(in)), sizeof(in));
+        cr_assert_eq(toe_ring_read(&r, out, sizeof(out)), sizeof(out));
+        cr_assert(!memcmp(in, out, sizeof(in)));
+    }
+    cr_assert_eq(resident_pages(&r), 16);
+    toe_ring_trim(&r);
+    cr_assert_eq(resident_pages(&r), 0, "trimmed");
+    memset(in, 'z', sizeof(in));             /* and it goes on working, across the wrap */
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(toe_ring_write(&r, in, sizeof(in)), sizeof(in));
+        cr_assert_eq(toe_ring_read(&r, out, sizeof(out)), sizeof(out));
+        cr_assert(!memcmp(in, out, sizeof(in)));
+    }
 }
