@@ -5,8 +5,10 @@
  * loops: sessions, volumes, NBD; storage/pool.h), the TOE's firmware thread,
  * libmicrohttpd's threads (REST API), and a restore thread that logs saved sessions in
  * again at start (and retries those whose target is not back yet). Start: flags and
- * TOEGW_* variables, state dir, API token, TOE + broker, the storage pool, API, restore. SIGTERM/SIGINT: not ready, save state, log every
- * session out, stop the API, exit 0 — within 10 s.
+ * TOEGW_* variables, state dir, API token, TOE + broker, the storage pool, API, restore.
+ * SIGTERM/SIGINT: not ready, save state, log every session out, stop the API, exit 0 —
+ * within 10 s. The storage threads reach the broker (serve_connect) at once: its calls
+ * take its lock.
  */
 #include "appliance/serve.h"
 #include "appliance/serve_int.h"
