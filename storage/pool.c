@@ -273,18 +273,18 @@ void sto_pool_shutdown(struct sto_pool *p, uint32_t timeout_ms)
 {
     struct shutdown_arg args[STO_POOL_THREADS_MAX];
     pthread_t th[STO_POOL_THREADS_MAX];
-    bool started[STO_POOL_THREADS_MAX] = { false };
+    bool started[STO_POOL_THREADS_MAX];
 
     for (unsigned i = 0; i < p->n; i++) {
         args[i] = (struct shutdown_arg){ p->shards[i].m, timeout_ms };
-        started[i] = i > 0 && pthread_create(&th[i], NULL, shutdown_one, &args[i]) == 0;
-        if (i > 0 && !started[i])
-            shutdown_one(&args[i]); /* no thread: this loop's logouts after the others' */
+        started[i] = pthread_create(&th[i], NULL, shutdown_one, &args[i]) == 0;
     }
-    shutdown_one(&args[0]);
-    for (unsigned i = 1; i < p->n; i++)
+    for (unsigned i = 0; i < p->n; i++) {
         if (started[i])
             pthread_join(th[i], NULL);
+        else
+            shutdown_one(&args[i]); /* no thread: this loop's logouts after the others' */
+    }
 }
 
 void sto_pool_free(struct sto_pool *p)
@@ -426,11 +426,11 @@ int sto_pool_volume_set_access(struct sto_pool *p, const char *id,
     pthread_mutex_lock(&p->access_lock);
     owner = volume_mgr(p, id);
     ret = sto_mgr_volume_set_access(owner, id, patch, res);
-    if (ret == 0 && p->n > 1)
-        ret = sto_mgr_get_volume(owner, id, v);
-    for (unsigned i = 0; ret == 0 && p->n > 1 && i < p->n; i++)
-        if (p->shards[i].m != owner)
-            ret = sto_mgr_store_access(p->shards[i].m, &v->access, res);
+    if (ret == 0 && p->n > 1 && (ret = sto_mgr_get_volume(owner, id, v)) == 0) {
+        for (unsigned i = 0; i < p->n && ret == 0; i++)
+            if (p->shards[i].m != owner)
+                ret = sto_mgr_store_access(p->shards[i].m, &v->access, res);
+    }
     pthread_mutex_unlock(&p->access_lock);
     free(v);
     return ret;
