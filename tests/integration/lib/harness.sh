@@ -412,6 +412,18 @@ h_size() {
     stat -c %s -- "$1"
 }
 
+# h_machine_json [--arg NAME VALUE]... - the machine a benchmark ran on, as one JSON object:
+# cores, kernel, cpu, loadavg_start, date, revision; extra --arg NAME VALUE pairs are added
+# as fields of their own.
+h_machine_json() {
+    jq -nc --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
+        --arg cpu "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)" \
+        --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg date "$(date -u +%FT%TZ)" \
+        --arg rev "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)" \
+        "$@" '{cores: $cores, kernel: $kernel, cpu: $cpu, loadavg_start: $load, date: $date,
+               revision: $rev} + ($ARGS.named | del(.cores, .kernel, .cpu, .load, .date, .rev))'
+}
+
 # h_json FILTER FILE - jq -e FILTER on FILE (raw output); fails when jq is missing.
 h_json() {
     command -v jq >/dev/null 2>&1 || return 3
