@@ -78,6 +78,8 @@ static const struct app_opt cli_opts[] = {
     { "toe-max-conns", 1, OPT_TOE, ALL, "N", "1024", "connections the TOE can hold" },
     { "toe-connect-timeout", 1, OPT_TOE, ALL, "MS", "3000",
       "a TOE connect unanswered this long: the host stack (auto) or an error (toe)" },
+    { "toe-busy-poll", 1, OPT_TOE, ALL, "US", "200",
+      "microseconds the TOE's firmware polls before it sleeps (0: never)" },
     { "port-range", 1, OPT_TOE, ALL, "LO-HI", "20000-20999", "local ports of the broker" },
     { "login-timeout", 1, OPT_TIMEOUT, ALL, "S", "15", "seconds a login may take" },
     { "logout-timeout", 1, OPT_TIMEOUT, ALL, "S", "15", "seconds a logout may take" },

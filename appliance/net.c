@@ -111,6 +111,15 @@ int app_net_opt(struct app_net_opts *o, const char *name, const char *value, cha
         o->toe.connect_timeout_ms = (unsigned)v;
         return 1;
     }
+    if (!strcmp(name, "toe-busy-poll")) {
+        if (parse_uint(value, TOE_BUSY_POLL_MAX_US, &v) < 0) {
+            snprintf(err, errlen, "--toe-busy-poll must be a number of microseconds from 0 "
+                                  "to %u", TOE_BUSY_POLL_MAX_US);
+            return -EINVAL;
+        }
+        o->toe.busy_poll_us = (unsigned)v;
+        return 1;
+    }
     if (!strcmp(name, "port-range")) {
         if (stk_parse_port_range(value, &o->port_lo, &o->port_hi) < 0) {
             snprintf(err, errlen, "--port-range must be LO-HI with 1 <= LO <= HI <= 65535, "

@@ -54,6 +54,8 @@ static const struct app_opt serve_tab[] = {
     { "toe-max-conns", 1, 0, 1, "N", "1024", "connections the TOE holds (past it: host)" },
     { "toe-connect-timeout", 1, 0, 1, "MS", "3000",
       "unanswered TOE connects: the host stack (auto) or an error" },
+    { "toe-busy-poll", 1, 0, 1, "US", "200",
+      "the TOE's firmware polls this long before it sleeps (0: never)" },
     { "port-range", 1, 0, 1, "LO-HI", "20000-20999", "the broker's local ports, both stacks" },
     { "no-toe", 0, 0, 1, NULL, NULL, "the host stack only" },
     { "toe-nat", 0, 0, 1, NULL, NULL, "masquerade the TOE's TAP behind the host" },

@@ -56,6 +56,7 @@ void toe_config_defaults(struct toe_config *cfg)
     cfg->mtu = 9000;
     cfg->connect_timeout_ms = 3000;
     cfg->max_conns = 1024;
+    cfg->busy_poll_us = 200;
 }
 
 void toe_dev_wake(struct toe_dev *dev)
@@ -101,6 +102,11 @@ static int check_config(const struct toe_config *cfg)
     }
     if (cfg->mtu < 576 || cfg->mtu > 65000) {
         toe_err_set("toe: mtu %u is out of range (576..65000)", cfg->mtu);
+        return -EINVAL;
+    }
+    if (cfg->busy_poll_us > TOE_BUSY_POLL_MAX_US) {
+        toe_err_set("toe: busy-poll %u us is out of range (0..%u)", cfg->busy_poll_us,
+                    TOE_BUSY_POLL_MAX_US);
         return -EINVAL;
     }
     if (cfg->addr.s_addr == 0 || cfg->prefix > 32 || cfg->host_prefix > 32) {
@@ -196,6 +202,7 @@ struct toe_dev *toe_dev_new(const struct toe_config *cfg)
         goto fail_fd;
     lwip_start(dev);
     toe_fw_fold_mib(dev);
+    dev->spin_max_ns = (uint64_t)cfg->busy_poll_us * 1000u;
     rc = -pthread_create(&dev->thread, NULL, toe_fw_main, dev);
     if (rc < 0) {
         toe_err_set("toe: cannot start the firmware thread: %s", strerror(-rc));
@@ -208,9 +215,9 @@ struct toe_dev *toe_dev_new(const struct toe_config *cfg)
         char a[INET_ADDRSTRLEN];
 
         inet_ntop(AF_INET, &cfg->addr, a, sizeof(a));
-        log_info("toe", "adapter up on '%s': %s/%u mtu %u max_conns %u offload %s",
-                 cfg->ifname, a, cfg->prefix, cfg->mtu, cfg->max_conns,
-                 dev->offload ? "tso+csum" : "none");
+        log_info("toe", "adapter up on '%s': %s/%u mtu %u max_conns %u offload %s "
+                 "busy_poll %u us", cfg->ifname, a, cfg->prefix, cfg->mtu, cfg->max_conns,
+                 dev->offload ? "tso+csum" : "none", cfg->busy_poll_us);
     }
     return dev;
 

@@ -7,11 +7,19 @@
  * merged (closes also run before each command: no command overtakes a close). Consumers
  * ring the wake eventfd only when this thread announced it is about to sleep, so a busy
  * adapter takes doorbells without a syscall on either side.
+ *
+ * Before it sleeps, the thread busy-polls for a while (cfg.busy_poll_us at most): the
+ * doorbells and the wire are watched without announcing sleep, so a reply or a request that
+ * comes soon costs neither a wakeup here nor an eventfd write in the consumer. The window
+ * adapts to the gaps seen (spin_adapt) and the spin gives way whenever another thread wants
+ * the CPU (spin_for_work, cpus_busy).
  */
 #include "toe_emu/toe_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +154,122 @@ static bool work_queued(struct toe_dev *dev)
     return cmds;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A sched_yield that took longer than this ran another thread: the CPU is wanted. */
+#define SPIN_YIELD_LOST_NS 20000u
+#define SPIN_START_NS      10000u   /* the first spin after a short sleep */
+#define SPIN_MIN_NS        5000u    /* shrunk below this: no spin */
+
+/*
+ * Is every CPU taken? The runnable count from /proc/loadavg against the online CPUs, looked
+ * up at most once a millisecond (a pread of an open file). Unknown: not busy.
+ */
+static bool cpus_busy(struct toe_dev *dev, uint64_t now)
+{
+    char buf[128];
+    ssize_t n;
+
+    if (now - dev->busy_at < 1000000u)
+        return dev->cpus_busy;
+    dev->busy_at = now;
+    dev->cpus_busy = false;
+    if (dev->loadavg_fd < 0)
+        return false;
+    n = pread(dev->loadavg_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+
+    unsigned running, total;
+    double a, b, c;
+    if (sscanf(buf, "%lf %lf %lf %u/%u", &a, &b, &c, &running, &total) == 5)
+        dev->cpus_busy = running > dev->ncpus;
+    return dev->cpus_busy;
+}
+
+/*
+ * Adaptive busy-poll before sleeping: watch the doorbells and the wire for up to spin_ns,
+ * yielding the CPU between looks. True when work showed up (pfd's revents then say which
+ * fd, if any, is ready). False after the time ran out, or as soon as a yield let another
+ * thread run (*contended): a spin must never take a CPU that others need.
+ */
+static bool spin_for_work(struct toe_dev *dev, struct pollfd *pfd, uint64_t *spent_ns,
+                          bool *contended)
+{
+    uint64_t t0 = mono_ns(), t = t0;
+
+    while (t - t0 < dev->spin_ns) {
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&dev->kick_head, memory_order_relaxed) ||
+                atomic_load_explicit(&dev->close_head, memory_order_relaxed)) {
+                pfd[0].revents = pfd[1].revents = 0;
+                return true;
+            }
+            __builtin_ia32_pause();
+        }
+        if (poll(pfd, 2, 0) > 0)
+            return true;
+        uint64_t y = mono_ns();
+        sched_yield();
+        t = mono_ns();
+        if (t - y > SPIN_YIELD_LOST_NS) {
+            *contended = true;
+            break;
+        }
+    }
+    *spent_ns = t - t0;
+    return false;
+}
+
+/*
+ * After a real sleep of `slept_ns` that followed a fruitless spin of `spun_ns`: work that
+ * came within the limit would have been caught by a longer spin (grow); a longer wait, or
+ * a CPU others wanted, means spinning only burns it (shrink towards none).
+ */
+static void spin_adapt(struct toe_dev *dev, uint64_t spun_ns, uint64_t slept_ns, bool contended)
+{
+    uint64_t max = dev->spin_max_ns, wait = spun_ns + slept_ns;
+
+    if (!contended && wait < max) {
+        dev->spin_ns = dev->spin_ns ? dev->spin_ns * 2 : SPIN_START_NS;
+        if (dev->spin_ns > max)
+            dev->spin_ns = max;
+    } else {
+        dev->spin_ns /= 2;
+        if (dev->spin_ns < SPIN_MIN_NS)
+            dev->spin_ns = 0;
+    }
+}
+
+/* Wait for work: a spin first when that pays, then poll() until the next deadline. */
+static int fw_wait(struct toe_dev *dev, struct pollfd *pfd, uint32_t sleep_ms)
+{
+    uint64_t spun = 0, t0;
+    bool contended = false;
+    int timeout, n;
+
+    if (work_queued(dev))
+        return poll(pfd, 2, 0);
+    if (dev->spin_ns && sleep_ms > 0 && !cpus_busy(dev, mono_ns()) &&
+        spin_for_work(dev, pfd, &spun, &contended))
+        return 1;
+    atomic_store(&dev->sleeping, 1);
+    timeout = work_queued(dev) ? 0 : (int)sleep_ms;
+    t0 = mono_ns();
+    n = poll(pfd, 2, timeout);
+    atomic_store(&dev->sleeping, 0);
+    if (timeout && dev->spin_max_ns)
+        spin_adapt(dev, spun, mono_ns() - t0, contended);
+    return n;
+}
+
 void *toe_fw_main(void *arg)
 {
     struct toe_dev *dev = arg;
@@ -154,18 +278,17 @@ void *toe_fw_main(void *arg)
         { .fd = dev->wake_fd, .events = POLLIN },
     };
 
+    dev->loadavg_fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    dev->ncpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     while (!dev->stop) {
         uint32_t now = sys_now();
         uint32_t sleep_ms = sys_timeouts_sleeptime();
-        int timeout;
 
         sleep_ms = toe_netif_next_deadline(dev, now, sleep_ms);
         if (sleep_ms > 1000)
             sleep_ms = 1000;
-        atomic_store(&dev->sleeping, 1);
-        timeout = work_queued(dev) ? 0 : (int)sleep_ms;
-        int n = poll(pfd, 2, timeout);
-        atomic_store(&dev->sleeping, 0);
+        int n = fw_wait(dev, pfd, sleep_ms);
+
         if (n < 0 && errno != EINTR) {
             log_error("toe", "firmware poll failed: %s", strerror(errno));
             break;
@@ -189,5 +312,7 @@ void *toe_fw_main(void *arg)
         if ((uint32_t)(sys_now() - dev->mib_fold_at) >= 1000)
             toe_fw_fold_mib(dev);
     }
+    if (dev->loadavg_fd >= 0)
+        close(dev->loadavg_fd);
     return NULL;
 }

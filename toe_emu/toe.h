@@ -41,6 +41,8 @@ struct toe_dev;
 
 #define TOE_IFNAME_MAX 16
 
+#define TOE_BUSY_POLL_MAX_US 10000u
+
 struct toe_config {
     char ifname[TOE_IFNAME_MAX];   /* TAP device, created or attached ("toe0") */
     uint8_t mac[6];                /* the adapter's MAC; all zero: a locally administered one */
@@ -58,11 +60,15 @@ struct toe_config {
     unsigned connect_timeout_ms;   /* a connect with no answer (no SYN-ACK, no ARP reply)
                                       this long fails with -EHOSTUNREACH (3000); 0: lwIP's
                                       own SYN retries decide */
+    unsigned busy_poll_us;         /* the firmware watches the wire and the doorbells up to
+                                      this long before it sleeps, adapting to the gaps it
+                                      sees and yielding to runnable threads (200); 0: never */
     bool no_offload;               /* no TSO/GSO super-frames, no checksum offload on the
                                       TAP (measurements only) */
 };
 
-/* The defaults (docs/serve.md): toe0, 192.0.2.2/24, host 192.0.2.1/24, MTU 9000, 1024 conns. */
+/* The defaults (docs/serve.md): toe0, 192.0.2.2/24, host 192.0.2.1/24, MTU 9000, 1024 conns,
+ * busy-poll 200 µs. */
 void toe_config_defaults(struct toe_config *cfg);
 /* The version of the TCP/IP stack inside the adapter ("lwIP 2.1.3"; static). */
 const char *toe_stack_version(void);

@@ -154,6 +154,12 @@ struct toe_dev {
     uint32_t mib_last[9];                  /* lwIP's 32-bit counters at the last fold */
     uint64_t mib_acc[9];                   /* ... accumulated to 64 bits */
     uint32_t mib_fold_at;
+    uint64_t spin_ns;                      /* busy-poll this long before sleeping (adaptive) */
+    uint64_t spin_max_ns;                  /* ... at most (cfg.busy_poll_us); 0: never */
+    int loadavg_fd;                        /* /proc/loadavg: are the CPUs all taken? */
+    unsigned ncpus;
+    bool cpus_busy;                        /* ... as of busy_at (ns) */
+    uint64_t busy_at;
 };
 
 /* dev.c */
