@@ -2,14 +2,18 @@
  * conn.c - the hardware-driver interface: TCP connections on the adapter, seen by the
  * storage loop as struct stk_conn (common/transport.h).
  *
- * Per connection: a receive ring the firmware fills from lwIP's recv callback, a send ring
- * the consumer fills and lwIP sends from in place (no-copy tcp_write; ring space is freed
- * only once the peer acknowledged it and lwIP let go of the segment), and an eventfd.
+ * Per connection: a receive queue the firmware fills from lwIP's recv callback (rxq.h:
+ * small segments copied into a ring, large ones kept by reference and copied once, by the
+ * consumer), a send ring the consumer fills and lwIP sends from in place (no-copy
+ * tcp_write; ring space is freed only once the peer acknowledged it and lwIP let go of the
+ * segment), and an eventfd.
  *
  * Flow control is TCP's own: tcp_recved is called only for bytes the consumer has taken
- * out of the receive ring, so the advertised window is the ring's free space and the peer
- * stops when the consumer does. The ring is as large as TCP_WND, so lwIP can never hand us
- * more than fits; if it ever did, recv returns ERR_MEM and lwIP keeps the data.
+ * out of the receive queue, so the advertised window is what the queue can still take and
+ * the peer stops when the consumer does. The queue's ring is as large as TCP_WND, so lwIP
+ * can never hand us more than fits; if it ever did, recv returns ERR_MEM and lwIP keeps the
+ * data. Receive references the consumer finished are freed here, on the firmware thread
+ * (toe_rxq_reclaim: before each delivery, on each kick and each poll).
  *
  * Doorbells: a consumer that produced data or freed receive space puts the conn on the
  * device's kick list (once until served) and wakes the firmware only if it sleeps. The
@@ -66,7 +70,7 @@ static void drain_fd(int fd)
 /* After the consumer took bytes out of rx: let lwIP reopen the window when it matters. */
 static void rx_consumed(struct toe_conn *c)
 {
-    uint64_t tail = toe_ring_tail(&c->rx);
+    uint64_t tail = toe_rxq_taken(&c->rx);
     uint64_t rep = atomic_load_explicit(&c->rx_reported, memory_order_relaxed);
 
     if (tail - rep >= RX_REPORT_BYTES)
@@ -83,7 +87,7 @@ static ssize_t conn_read(struct stk_conn *sc, void *buf, size_t len)
         /* Flags first: data published before them is then visible in the ring. */
         bool eof = atomic_load_explicit(&c->eof, memory_order_acquire);
         int err = atomic_load_explicit(&c->err, memory_order_acquire);
-        size_t n = toe_ring_read(&c->rx, buf, len);
+        size_t n = toe_rxq_read(&c->rx, buf, len);
 
         if (n) {
             sc->bytes_in += n;
@@ -157,7 +161,7 @@ static uint32_t conn_events(struct stk_conn *sc, bool want_read, bool want_write
 
 static bool conn_pending(struct stk_conn *sc)
 {
-    return toe_ring_used(&impl(sc)->rx) > 0;
+    return toe_rxq_used(&impl(sc)->rx) > 0;
 }
 
 static int conn_shutdown(struct stk_conn *sc)
@@ -172,9 +176,16 @@ static int conn_shutdown(struct stk_conn *sc)
     return 0;
 }
 
-static void conn_release_memory(struct toe_conn *c)
+/* A receive reference the firmware frees (lwIP's pbuf_free, on its thread). */
+static void drop_pbuf(struct pbuf *p)
 {
-    toe_ring_fini(&c->rx);
+    pbuf_free(p);
+}
+
+/* `drop`: drop_pbuf on the firmware thread; toe_netif_rxbuf_free_raw once it is gone. */
+static void conn_release_memory(struct toe_conn *c, void (*drop)(struct pbuf *p))
+{
+    toe_rxq_fini(&c->rx, drop);
     toe_ring_fini(&c->tx);
     pthread_mutex_destroy(&c->sig_lock);
     free(c);
@@ -201,7 +212,7 @@ static void conn_close(struct stk_conn *sc, bool abort)
     sc->fd = -1;
     if (!dev) {
         /* The adapter is gone (toe_dev_free); nobody else references `c`. */
-        conn_release_memory(c);
+        conn_release_memory(c, toe_netif_rxbuf_free_raw);
         return;
     }
     c->close_abort = abort;
@@ -235,7 +246,7 @@ uint32_t toe_conn_events(const struct stk_conn *sc)
     uint32_t ev = 0;
     int st = atomic_load_explicit(&c->state, memory_order_acquire);
     bool eof = atomic_load_explicit(&c->eof, memory_order_acquire);
-    size_t used = toe_ring_used(&c->rx);
+    uint64_t used = toe_rxq_used(&c->rx);
 
     if (st == TOE_CS_ESTABLISHED || atomic_load(&c->err) == -ECONNRESET)
         ev |= TOE_EV_CONNECTED;    /* reset after it was established */
@@ -281,7 +292,7 @@ void toe_conn_reap(struct toe_conn *c)
         dev->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    conn_release_memory(c);
+    conn_release_memory(c, drop_pbuf);
 }
 
 /* The connection failed (pcb already gone or detached): tell the consumer. */
@@ -383,7 +394,7 @@ static void tx_pump(struct toe_conn *c)
 /* Give lwIP back the receive window the consumer freed. */
 static void rx_report(struct toe_conn *c)
 {
-    uint64_t tail = toe_ring_tail(&c->rx);
+    uint64_t tail = toe_rxq_taken(&c->rx);
     uint64_t rep = atomic_load_explicit(&c->rx_reported, memory_order_relaxed);
 
     while (c->pcb && rep < tail) {
@@ -414,11 +425,12 @@ static void conn_step(struct toe_conn *c)
         return;
     }
     if (c->close_seen && (c->close_abort || atomic_load(&c->state) == TOE_CS_CONNECTING ||
-                          toe_ring_used(&c->rx) > 0 || c->pcb->refused_data)) {
+                          toe_rxq_used(&c->rx) > 0 || c->pcb->refused_data)) {
         /* Closed with a reset, or with unread data: reset, as a host socket does. */
         abort_pcb(c);
         return;
     }
+    toe_rxq_reclaim(&c->rx, drop_pbuf);
     rx_report(c);
     if (c->pcb->refused_data && !toe_tcp_redeliver_refused(c->pcb))
         return;
@@ -499,18 +511,16 @@ static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
         toe_conn_signal(c);
         return ERR_OK;
     }
-    if (p->tot_len > toe_ring_space(&c->rx))
-        return ERR_MEM;            /* lwIP keeps it; conn_progress hands it back */
+    toe_rxq_reclaim(&c->rx, drop_pbuf);
 
-    uint64_t at = toe_ring_head(&c->rx);
-    for (struct pbuf *q = p; q; q = q->next) {
-        toe_ring_copy_in(&c->rx, at, q->payload, q->len);
-        at += q->len;
-    }
-    toe_ring_publish(&c->rx, p->tot_len);
-    c->bytes_in += p->tot_len;
+    u16_t len = p->tot_len;
+    int taken = toe_rxq_put(&c->rx, p);
+    if (taken < 0)
+        return ERR_MEM;            /* lwIP keeps it; conn_progress hands it back */
+    if (!taken)
+        pbuf_free(p);              /* copied */
+    c->bytes_in += len;
     c->rx_trimmed = false;
-    pbuf_free(p);
     toe_conn_rx_ready(c);
     return ERR_OK;
 }
@@ -559,8 +569,9 @@ static void err_cb(void *arg, err_t err)
  * it resident, per idle session); the firmware is its only writer: nothing races the trim. */
 static void rx_trim_idle(struct toe_conn *c)
 {
-    if (!c->rx_trimmed && c->bytes_in == c->rx_idle_mark && !toe_ring_used(&c->rx)) {
-        toe_ring_trim(&c->rx);
+    toe_rxq_reclaim(&c->rx, drop_pbuf);
+    if (!c->rx_trimmed && c->bytes_in == c->rx_idle_mark && !toe_rxq_used(&c->rx)) {
+        toe_rxq_trim(&c->rx);
         c->rx_trimmed = true;
     }
     c->rx_idle_mark = c->bytes_in;
@@ -628,51 +639,6 @@ void toe_conn_fail_all(struct toe_dev *dev, int err)
         abort_pcb(c);
         conn_fail(c, err, false);
         toe_conn_reap(c);
-    }
-}
-
-/*
- * A pure ACK whose SACK blocks report data above a hole arrived for local port `lport`, and
- * lwIP has processed it. lwIP counts a duplicate ACK only if the advertised window did not
- * change, and Linux updates its window in nearly every ACK; lwIP also has no NewReno partial
- * ACK rule. So after most losses it would wait for the retransmission timeout. Here three
- * such ACKs start lwIP's own fast retransmit (RFC 6675's loss signal), and within that
- * recovery an ACK that advances but still reports a hole resends the next missing segment
- * at once (RFC 6582).
- */
-void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno)
-{
-    for (struct toe_conn *c = dev->conns; c; c = c->next) {
-        struct tcp_pcb *pcb = c->pcb;
-
-        if (!pcb || pcb->local_port != lport)
-            continue;
-        if (pcb->lastack != ackno || !pcb->unacked) {
-            c->sack_dups = 0;      /* stale, or nothing outstanding */
-            return;
-        }
-        if (c->in_recovery && toe_tcp_seq_lt(ackno, c->recover)) {
-            if (ackno != c->sack_ack) {
-                c->sack_ack = ackno;
-                toe_tcp_rexmit_next(pcb);
-            }
-            return;
-        }
-        c->in_recovery = false;
-        if (ackno != c->sack_ack) {
-            c->sack_ack = ackno;
-            c->sack_dups = 1;
-            return;
-        }
-        if (++c->sack_dups >= 3) {
-            /* A loss episode, whether lwIP noticed it (TF_INFR) or we start the recovery. */
-            c->sack_dups = 0;
-            c->in_recovery = true;
-            c->recover = pcb->snd_nxt;
-            if (!(pcb->flags & TF_INFR))
-                toe_tcp_rexmit_fast(pcb);
-        }
-        return;
     }
 }
 
@@ -830,7 +796,7 @@ int toe_connect(struct toe_dev *dev, const struct sockaddr_in *dst, uint16_t loc
     }
     c->dev = dev;
     pthread_mutex_init(&c->sig_lock, NULL);
-    rc = toe_ring_init(&c->rx, TOE_RX_RING_BYTES);
+    rc = toe_rxq_init(&c->rx, TOE_RX_RING_BYTES);
     if (rc < 0)
         goto fail_conn;
     rc = toe_ring_init(&c->tx, TOE_TX_RING_BYTES);
@@ -860,7 +826,7 @@ int toe_connect(struct toe_dev *dev, const struct sockaddr_in *dst, uint16_t loc
 fail_fd:
     close(c->stk.fd);
 fail_conn:
-    conn_release_memory(c);
+    conn_release_memory(c, drop_pbuf);   /* nothing held yet */
 fail_slot:
     atomic_fetch_sub(&dev->nconns, 1);
     toe_err_set("toe: cannot connect to %s:%u from port %u: %s", addr, ntohs(dst->sin_port),
@@ -890,7 +856,7 @@ void toe_conn_orphan_all(struct toe_dev *dev)
         c->dev = NULL;
         pthread_mutex_unlock(&c->sig_lock);
         if (closed)
-            conn_release_memory(c);   /* closed while we stopped: its kick came too late */
+            conn_release_memory(c, toe_netif_rxbuf_free_raw); /* closed while we stopped */
         atomic_fetch_sub(&dev->nconns, 1);
     }
     dev->conns = NULL;

@@ -58,6 +58,18 @@ static void rxbuf_release(struct pbuf *p)
     rxbuf_put(b->dev, b);
 }
 
+void toe_netif_rxbuf_free_raw(struct pbuf *p)
+{
+    while (p) {
+        struct pbuf *next = p->next;
+
+        if (--p->ref > 0)
+            return;
+        free(p);                /* a struct toe_rxbuf, which starts with its pbuf */
+        p = next;
+    }
+}
+
 static struct toe_rxbuf *rxbuf_get(struct toe_dev *dev)
 {
     struct toe_rxbuf *b = dev->rxfree;

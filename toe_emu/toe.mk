@@ -35,8 +35,8 @@ LDLIBS   += -lpcap
 $(BUILD)/toe_emu/%.o: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
 $(TOE_OBJS) $(TOE_TOOL_OBJS): | $(LWIP_STAMP)
 # The unit test of toe_emu/lwip_tcp.c builds lwIP's segment and pcb structures itself.
-$(BUILD)/tests/test_toe_hooks: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
-$(BUILD)/tests/test_toe_hooks: | $(LWIP_STAMP)
+$(BUILD)/tests/test_toe_hooks $(BUILD)/tests/test_toe_rxq: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
+$(BUILD)/tests/test_toe_hooks $(BUILD)/tests/test_toe_rxq: | $(LWIP_STAMP)
 
 $(LWIP_STAMP):
 	@scripts/fetch-lwip $(LWIP_SRC)

@@ -21,6 +21,7 @@
 #include "toe_emu/fault.h"
 #include "toe_emu/frame.h"
 #include "toe_emu/ring.h"
+#include "toe_emu/rxq.h"
 #include "toe_emu/toe.h"
 
 #define TOE_RX_RING_BYTES   TCP_WND         /* never smaller: see conn.c recv_cb */
@@ -42,7 +43,7 @@ enum toe_conn_state {
 struct toe_conn {
     struct stk_conn stk;            /* handed to the consumer; stk.impl points here */
     struct toe_dev *dev;            /* borrowed */
-    struct toe_ring rx;             /* firmware produces, consumer reads */
+    struct toe_rxq rx;              /* firmware produces, consumer reads (rxq.h) */
     struct toe_ring tx;             /* consumer produces, firmware sends from it in place */
 
     /* consumer -> firmware */
@@ -183,6 +184,8 @@ void toe_netif_flush(struct toe_dev *dev);       /* send the pending super-frame
 uint32_t toe_netif_next_deadline(struct toe_dev *dev, uint32_t now, uint32_t sleep_ms);
 void toe_netif_timers(struct toe_dev *dev);      /* release held (reordered) frames */
 void toe_netif_free(struct toe_dev *dev);
+/* Free a chain of the adapter's receive buffers without lwIP or the device (after both). */
+void toe_netif_rxbuf_free_raw(struct pbuf *p);
 bool toe_netif_slow_path(const struct toe_dev *dev);
 
 /* conn.c */
