@@ -33,6 +33,7 @@ struct app_cli_opts {
     uint64_t offset;
     uint64_t length;
     bool have_length;
+    unsigned busy_poll_us;      /* --busy-poll: the storage loop's (0: never) */
     /* perf */
     uint32_t blocks;
     uint32_t inflight;

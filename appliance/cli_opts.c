@@ -15,6 +15,7 @@
 #include "appliance/optab.h"
 #include "appliance/state.h"
 #include "common/log.h"
+#include "common/spin.h"
 #include "storage/iname.h"
 
 void app_errorf(const char *fmt, ...)
@@ -45,7 +46,7 @@ void app_cli_json_str(FILE *f, const char *s)
 
 enum {
     OPT_STACK = 256, OPT_JSON, OPT_OFFSET, OPT_LENGTH, OPT_TOE,
-    OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_TIMEOUT,
+    OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_TIMEOUT, OPT_BUSY_POLL,
 };
 
 /*
@@ -81,6 +82,8 @@ static const struct app_opt cli_opts[] = {
     { "toe-busy-poll", 1, OPT_TOE, ALL, "US", "200",
       "microseconds the TOE's firmware polls before it sleeps (0: never)" },
     { "port-range", 1, OPT_TOE, ALL, "LO-HI", "20000-20999", "local ports of the broker" },
+    { "busy-poll", 1, OPT_BUSY_POLL, ALL, "US", "0",
+      "microseconds the storage loop polls before it sleeps (latency for CPU)" },
     { "login-timeout", 1, OPT_TIMEOUT, ALL, "S", "15", "seconds a login may take" },
     { "logout-timeout", 1, OPT_TIMEOUT, ALL, "S", "15", "seconds a logout may take" },
     { "nop-interval", 1, OPT_TIMEOUT, ALL, "S", "5", "seconds between NOP-Out pings (0: none)" },
@@ -207,6 +210,11 @@ static int parse_one(struct app_cli_opts *o, int c, const struct app_opt *d,
         }
         break;
     }
+    case OPT_BUSY_POLL:
+        if (parse_u64("--busy-poll", optarg, SPIN_MAX_US, &v) < 0)
+            return APP_EXIT_USAGE;
+        o->busy_poll_us = (unsigned)v;
+        break;
     case OPT_OFFSET:
         if (parse_u64("--offset", optarg, UINT64_MAX / 2, &o->offset) < 0)
             return APP_EXIT_USAGE;

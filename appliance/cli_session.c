@@ -123,6 +123,7 @@ int app_cli_session_open(struct app_cli_opts *o, const char *where, bool discove
         isc_url_clear(&cs->url);
         return APP_EXIT_FAILED;
     }
+    sto_loop_set_busy_poll(cs->loop, o->busy_poll_us);
     cs->s = isc_session_new(cs->loop, &cfg);
     if (!cs->s) {
         app_errorf("cannot create the session: %s", strerror(errno));

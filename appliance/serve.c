@@ -481,6 +481,7 @@ static int serve_start_storage(struct serve *sv, const struct app_state *st)
     char err[400];
     struct sto_pool_config pc = {
         .threads = sv->o.storage_threads,
+        .busy_poll_us = sv->o.busy_poll_us,
         .mgr = {
             .net = { serve_connect, serve_release, sv },
             .max_outstanding = sv->o.max_outstanding,

@@ -26,6 +26,7 @@ struct serve_opts {
                                          "off": none */
     struct app_net_opts net;
     unsigned storage_threads;         /* --storage-threads (0: one per online core) */
+    unsigned busy_poll_us;            /* --busy-poll (0: never) */
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;
     struct nbds_limits nbd_lim;       /* zero members: the defaults */

@@ -18,6 +18,7 @@
 #include "appliance/optab.h"
 #include "appliance/serve_int.h"
 #include "common/log.h"
+#include "common/spin.h"
 #include "common/sockspec.h"
 #include "storage/iname.h"
 
@@ -64,6 +65,8 @@ static const struct app_opt serve_tab[] = {
     { "toe-gateway", 1, 0, 1, "ADDR", "the TAP's host side", "the TOE's default route" },
     { "storage-threads", 1, 0, 1, "N", "one per core",
       "storage loops; sessions spread over them (1-64)" },
+    { "busy-poll", 1, 0, 1, "US", "0",
+      "storage loops poll this long before they sleep (latency for CPU)" },
     { "max-outstanding", 1, 0, 1, "N", "128", "SCSI commands in flight per session" },
     { "max-outstanding-writes", 1, 0, 1, "N", "32", "of those, writes" },
     { "login-timeout", 1, 0, 1, "S", "15", "seconds a login may take" },
@@ -123,6 +126,7 @@ static int serve_limit_opt(struct serve_opts *o, const char *name, const char *v
         { "storage-threads", 1, STO_POOL_THREADS_MAX, "" },
         { "max-outstanding", 1, 1024, "" },
         { "max-outstanding-writes", 1, 1024, "" },
+        { "busy-poll", 0, SPIN_MAX_US, " (microseconds)" },
     };
     size_t i;
     unsigned long v;
@@ -149,7 +153,8 @@ static int serve_limit_opt(struct serve_opts *o, const char *name, const char *v
     case 5: o->nbd_lim.max_buffered_bytes = (uint64_t)v << 20; break;
     case 6: o->storage_threads = (unsigned)v; break;
     case 7: o->max_outstanding = (uint32_t)v; break;
-    default: o->max_outstanding_writes = (uint32_t)v; break;
+    case 8: o->max_outstanding_writes = (uint32_t)v; break;
+    default: o->busy_poll_us = (unsigned)v; break;
     }
     return 1;
 }

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/spin.h"
+
 #define LOOP_MAX_EVENTS 64
 
 /* Queued work: fn(arg), or a call (fn NULL) that runs call->run. */
@@ -41,6 +43,9 @@ struct sto_loop {
     struct sto_watch *kicked;       /* singly linked list of kicked watches */
     struct sto_timer timers;        /* sentinel of the doubly linked timer list */
     _Atomic bool stopping;          /* set by sto_loop_stop from any thread */
+    struct spin_poll spin;          /* busy-poll before sleeping (sto_loop_set_busy_poll) */
+    struct epoll_event *spin_evs;   /* during a spin: where events go ... */
+    int spin_n;                     /* ... and how many came */
 };
 
 uint64_t sto_now_ns(void)
@@ -130,6 +135,7 @@ struct sto_loop *sto_loop_new(void)
     pthread_cond_init(&loop->calls_cv, &ca);
     pthread_condattr_destroy(&ca);
     loop->timers.next = loop->timers.prev = &loop->timers;
+    spin_init(&loop->spin, 0);
     if (sto_loop_add(loop, &loop->wake, EPOLLIN) < 0)
         goto err_wake;
     return loop;
@@ -152,6 +158,7 @@ void sto_loop_free(struct sto_loop *loop)
     loop_drain_posted(loop, true);
     close(loop->wake.fd);
     close(loop->epfd);
+    spin_fini(&loop->spin);
     pthread_cond_destroy(&loop->calls_cv);
     pthread_mutex_destroy(&loop->lock);
     free(loop);
@@ -348,6 +355,38 @@ static void loop_run_timers(struct sto_loop *loop)
     }
 }
 
+void sto_loop_set_busy_poll(struct sto_loop *loop, unsigned us)
+{
+    spin_fini(&loop->spin);
+    spin_init(&loop->spin, us);
+}
+
+/* For the spin: any event ready now? (they are kept for the round) */
+static bool loop_ready(void *arg)
+{
+    struct sto_loop *loop = arg;
+
+    loop->spin_n = epoll_wait(loop->epfd, loop->spin_evs, LOOP_MAX_EVENTS, 0);
+    return loop->spin_n != 0;
+}
+
+/* Wait for events: a spin first when that pays, then epoll_wait until the timeout. */
+static int loop_wait(struct sto_loop *loop, struct epoll_event *evs, int timeout_ms)
+{
+    uint64_t t0;
+    int n;
+
+    if (timeout_ms == 0)
+        return epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, 0);
+    loop->spin_evs = evs;
+    if (spin_for(&loop->spin, loop_ready, loop))
+        return loop->spin_n;
+    t0 = spin_now_ns();
+    n = epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
+    spin_slept(&loop->spin, spin_now_ns() - t0);
+    return n;
+}
+
 int sto_loop_run_once(struct sto_loop *loop, int timeout_ms)
 {
     struct epoll_event evs[LOOP_MAX_EVENTS];
@@ -356,7 +395,7 @@ int sto_loop_run_once(struct sto_loop *loop, int timeout_ms)
     if (loop->kicked)
         timeout_ms = 0;
     timeout_ms = loop_timeout(loop, timeout_ms);
-    n = epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
+    n = loop_wait(loop, evs, timeout_ms);
     if (n < 0 && errno != EINTR)
         return -errno;
     for (int i = 0; i < n; i++) {

@@ -31,6 +31,11 @@ struct sto_timer {
 /* Returns NULL and sets errno on failure. Caller frees with sto_loop_free. */
 struct sto_loop *sto_loop_new(void);
 void sto_loop_free(struct sto_loop *loop);
+/*
+ * Busy-poll up to `us` microseconds before each sleep, adapting to the gaps seen and giving
+ * way to other threads (common/spin.h); 0 (the default): never. Before the loop runs.
+ */
+void sto_loop_set_busy_poll(struct sto_loop *loop, unsigned us);
 
 int sto_loop_add(struct sto_loop *loop, struct sto_watch *w, uint32_t events);
 int sto_loop_mod(struct sto_loop *loop, struct sto_watch *w, uint32_t events);

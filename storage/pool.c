@@ -200,6 +200,7 @@ static int shard_make(struct sto_pool *p, unsigned i, const struct sto_pool_conf
         snprintf(err, errlen, "cannot create storage loop %u: %s", i, strerror(errno));
         return -1;
     }
+    sto_loop_set_busy_poll(sh->loop, cfg->busy_poll_us);
     mc.volume_event = on_volume;
     mc.volume_event_arg = sh;
     sh->m = sto_mgr_new(sh->loop, &mc);

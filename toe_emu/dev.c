@@ -202,7 +202,6 @@ struct toe_dev *toe_dev_new(const struct toe_config *cfg)
         goto fail_fd;
     lwip_start(dev);
     toe_fw_fold_mib(dev);
-    dev->spin_max_ns = (uint64_t)cfg->busy_poll_us * 1000u;
     rc = -pthread_create(&dev->thread, NULL, toe_fw_main, dev);
     if (rc < 0) {
         toe_err_set("toe: cannot start the firmware thread: %s", strerror(-rc));

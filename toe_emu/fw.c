@@ -11,15 +11,13 @@
  * Before it sleeps, the thread busy-polls for a while (cfg.busy_poll_us at most): the
  * doorbells and the wire are watched without announcing sleep, so a reply or a request that
  * comes soon costs neither a wakeup here nor an eventfd write in the consumer. The window
- * adapts to the gaps seen (spin_adapt) and the spin gives way whenever another thread wants
- * the CPU (spin_for_work, cpus_busy).
+ * adapts to the gaps seen and the spin gives way whenever another thread wants the CPU
+ * (common/spin.h).
  */
 #include "toe_emu/toe_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/spin.h"
 #include "lwip/stats.h"
 #include "lwip/sys.h"
 #include "lwip/timeouts.h"
@@ -154,119 +153,37 @@ static bool work_queued(struct toe_dev *dev)
     return cmds;
 }
 
-static uint64_t mono_ns(void)
+/* For the spin: a doorbell, a close, a frame on the wire or a wake (pfd's revents say). */
+static bool fw_ready(void *arg)
 {
-    struct timespec ts;
+    struct toe_dev *dev = arg;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* A sched_yield that took longer than this ran another thread: the CPU is wanted. */
-#define SPIN_YIELD_LOST_NS 20000u
-#define SPIN_START_NS      10000u   /* the first spin after a short sleep */
-#define SPIN_MIN_NS        5000u    /* shrunk below this: no spin */
-
-/*
- * Is every CPU taken? The runnable count from /proc/loadavg against the online CPUs, looked
- * up at most once a millisecond (a pread of an open file). Unknown: not busy.
- */
-static bool cpus_busy(struct toe_dev *dev, uint64_t now)
-{
-    char buf[128];
-    ssize_t n;
-
-    if (now - dev->busy_at < 1000000u)
-        return dev->cpus_busy;
-    dev->busy_at = now;
-    dev->cpus_busy = false;
-    if (dev->loadavg_fd < 0)
-        return false;
-    n = pread(dev->loadavg_fd, buf, sizeof(buf) - 1, 0);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-
-    unsigned running, total;
-    double a, b, c;
-    if (sscanf(buf, "%lf %lf %lf %u/%u", &a, &b, &c, &running, &total) == 5)
-        dev->cpus_busy = running > dev->ncpus;
-    return dev->cpus_busy;
-}
-
-/*
- * Adaptive busy-poll before sleeping: watch the doorbells and the wire for up to spin_ns,
- * yielding the CPU between looks. True when work showed up (pfd's revents then say which
- * fd, if any, is ready). False after the time ran out, or as soon as a yield let another
- * thread run (*contended): a spin must never take a CPU that others need.
- */
-static bool spin_for_work(struct toe_dev *dev, struct pollfd *pfd, uint64_t *spent_ns,
-                          bool *contended)
-{
-    uint64_t t0 = mono_ns(), t = t0;
-
-    while (t - t0 < dev->spin_ns) {
-        for (int i = 0; i < 64; i++) {
-            if (atomic_load_explicit(&dev->kick_head, memory_order_relaxed) ||
-                atomic_load_explicit(&dev->close_head, memory_order_relaxed)) {
-                pfd[0].revents = pfd[1].revents = 0;
-                return true;
-            }
-            __builtin_ia32_pause();
-        }
-        if (poll(pfd, 2, 0) > 0)
-            return true;
-        uint64_t y = mono_ns();
-        sched_yield();
-        t = mono_ns();
-        if (t - y > SPIN_YIELD_LOST_NS) {
-            *contended = true;
-            break;
-        }
+    if (atomic_load_explicit(&dev->kick_head, memory_order_relaxed) ||
+        atomic_load_explicit(&dev->close_head, memory_order_relaxed)) {
+        dev->spin_pfd[0].revents = dev->spin_pfd[1].revents = 0;
+        return true;
     }
-    *spent_ns = t - t0;
-    return false;
-}
-
-/*
- * After a real sleep of `slept_ns` that followed a fruitless spin of `spun_ns`: work that
- * came within the limit would have been caught by a longer spin (grow); a longer wait, or
- * a CPU others wanted, means spinning only burns it (shrink towards none).
- */
-static void spin_adapt(struct toe_dev *dev, uint64_t spun_ns, uint64_t slept_ns, bool contended)
-{
-    uint64_t max = dev->spin_max_ns, wait = spun_ns + slept_ns;
-
-    if (!contended && wait < max) {
-        dev->spin_ns = dev->spin_ns ? dev->spin_ns * 2 : SPIN_START_NS;
-        if (dev->spin_ns > max)
-            dev->spin_ns = max;
-    } else {
-        dev->spin_ns /= 2;
-        if (dev->spin_ns < SPIN_MIN_NS)
-            dev->spin_ns = 0;
-    }
+    return poll(dev->spin_pfd, 2, 0) > 0;
 }
 
 /* Wait for work: a spin first when that pays, then poll() until the next deadline. */
 static int fw_wait(struct toe_dev *dev, struct pollfd *pfd, uint32_t sleep_ms)
 {
-    uint64_t spun = 0, t0;
-    bool contended = false;
+    uint64_t t0;
     int timeout, n;
 
     if (work_queued(dev))
         return poll(pfd, 2, 0);
-    if (dev->spin_ns && sleep_ms > 0 && !cpus_busy(dev, mono_ns()) &&
-        spin_for_work(dev, pfd, &spun, &contended))
+    dev->spin_pfd = pfd;
+    if (sleep_ms > 0 && spin_for(&dev->spin, fw_ready, dev))
         return 1;
     atomic_store(&dev->sleeping, 1);
     timeout = work_queued(dev) ? 0 : (int)sleep_ms;
-    t0 = mono_ns();
+    t0 = spin_now_ns();
     n = poll(pfd, 2, timeout);
     atomic_store(&dev->sleeping, 0);
-    if (timeout && dev->spin_max_ns)
-        spin_adapt(dev, spun, mono_ns() - t0, contended);
+    if (timeout)
+        spin_slept(&dev->spin, spin_now_ns() - t0);
     return n;
 }
 
@@ -278,8 +195,7 @@ void *toe_fw_main(void *arg)
         { .fd = dev->wake_fd, .events = POLLIN },
     };
 
-    dev->loadavg_fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-    dev->ncpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    spin_init(&dev->spin, dev->cfg.busy_poll_us);
     while (!dev->stop) {
         uint32_t now = sys_now();
         uint32_t sleep_ms = sys_timeouts_sleeptime();
@@ -312,7 +228,6 @@ void *toe_fw_main(void *arg)
         if ((uint32_t)(sys_now() - dev->mib_fold_at) >= 1000)
             toe_fw_fold_mib(dev);
     }
-    if (dev->loadavg_fd >= 0)
-        close(dev->loadavg_fd);
+    spin_fini(&dev->spin);
     return NULL;
 }

@@ -41,7 +41,7 @@ struct toe_dev;
 
 #define TOE_IFNAME_MAX 16
 
-#define TOE_BUSY_POLL_MAX_US 10000u
+#define TOE_BUSY_POLL_MAX_US 10000u    /* SPIN_MAX_US (common/spin.h) */
 
 struct toe_config {
     char ifname[TOE_IFNAME_MAX];   /* TAP device, created or attached ("toe0") */

@@ -56,6 +56,7 @@ $(LWIP_LIB): $(LWIP_OBJS)
 # The driver for tests/integration/test_toe_*.sh and bench/toe-bulk (not part of toegw);
 # common/transport.o: `flood` runs its consumer over the host stack too, for comparison.
 $(BUILD)/toe-tool: $(TOE_TOOL_OBJS) $(TOE_OBJS) $(BUILD)/common/log.o $(BUILD)/common/transport.o \
+                   $(BUILD)/common/spin.o \
                    $(BUILD)/common/sockspec.o $(LWIP_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

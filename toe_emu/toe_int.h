@@ -17,6 +17,7 @@
 #include "lwip/sys.h"
 #include "lwip/tcp.h"
 
+#include "common/spin.h"
 #include "toe_emu/capture.h"
 #include "toe_emu/fault.h"
 #include "toe_emu/frame.h"
@@ -155,12 +156,8 @@ struct toe_dev {
     uint32_t mib_last[9];                  /* lwIP's 32-bit counters at the last fold */
     uint64_t mib_acc[9];                   /* ... accumulated to 64 bits */
     uint32_t mib_fold_at;
-    uint64_t spin_ns;                      /* busy-poll this long before sleeping (adaptive) */
-    uint64_t spin_max_ns;                  /* ... at most (cfg.busy_poll_us); 0: never */
-    int loadavg_fd;                        /* /proc/loadavg: are the CPUs all taken? */
-    unsigned ncpus;
-    bool cpus_busy;                        /* ... as of busy_at (ns) */
-    uint64_t busy_at;
+    struct spin_poll spin;                 /* busy-poll before sleeping (cfg.busy_poll_us) */
+    struct pollfd *spin_pfd;               /* what the spin looks at */
 };
 
 /* dev.c */

@@ -59,16 +59,7 @@ listed=$(nbdinfo --list --json "nbd://$NBD_ADDR" 2>/dev/null | jq '.exports | le
 h_check "$H_TEST.list_shows_every_volume" "nbdinfo --list shows ${listed:-no} exports, not 4" test "$listed" = 4
 
 # CPU ticks (user + system) of storage thread N
-sto_ticks() {
-    local f
-    for f in /proc/"$SERVE_PID"/task/*; do
-        if [ "$(cat "$f/comm" 2>/dev/null)" = "toegw-sto$1" ]; then
-            awk '{ print $14 + $15 }' "$f/stat"
-            return
-        fi
-    done
-    echo 0
-}
+sto_ticks() { h_thread_ticks "$SERVE_PID" "toegw-sto$1"; }
 declare -A before=()
 for i in 0 1 2; do before[$i]=$(sto_ticks "$i"); done
 pids=()

@@ -412,6 +412,19 @@ h_size() {
     stat -c %s -- "$1"
 }
 
+# h_thread_ticks PID NAME - CPU ticks (user + system) of PID's thread NAME; "none" if it
+# has no such thread.
+h_thread_ticks() {
+    local f
+    for f in /proc/"$1"/task/*; do
+        if [ "$(cat "$f/comm" 2>/dev/null)" = "$2" ]; then
+            awk '{ print $14 + $15 }' "$f/stat"
+            return
+        fi
+    done
+    echo none
+}
+
 # h_machine_json [--arg NAME VALUE]... - the machine a benchmark ran on, as one JSON object:
 # cores, kernel, cpu, loadavg_start, date, revision; extra --arg NAME VALUE pairs are added
 # as fields of their own.
