@@ -41,7 +41,11 @@ void spin_fini(struct spin_poll *s)
     s->loadavg_fd = -1;
 }
 
-/* Every CPU taken? The runnable count ("2/345", fourth field) against the CPUs online. */
+/*
+ * Overloaded? More threads runnable besides this one than CPUs online (the fourth field,
+ * "3/345", counts this thread too). A busy but not overloaded machine still lets the spin
+ * run: its yields give the CPU to whoever shares it.
+ */
 static bool cpus_busy(struct spin_poll *s, uint64_t now)
 {
     char buf[128];
@@ -59,7 +63,7 @@ static bool cpus_busy(struct spin_poll *s, uint64_t now)
         return false;
     buf[n] = '\0';
     if (sscanf(buf, "%*f %*f %*f %u/", &running) == 1)
-        s->cpus_busy = running > s->ncpus;
+        s->cpus_busy = running > s->ncpus + 1;   /* the others, this thread aside */
     return s->cpus_busy;
 }
 

@@ -6,9 +6,9 @@
  * The window adapts to the gaps the thread sees, as a hypervisor's halt-polling does: after
  * a sleep that ended within the limit it doubles (from 10 µs), after a longer sleep it
  * halves (below 5 µs: no spin). A spin yields the CPU between looks and ends as soon as a
- * yield let another thread run; none starts while the runnable threads outnumber the CPUs
- * (/proc/loadavg, looked at once a millisecond at most). So an idle thread sleeps, and a
- * busy machine gives the spin no CPU that others need.
+ * yield let another thread run; none starts while the machine is overloaded, with more
+ * threads runnable besides this one than CPUs (/proc/loadavg, looked at once a millisecond
+ * at most). So an idle thread sleeps, and a spin takes no CPU that others are kept from.
  *
  * One struct per thread, used by that thread only.
  */
