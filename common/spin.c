@@ -22,11 +22,12 @@ uint64_t spin_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void spin_init(struct spin_poll *s, unsigned max_us)
+void spin_init(struct spin_poll *s, unsigned max_us, bool polite)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-    *s = (struct spin_poll){ .loadavg_fd = -1, .ncpus = n > 0 ? (unsigned)n : 1 };
+    *s = (struct spin_poll){ .loadavg_fd = -1, .ncpus = n > 0 ? (unsigned)n : 1,
+                             .polite = polite };
     if (max_us > SPIN_MAX_US)
         max_us = SPIN_MAX_US;
     s->max_ns = (uint64_t)max_us * 1000u;
@@ -42,9 +43,10 @@ void spin_fini(struct spin_poll *s)
 }
 
 /*
- * Overloaded? More threads runnable besides this one than CPUs online (the fourth field,
- * "3/345", counts this thread too). A busy but not overloaded machine still lets the spin
- * run: its yields give the CPU to whoever shares it.
+ * Are the CPUs wanted? The threads runnable besides this one (the fourth field, "3/345",
+ * counts this thread too) fill every CPU online (polite) or are more than the CPUs. The
+ * firmware's spin runs on a busy machine that is not overloaded: its yields give the CPU
+ * to whoever shares it.
  */
 static bool cpus_busy(struct spin_poll *s, uint64_t now)
 {
@@ -62,8 +64,11 @@ static bool cpus_busy(struct spin_poll *s, uint64_t now)
     if (n <= 0)
         return false;
     buf[n] = '\0';
-    if (sscanf(buf, "%*f %*f %*f %u/", &running) == 1)
-        s->cpus_busy = running > s->ncpus + 1;   /* the others, this thread aside */
+    if (sscanf(buf, "%*f %*f %*f %u/", &running) == 1) {
+        unsigned others = running ? running - 1 : 0;
+
+        s->cpus_busy = s->polite ? others >= s->ncpus : others > s->ncpus;
+    }
     return s->cpus_busy;
 }
 

@@ -6,9 +6,11 @@
  * The window adapts to the gaps the thread sees, as a hypervisor's halt-polling does: after
  * a sleep that ended within the limit it doubles (from 10 µs), after a longer sleep it
  * halves (below 5 µs: no spin). A spin yields the CPU between looks and ends as soon as a
- * yield let another thread run; none starts while the machine is overloaded, with more
- * threads runnable besides this one than CPUs (/proc/loadavg, looked at once a millisecond
- * at most). So an idle thread sleeps, and a spin takes no CPU that others are kept from.
+ * yield let another thread run; and none starts while the CPUs are wanted (/proc/loadavg,
+ * looked at once a millisecond at most): for a polite poller (the storage loops, on the
+ * host's CPUs) as soon as the threads runnable besides it fill every CPU, for the TOE's
+ * firmware (which stands for the adapter's own processor) only when they are more than
+ * the CPUs. So an idle thread sleeps, and a spin keeps no CPU from those that need it.
  *
  * One struct per thread, used by that thread only.
  */
@@ -25,13 +27,15 @@ struct spin_poll {
     uint64_t max_ns;                   /* its limit; 0: never spin */
     int loadavg_fd;                    /* /proc/loadavg, or -1 */
     unsigned ncpus;
+    bool polite;                       /* yield the CPUs sooner (spin_init) */
     bool cpus_busy;                    /* as of busy_at (ns) */
     uint64_t busy_at;
     uint64_t spun_ns;                  /* the last spin: how long ... */
     bool contended;                    /* ... and whether a yield ran another thread */
 };
 
-void spin_init(struct spin_poll *s, unsigned max_us);
+/* `polite`: stop spinning once the other runnable threads fill the CPUs (not only beyond). */
+void spin_init(struct spin_poll *s, unsigned max_us, bool polite);
 void spin_fini(struct spin_poll *s);
 uint64_t spin_now_ns(void);
 

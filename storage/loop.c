@@ -135,7 +135,7 @@ struct sto_loop *sto_loop_new(void)
     pthread_cond_init(&loop->calls_cv, &ca);
     pthread_condattr_destroy(&ca);
     loop->timers.next = loop->timers.prev = &loop->timers;
-    spin_init(&loop->spin, 0);
+    spin_init(&loop->spin, 0, true);
     if (sto_loop_add(loop, &loop->wake, EPOLLIN) < 0)
         goto err_wake;
     return loop;
@@ -358,7 +358,7 @@ static void loop_run_timers(struct sto_loop *loop)
 void sto_loop_set_busy_poll(struct sto_loop *loop, unsigned us)
 {
     spin_fini(&loop->spin);
-    spin_init(&loop->spin, us);
+    spin_init(&loop->spin, us, true);
 }
 
 /* For the spin: any event ready now? (they are kept for the round) */

@@ -195,7 +195,7 @@ void *toe_fw_main(void *arg)
         { .fd = dev->wake_fd, .events = POLLIN },
     };
 
-    spin_init(&dev->spin, dev->cfg.busy_poll_us);
+    spin_init(&dev->spin, dev->cfg.busy_poll_us, false);
     while (!dev->stop) {
         uint32_t now = sys_now();
         uint32_t sleep_ms = sys_timeouts_sleeptime();
