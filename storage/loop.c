@@ -376,8 +376,8 @@ static int loop_wait(struct sto_loop *loop, struct epoll_event *evs, int timeout
     uint64_t t0;
     int n;
 
-    if (timeout_ms == 0)
-        return epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, 0);
+    if (timeout_ms == 0 || !loop->spin.max_ns)    /* no wait, or never a spin */
+        return epoll_wait(loop->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
     loop->spin_evs = evs;
     if (spin_for(&loop->spin, loop_ready, loop))
         return loop->spin_n;
