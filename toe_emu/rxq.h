@@ -32,7 +32,10 @@
 struct pbuf;
 
 #define TOE_RXQ_REFS     256           /* reference slots (a power of two) */
-#define TOE_RXQ_REF_MIN  16384         /* segments from this size go by reference */
+#define TOE_RXQ_REF_MIN  32768         /* segments from this size go by reference: at
+                                          least half of a 64 KiB receive buffer, so what
+                                          a window's references hold stays under twice
+                                          the window */
 
 struct toe_rxref {
     uint64_t at;                       /* stream position of its first byte */
