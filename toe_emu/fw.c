@@ -153,29 +153,35 @@ static bool work_queued(struct toe_dev *dev)
     return cmds;
 }
 
+/* What the spin looks at: the device's lists, and its TAP and wake fds. */
+struct fw_look {
+    struct toe_dev *dev;
+    struct pollfd *pfd;
+};
+
 /* For the spin: a doorbell, a close, a frame on the wire or a wake (pfd's revents say). */
 static bool fw_ready(void *arg)
 {
-    struct toe_dev *dev = arg;
+    struct fw_look *l = arg;
 
-    if (atomic_load_explicit(&dev->kick_head, memory_order_relaxed) ||
-        atomic_load_explicit(&dev->close_head, memory_order_relaxed)) {
-        dev->spin_pfd[0].revents = dev->spin_pfd[1].revents = 0;
+    if (atomic_load_explicit(&l->dev->kick_head, memory_order_relaxed) ||
+        atomic_load_explicit(&l->dev->close_head, memory_order_relaxed)) {
+        l->pfd[0].revents = l->pfd[1].revents = 0;
         return true;
     }
-    return poll(dev->spin_pfd, 2, 0) > 0;
+    return poll(l->pfd, 2, 0) > 0;
 }
 
 /* Wait for work: a spin first when that pays, then poll() until the next deadline. */
 static int fw_wait(struct toe_dev *dev, struct pollfd *pfd, uint32_t sleep_ms)
 {
+    struct fw_look look = { dev, pfd };
     uint64_t t0;
     int timeout, n;
 
     if (work_queued(dev))
         return poll(pfd, 2, 0);
-    dev->spin_pfd = pfd;
-    if (sleep_ms > 0 && spin_for(&dev->spin, fw_ready, dev))
+    if (sleep_ms > 0 && spin_for(&dev->spin, fw_ready, &look))
         return 1;
     atomic_store(&dev->sleeping, 1);
     timeout = work_queued(dev) ? 0 : (int)sleep_ms;

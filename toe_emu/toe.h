@@ -35,13 +35,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/spin.h"
 #include "common/transport.h"
 
 struct toe_dev;
 
 #define TOE_IFNAME_MAX 16
 
-#define TOE_BUSY_POLL_MAX_US 10000u    /* SPIN_MAX_US (common/spin.h) */
+#define TOE_BUSY_POLL_MAX_US SPIN_MAX_US   /* the firmware polls with common/spin.h */
 
 struct toe_config {
     char ifname[TOE_IFNAME_MAX];   /* TAP device, created or attached ("toe0") */

@@ -157,7 +157,6 @@ struct toe_dev {
     uint64_t mib_acc[9];                   /* ... accumulated to 64 bits */
     uint32_t mib_fold_at;
     struct spin_poll spin;                 /* busy-poll before sleeping (cfg.busy_poll_us) */
-    struct pollfd *spin_pfd;               /* what the spin looks at */
 };
 
 /* dev.c */
