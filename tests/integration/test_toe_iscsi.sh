@@ -63,7 +63,18 @@ tsh() {
     for e in "$@"; do
         args+=(-e "$e")
     done
-    tshark -r "$f" -Y "$y" -T fields -E separator=, -E occurrence=f "${args[@]}" 2>/dev/null
+    tshark -r "$f" -Y "$y" -T fields -E separator=, -E occurrence=f "${args[@]}" \
+        2>"$H_TMP/tshark.err"
+}
+
+# undecoded FILE SRC - for a failure's message, right after tsh found no iSCSI from SRC: what
+# tshark said then, and what the capture holds from SRC (frames, frames with TCP payload).
+undecoded() {
+    local frames tcp_data err
+    err=$(h__oneline "$(head -c 200 "$H_TMP/tshark.err")")
+    frames=$(count "$1" "ip.src == $2")
+    tcp_data=$(count "$1" "ip.src == $2 && tcp.len > 0")
+    echo "$frames frames from $2, $tcp_data with TCP payload, tshark: '${err:-nothing}'"
 }
 
 # count FILE FILTER - frames matching FILTER.
@@ -203,7 +214,8 @@ else
         "eth.src of iSCSI frames from $TOE_IP: '$toe_srcs', the TOE's MAC is $TOE_MAC_ARP" \
         test "$toe_srcs" = "$TOE_MAC_ARP "
     h_check toe_iscsi.pcap.target_frames_carry_the_tap_mac \
-        "eth.src of iSCSI frames from $HOST_IP: '$host_srcs', the TAP's MAC is $TAP_MAC" \
+        "eth.src of iSCSI frames from $HOST_IP: '$host_srcs', the TAP's MAC is $TAP_MAC$(
+            [ -n "$host_srcs" ] || echo "; $(undecoded "$H_TMP/p.pcap" "$HOST_IP")")" \
         test "$host_srcs" = "$TAP_MAC "
 fi
 
