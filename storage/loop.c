@@ -5,6 +5,7 @@
 #include "storage/loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/spin.h"
+#include "storage/timer_heap.h"
 
 #define LOOP_MAX_EVENTS 64
 
@@ -41,7 +43,7 @@ struct sto_loop {
     pthread_cond_t calls_cv;        /* a call ended (CLOCK_MONOTONIC) */
     struct posted *posted_head, *posted_tail;
     struct sto_watch *kicked;       /* singly linked list of kicked watches */
-    struct sto_timer timers;        /* sentinel of the doubly linked timer list */
+    struct timer_heap timers;       /* the armed timers, earliest first */
     _Atomic bool stopping;          /* set by sto_loop_stop from any thread */
     struct spin_poll spin;          /* busy-poll before sleeping (sto_loop_set_busy_poll) */
     struct epoll_event *spin_evs;   /* during a spin: where events go ... */
@@ -134,7 +136,6 @@ struct sto_loop *sto_loop_new(void)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&loop->calls_cv, &ca);
     pthread_condattr_destroy(&ca);
-    loop->timers.next = loop->timers.prev = &loop->timers;
     spin_init(&loop->spin, 0, true);
     if (sto_loop_add(loop, &loop->wake, EPOLLIN) < 0)
         goto err_wake;
@@ -212,22 +213,17 @@ void sto_loop_kick(struct sto_loop *loop, struct sto_watch *w)
 void sto_timer_arm(struct sto_loop *loop, struct sto_timer *t, uint64_t after_ms)
 {
     if (t->armed)
-        sto_timer_disarm(loop, t);
+        timer_heap_remove(&loop->timers, t);
     t->due_ms = sto_now_ms() + after_ms;
     t->armed = true;
-    t->next = loop->timers.next;
-    t->prev = &loop->timers;
-    t->next->prev = t;
-    loop->timers.next = t;
+    timer_heap_insert(&loop->timers, t);
 }
 
 void sto_timer_disarm(struct sto_loop *loop, struct sto_timer *t)
 {
-    (void)loop;
     if (!t->armed)
         return;
-    t->prev->next = t->next;
-    t->next->prev = t->prev;
+    timer_heap_remove(&loop->timers, t);
     t->armed = false;
 }
 
@@ -325,33 +321,31 @@ void sto_call_done(struct sto_call *c)
 /* Milliseconds until the earliest timer, capped by `cap` (-1: no cap). */
 static int loop_timeout(struct sto_loop *loop, int cap)
 {
-    uint64_t now = sto_now_ms();
-    int best = cap;
+    struct sto_timer *t = timer_heap_first(&loop->timers);
+    int64_t d;
 
-    for (struct sto_timer *t = loop->timers.next; t != &loop->timers; t = t->next) {
-        int64_t d = (int64_t)(t->due_ms - now);
-        if (d < 0)
-            d = 0;
-        if (best < 0 || d < best)
-            best = (int)d;
-    }
-    return best;
+    if (!t)
+        return cap;
+    d = (int64_t)(t->due_ms - sto_now_ms());
+    if (d < 0)
+        d = 0;
+    if (d > INT_MAX)
+        d = INT_MAX;
+    return cap >= 0 && cap < d ? cap : (int)d;
 }
 
+/*
+ * Run the timers due by now. Each runs disarmed and may arm itself or others again; one
+ * armed again for "now" waits for the next pass once the millisecond has moved on.
+ */
 static void loop_run_timers(struct sto_loop *loop)
 {
     uint64_t now = sto_now_ms();
-    struct sto_timer *t = loop->timers.next;
+    struct sto_timer *t;
 
-    while (t != &loop->timers) {
-        struct sto_timer *next = t->next;
-        if ((int64_t)(t->due_ms - now) <= 0) {
-            sto_timer_disarm(loop, t);
-            t->cb(t); /* may re-arm itself or others; restart the scan to stay safe */
-            next = loop->timers.next;
-            now = sto_now_ms();
-        }
-        t = next;
+    while ((t = timer_heap_first(&loop->timers)) && (int64_t)(t->due_ms - now) <= 0) {
+        sto_timer_disarm(loop, t);
+        t->cb(t);
     }
 }
 

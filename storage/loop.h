@@ -1,6 +1,7 @@
 /*
  * loop.h - the storage loop: one epoll thread that runs iSCSI sessions (and the NBD
- * server), with an eventfd-woken command queue for other threads and coarse timers.
+ * server), with an eventfd-woken command queue for other threads and coarse (millisecond)
+ * timers, kept in a heap (timer_heap.h).
  */
 #ifndef TOEGW_STORAGE_LOOP_H
 #define TOEGW_STORAGE_LOOP_H
@@ -25,7 +26,7 @@ struct sto_timer {
     uint64_t due_ms;
     void (*cb)(struct sto_timer *t);
     bool armed;
-    struct sto_timer *prev, *next;
+    struct sto_timer *child, *next, *prev; /* the loop's, while armed (timer_heap.h) */
 };
 
 /* Returns NULL and sets errno on failure. Caller frees with sto_loop_free. */
