@@ -67,14 +67,22 @@ tsh() {
         2>"$H_TMP/tshark.err"
 }
 
-# undecoded FILE SRC - for a failure's message, right after tsh found no iSCSI from SRC: what
-# tshark said then, and what the capture holds from SRC (frames, frames with TCP payload).
+# undecoded FILE SRC - right after tsh found no iSCSI from SRC: what tshark said then, and
+# what the capture holds from SRC: frames, frames with TCP payload, the protocols tshark
+# made of them, its TCP analysis flags, and the connections' SYN, FIN and RST frames.
 undecoded() {
-    local frames tcp_data err
-    err=$(h__oneline "$(head -c 200 "$H_TMP/tshark.err")")
+    local frames tcp_data err protos flags ctl
+    err=$(h__oneline "$(grep -v 'Running as user' "$H_TMP/tshark.err" | head -c 200)")
     frames=$(count "$1" "ip.src == $2")
     tcp_data=$(count "$1" "ip.src == $2 && tcp.len > 0")
-    echo "$frames frames from $2, $tcp_data with TCP payload, tshark: '${err:-nothing}'"
+    protos=$(tsh "$1" "ip.src == $2 && tcp.len > 0" frame.protocols | sort | uniq -c |
+        sort -rn | head -n 3 | tr -s ' \n' ' ')
+    flags=$(tsh "$1" "ip.src == $2 && tcp.analysis.flags" _ws.expert.message | sort |
+        uniq -c | sort -rn | head -n 3 | tr -s ' \n' ' ')
+    ctl=$(tsh "$1" "tcp.flags.syn == 1 || tcp.flags.fin == 1 || tcp.flags.reset == 1" \
+        frame.number ip.src tcp.srcport tcp.flags.str tcp.stream | head -n 6 | tr '\n' ' ')
+    echo "$frames frames from $2, $tcp_data with TCP payload; protocols: ${protos:-none};" \
+        "TCP analysis: ${flags:-none}; SYN/FIN/RST: ${ctl:-none}; tshark: '${err:-nothing}'"
 }
 
 # count FILE FILTER - frames matching FILTER.
@@ -208,15 +216,25 @@ else
     h_pass toe_iscsi.pcap.macs_seen
     h_check toe_iscsi.pcap.toe_mac_differs_from_tap "both are $TAP_MAC" \
         test "$TAP_MAC" != "$TOE_MAC_ARP"
-    toe_srcs=$(tsh "$H_TMP/p.pcap" "iscsi && ip.src == $TOE_IP" eth.src | sort -u | tr '\n' ' ')
-    host_srcs=$(tsh "$H_TMP/p.pcap" "iscsi && ip.src == $HOST_IP" eth.src | sort -u | tr '\n' ' ')
+    # The session's segments in each direction (its TCP port is iSCSI's, 3260); whether they
+    # decode as iSCSI is checked on the write and read sessions' captures below.
+    toe_srcs=$(tsh "$H_TMP/p.pcap" "tcp.dstport == 3260 && tcp.len > 0 && ip.src == $TOE_IP" \
+        eth.src | sort -u | tr '\n' ' ')
+    host_srcs=$(tsh "$H_TMP/p.pcap" "tcp.srcport == 3260 && tcp.len > 0 && ip.src == $HOST_IP" \
+        eth.src | sort -u | tr '\n' ' ')
     h_check toe_iscsi.pcap.toe_frames_carry_the_toe_mac \
-        "eth.src of iSCSI frames from $TOE_IP: '$toe_srcs', the TOE's MAC is $TOE_MAC_ARP" \
+        "eth.src of iSCSI segments from $TOE_IP: '$toe_srcs', the TOE's MAC is $TOE_MAC_ARP" \
         test "$toe_srcs" = "$TOE_MAC_ARP "
     h_check toe_iscsi.pcap.target_frames_carry_the_tap_mac \
-        "eth.src of iSCSI frames from $HOST_IP: '$host_srcs', the TAP's MAC is $TAP_MAC$(
-            [ -n "$host_srcs" ] || echo "; $(undecoded "$H_TMP/p.pcap" "$HOST_IP")")" \
+        "eth.src of iSCSI segments from $HOST_IP: '$host_srcs', the TAP's MAC is $TAP_MAC" \
         test "$host_srcs" = "$TAP_MAC "
+    # tshark has, now and then, not decoded the target's side of this long capture as iSCSI
+    # (its segments all there): say what it made of them, for the next look
+    if [ -z "$(tsh "$H_TMP/p.pcap" "iscsi && ip.src == $HOST_IP" frame.number | head -n 1)" ]
+    then
+        h_log "tshark decoded none of $HOST_IP's segments as iSCSI:" \
+            "$(undecoded "$H_TMP/p.pcap" "$HOST_IP")"
+    fi
 fi
 
 # The write and read sessions' captures: everything iSCSI is between the TOE and the target.
