@@ -212,8 +212,7 @@ void sto_loop_kick(struct sto_loop *loop, struct sto_watch *w)
 
 void sto_timer_arm(struct sto_loop *loop, struct sto_timer *t, uint64_t after_ms)
 {
-    if (t->armed)
-        timer_heap_remove(&loop->timers, t);
+    sto_timer_disarm(loop, t);
     t->due_ms = sto_now_ms() + after_ms;
     t->armed = true;
     timer_heap_insert(&loop->timers, t);

@@ -412,6 +412,12 @@ h_size() {
     stat -c %s -- "$1"
 }
 
+# h_proc_ticks PID - the CPU ticks (user + system, all threads; CLK_TCK a second) PID has
+# used so far; 0 when it is gone.
+h_proc_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # h_thread_ticks PID NAME - CPU ticks (user + system) of PID's thread NAME; "none" if it
 # has no such thread.
 h_thread_ticks() {
