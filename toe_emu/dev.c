@@ -2,7 +2,9 @@
  * dev.c - the adapter object: creation, control calls, counters, connection table.
  *
  * Control calls are commands run on the firmware thread (toe_dev_call), so that lwIP and
- * the wire state have a single owner; the caller waits for the answer.
+ * the wire state have a single owner; the caller waits for the answer: a short while on the
+ * CPU first (a command takes the firmware a few microseconds once it is awake, and a
+ * connect is on the path of every offloaded connection), then asleep.
  */
 #include "toe_emu/toe_int.h"
 
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -68,6 +71,26 @@ void toe_dev_wake(struct toe_dev *dev)
     }
 }
 
+/* How long a control call waits for its answer on the CPU before it sleeps. */
+#define CMD_SPIN_NS 100000u
+
+/*
+ * Wait for the firmware to answer without sleeping, yielding between looks (the firmware
+ * may need this CPU); false once CMD_SPIN_NS passed. The firmware sets `done` last and
+ * touches the command no more after it, so the caller may return as soon as it sees it.
+ */
+static bool cmd_spin(const struct toe_cmd *cmd)
+{
+    uint64_t t0 = spin_now_ns();
+
+    do {
+        if (atomic_load_explicit(&cmd->done, memory_order_acquire))
+            return true;
+        sched_yield();
+    } while (spin_now_ns() - t0 < CMD_SPIN_NS);
+    return false;
+}
+
 int toe_dev_call(struct toe_dev *dev, int (*fn)(struct toe_dev *, void *), void *arg)
 {
     struct toe_cmd cmd = { .fn = fn, .arg = arg };
@@ -86,8 +109,10 @@ int toe_dev_call(struct toe_dev *dev, int (*fn)(struct toe_dev *, void *), void 
     pthread_mutex_unlock(&dev->cmd_lock);
     atomic_store(&dev->sleeping, 1);   /* force the wake write: commands are rare */
     toe_dev_wake(dev);
+    if (cmd_spin(&cmd))
+        return cmd.rc;
     pthread_mutex_lock(&dev->cmd_lock);
-    while (!cmd.done)
+    while (!atomic_load_explicit(&cmd.done, memory_order_acquire))
         pthread_cond_wait(&dev->cmd_cond, &dev->cmd_lock);
     pthread_mutex_unlock(&dev->cmd_lock);
     return cmd.rc;

@@ -119,7 +119,7 @@ static void run_commands(struct toe_dev *dev)
         toe_netif_flush(dev);
         pthread_mutex_lock(&dev->cmd_lock);
         cmd->rc = rc;
-        cmd->done = true;
+        atomic_store_explicit(&cmd->done, true, memory_order_release);
         pthread_cond_broadcast(&dev->cmd_cond);
         pthread_mutex_unlock(&dev->cmd_lock);
     }

@@ -90,7 +90,7 @@ struct toe_cmd {
     int (*fn)(struct toe_dev *dev, void *arg);
     void *arg;
     int rc;
-    bool done;
+    atomic_bool done;               /* set (release) after rc, by the firmware, under cmd_lock */
     struct toe_cmd *next;
 };
 
