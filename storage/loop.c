@@ -43,6 +43,8 @@ struct sto_loop {
     pthread_cond_t calls_cv;        /* a call ended (CLOCK_MONOTONIC) */
     struct posted *posted_head, *posted_tail;
     struct sto_watch *kicked;       /* singly linked list of kicked watches */
+    struct sto_defer *deferred;     /* doubly linked: work for the iteration's end ... */
+    struct sto_defer *running;      /* ... and what of it is being run now */
     struct timer_heap timers;       /* the armed timers, earliest first */
     _Atomic bool stopping;          /* set by sto_loop_stop from any thread */
     struct spin_poll spin;          /* busy-poll before sleeping (sto_loop_set_busy_poll) */
@@ -208,6 +210,55 @@ void sto_loop_kick(struct sto_loop *loop, struct sto_watch *w)
     w->kicked = true;
     w->next_kicked = loop->kicked;
     loop->kicked = w;
+}
+
+static void defer_push(struct sto_defer **head, struct sto_defer *d)
+{
+    d->head = head;
+    d->prev = NULL;
+    d->next = *head;
+    if (d->next)
+        d->next->prev = d;
+    *head = d;
+}
+
+void sto_loop_defer(struct sto_loop *loop, struct sto_defer *d)
+{
+    if (!d->head)
+        defer_push(&loop->deferred, d);
+}
+
+void sto_defer_cancel(struct sto_defer *d)
+{
+    if (!d->head)
+        return;
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        *d->head = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    d->head = NULL;
+    d->next = d->prev = NULL;
+}
+
+/*
+ * The work deferred until now. It moves to `running` first, so that work queued by a cb
+ * waits for the next iteration (which then does not sleep), and each leaves that list
+ * before its cb runs: a cb may free its owner, or cancel work still to run.
+ */
+static void loop_run_deferred(struct sto_loop *loop)
+{
+    struct sto_defer *d;
+
+    while ((d = loop->deferred)) {
+        sto_defer_cancel(d);
+        defer_push(&loop->running, d);
+    }
+    while ((d = loop->running)) {
+        sto_defer_cancel(d);
+        d->cb(d);
+    }
 }
 
 void sto_timer_arm(struct sto_loop *loop, struct sto_timer *t, uint64_t after_ms)
@@ -385,7 +436,7 @@ int sto_loop_run_once(struct sto_loop *loop, int timeout_ms)
     struct epoll_event evs[LOOP_MAX_EVENTS];
     int n;
 
-    if (loop->kicked)
+    if (loop->kicked || loop->deferred)
         timeout_ms = 0;
     timeout_ms = loop_timeout(loop, timeout_ms);
     n = loop_wait(loop, evs, timeout_ms);
@@ -404,6 +455,7 @@ int sto_loop_run_once(struct sto_loop *loop, int timeout_ms)
             break;
     }
     loop_run_timers(loop);
+    loop_run_deferred(loop);
     return 0;
 }
 

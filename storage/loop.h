@@ -21,6 +21,18 @@ struct sto_watch {
     struct sto_watch *next_kicked;
 };
 
+/*
+ * Work for the end of the current iteration, after its events, kicks and timers, run once
+ * however often it was asked for: a connection's output that several events queued leaves
+ * in one write (one send per batch, not per request). Embedded in its owner, which sets cb
+ * and cancels it (sto_defer_cancel) before it is freed or moves to another loop.
+ */
+struct sto_defer {
+    void (*cb)(struct sto_defer *d);
+    struct sto_defer **head;                         /* the loop's list it is on, or NULL */
+    struct sto_defer *next, *prev;
+};
+
 /* A one-shot timer, embedded in its owner. */
 struct sto_timer {
     uint64_t due_ms;
@@ -44,6 +56,10 @@ void sto_loop_del(struct sto_loop *loop, struct sto_watch *w);
 /* Ask for w->cb(w, 0) on the next iteration without waiting (data buffered in a transport). */
 void sto_loop_kick(struct sto_loop *loop, struct sto_watch *w);
 
+/* Queue d for the end of this iteration (the next one, outside an iteration); once. */
+void sto_loop_defer(struct sto_loop *loop, struct sto_defer *d);
+/* Take d off its loop's queue if it is on it. */
+void sto_defer_cancel(struct sto_defer *d);
 void sto_timer_arm(struct sto_loop *loop, struct sto_timer *t, uint64_t after_ms);
 void sto_timer_disarm(struct sto_loop *loop, struct sto_timer *t);
 

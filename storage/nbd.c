@@ -213,7 +213,7 @@ static void io_done(void *arg, int err, const char *msg)
     }
     reply(c, r, nbd_errno(err), msg);
     req_free(r);
-    nbds_client_flush(c);
+    sto_loop_defer(c->srv->loop, &c->tx_defer); /* with the other replies of this pass */
     /* reading may have paused at the in-flight cap */
     if (c->inflight == MAX_INFLIGHT - 1)
         sto_loop_kick(c->srv->loop, &c->w);
@@ -617,8 +617,14 @@ void nbds_client_flush(struct nbds_client *c)
         sto_loop_kick(c->srv->loop, &c->w);
 }
 
+void nbds_client_deferred_flush(struct sto_defer *d)
+{
+    nbds_client_flush((struct nbds_client *)((char *)d - offsetof(struct nbds_client, tx_defer)));
+}
+
 void nbds_client_destroy(struct nbds_client *c)
 {
+    sto_defer_cancel(&c->tx_defer);
     if (c->cur)
         req_free(c->cur);
     if (c->vol)

@@ -249,6 +249,7 @@ static void accept_cb(struct sto_watch *w, uint32_t revents)
         c->fd = fd;
         c->w.fd = fd;
         c->w.cb = nbds_client_cb;
+        c->tx_defer.cb = nbds_client_deferred_flush;
         if (ss.ss_family == AF_INET) {
             c->addr = ((struct sockaddr_in *)&ss)->sin_addr.s_addr;
             stk_addr_str((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));

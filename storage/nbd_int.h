@@ -117,6 +117,7 @@ struct nbds_client {
     struct nbds_server *srv;
     int fd;
     struct sto_watch w;
+    struct sto_defer tx_defer;   /* replies queued by io_done: one flush per loop iteration */
     enum cstate st;
     bool no_zeroes, structured, fixed;
     struct sto_volume *vol;      /* referenced while attached */
@@ -204,6 +205,7 @@ struct txbuf *nbds_tx_new(struct nbds_client *c);      /* NULL: the client was c
 void nbds_tx_push(struct nbds_client *c, struct txbuf *t);
 void nbds_expect(struct nbds_client *c, enum cstate st);
 void nbds_client_flush(struct nbds_client *c);
+void nbds_client_deferred_flush(struct sto_defer *d);   /* the cb of tx_defer */
 /* Close the socket (why NULL: the client hung up); the client is freed later. */
 void nbds_client_close(struct nbds_client *c, const char *why);
 void nbds_client_cb(struct sto_watch *w, uint32_t revents);

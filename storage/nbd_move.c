@@ -87,6 +87,7 @@ void nbds_move(struct nbds_client *c, struct nbds_server *to)
     c->move_hs = c->handshaking;
     nbds_handshake_end(c);
     sto_loop_del(srv->loop, &c->w);
+    sto_defer_cancel(&c->tx_defer);
     while (*pp && *pp != c)
         pp = &(*pp)->next;
     if (*pp)

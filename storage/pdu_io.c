@@ -10,6 +10,7 @@
 #include "storage/session_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,10 +175,20 @@ void isc_tx_flush(struct isc_session *s)
     update_events(s);
 }
 
+/*
+ * PDUs were queued: they leave once, at the end of the loop's iteration (or of the receive
+ * pass under way), together with whatever else the iteration queues, so that commands
+ * submitted one by one (an NBD client's batch of requests) reach the target in one write.
+ */
 void isc_tx_kick(struct isc_session *s)
 {
     if (!s->in_rx)
-        isc_tx_flush(s);
+        sto_loop_defer(s->loop, &s->tx_defer);
+}
+
+void isc_tx_deferred(struct sto_defer *d)
+{
+    isc_tx_flush((struct isc_session *)((char *)d - offsetof(struct isc_session, tx_defer)));
 }
 
 void isc_put_common(struct isc_session *s, uint8_t *h, uint8_t op, uint8_t flags,

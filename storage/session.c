@@ -101,6 +101,7 @@ struct isc_session *isc_session_new(struct sto_loop *loop, const struct isc_sess
     isc_tmf_reset(&s->tmf);
     s->watch.fd = -1;
     s->watch.cb = isc_conn_cb;
+    s->tx_defer.cb = isc_tx_deferred;
     s->state = ISC_STATE_LOGGED_OUT;
     return s;
 }
@@ -113,6 +114,7 @@ void isc_session_free(struct isc_session *s)
     sto_timer_disarm(s->loop, &s->logout_timer);
     sto_timer_disarm(s->loop, &s->nop_timer);
     sto_timer_disarm(s->loop, &s->cmd_timer);
+    sto_defer_cancel(&s->tx_defer);
     isc_conn_close(s, true);
     isc_tx_free_all(s);
     isc_kv_clear(&s->offered);

@@ -123,6 +123,7 @@ struct isc_session {
 
     struct stk_conn *conn;          /* owned; returned through cfg.connector.release */
     struct sto_watch watch;
+    struct sto_defer tx_defer;      /* isc_tx_kick: a flush at the loop iteration's end */
     bool connecting;
     bool toe_unanswered;            /* this connect already met a TOE that got no answer */
     struct sockaddr_in target_addr; /* portal, or where a redirect sent us */
@@ -285,6 +286,7 @@ void isc_tx_queue(struct isc_session *s, struct tx_pdu *p, const uint8_t *data, 
 void isc_tx_flush(struct isc_session *s);
 /* Flush now, or at the end of the receive pass that runs. */
 void isc_tx_kick(struct isc_session *s);
+void isc_tx_deferred(struct sto_defer *d);      /* the cb of tx_defer */
 /* Drop every queued PDU and the free list. */
 void isc_tx_free_all(struct isc_session *s);
 /* No queued PDU may point into t's buffer any more. 0, or -ENOMEM. */
