@@ -284,7 +284,7 @@ void isc_tx_unused(struct isc_session *s, struct tx_pdu *p);
 void isc_tx_queue(struct isc_session *s, struct tx_pdu *p, const uint8_t *data, uint32_t len);
 /* Write what is queued (not while connecting). */
 void isc_tx_flush(struct isc_session *s);
-/* Flush now, or at the end of the receive pass that runs. */
+/* Flush at the end of the loop's iteration, or of the receive pass that runs. */
 void isc_tx_kick(struct isc_session *s);
 void isc_tx_deferred(struct sto_defer *d);      /* the cb of tx_defer */
 /* Drop every queued PDU and the free list. */
