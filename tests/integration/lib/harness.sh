@@ -412,6 +412,28 @@ h_size() {
     stat -c %s -- "$1"
 }
 
+# h_broker_latency BIN N - bench/broker-latency (BIN, built by `make bench-tools` when it is
+# missing and BIN is the default) for N cycles per stack; prints its JSON object, or
+# {"error": "..."} saying why there is none.
+h_broker_latency() {
+    local bin=$1 j
+    if [ ! -x "$bin" ] && [ "$bin" = "$REPO/build/bench/broker-latency" ]; then
+        make -s -C "$REPO" bench-tools >"$H_TMP/bench-tools.log" 2>&1 ||
+            h_log "make bench-tools failed: $(h__oneline "$(tail -c 300 "$H_TMP/bench-tools.log")")"
+    fi
+    if [ ! -x "$bin" ]; then
+        jq -nc --arg b "$bin" '{error: ("no " + $b + " (make bench-tools)")}'
+        return
+    fi
+    j=$("$bin" -n "$2" 2>"$H_TMP/lat.err" | tail -n 1)
+    if jq -e 'type == "object"' >/dev/null 2>&1 <<<"$j"; then
+        echo "$j"
+    else
+        jq -nc --arg e "$(h__oneline "$(head -c 200 "$H_TMP/lat.err")")" \
+            '{error: ("broker-latency failed: " + $e)}'
+    fi
+}
+
 # h_proc_ticks PID - the CPU ticks (user + system, all threads; CLK_TCK a second) PID has
 # used so far; 0 when it is gone.
 h_proc_ticks() {
