@@ -43,7 +43,7 @@ static void sample_conns(struct api_history *h, uint64_t in[2], uint64_t out[2])
     struct api_hist_conn *cur;
     size_t n = 0, k = 0;
 
-    if (!h->cfg->broker || stk_list_connections(h->cfg->broker, &rows, &n) < 0)
+    if (!h->cfg->broker || stk_list_connection_counters(h->cfg->broker, &rows, &n) < 0)
         return;
     cur = calloc(n ? n : 1, sizeof(*cur));
     if (!cur) {

@@ -185,6 +185,12 @@ struct stk_conn_row {
 /* The unified table: every IPv4 TCP socket of the host plus the TOE's. Caller frees *out. */
 int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t *n);
 /*
+ * The same table without the owning process of host sockets that are not the broker's
+ * (their `owner` is ""): naming those walks every process's descriptors in /proc. For
+ * callers that need only addresses, states and byte counts (the API's history, each second).
+ */
+int stk_list_connection_counters(struct stk_broker *b, struct stk_conn_row **out, size_t *n);
+/*
  * Fill `owner` and `placement` of the rows (stack, local and remote set) that are the
  * broker's connections or its placeholder binds; other rows are left alone.
  */

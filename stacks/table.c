@@ -217,8 +217,8 @@ static void owners_fill_missing(struct stk_conn_row *rows, size_t n)
     }
 }
 
-/* Dump the kernel's IPv4 TCP sockets through sock_diag. */
-static int host_rows(struct row_vec *rv)
+/* Dump the kernel's IPv4 TCP sockets through sock_diag; with_owners: name each one's process. */
+static int host_rows(struct row_vec *rv, bool with_owners)
 {
     struct {
         struct nlmsghdr nlh;
@@ -229,7 +229,7 @@ static int host_rows(struct row_vec *rv)
         .req = { .sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP,
                  .idiag_states = ~0u, .idiag_ext = 1 << (INET_DIAG_INFO - 1) },
     };
-    const struct owner_map *owners;
+    const struct owner_map *owners = NULL;
     char *buf;
     const size_t buflen = 65536;
     int fd, ret = 0;
@@ -251,7 +251,8 @@ static int host_rows(struct row_vec *rv)
         close(fd);
         return ret;
     }
-    owners = owners_get();
+    if (with_owners)
+        owners = owners_get();
     while (!done) {
         ssize_t len = recv(fd, buf, buflen, 0);
         if (len < 0) {
@@ -291,7 +292,8 @@ static int host_rows(struct row_vec *rv)
             snprintf(r->state, sizeof(r->state), "%s",
                      d->idiag_state < sizeof(tcp_states) / sizeof(tcp_states[0])
                          ? tcp_states[d->idiag_state] : "UNKNOWN");
-            const char *own = d->idiag_inode ? owner_lookup(owners, d->idiag_inode) : NULL;
+            const char *own = owners && d->idiag_inode ? owner_lookup(owners, d->idiag_inode)
+                                                       : NULL;
             snprintf(r->owner, sizeof(r->owner), "%s", own ? own : "");
             /* attributes: tcp_info carries the byte counters */
             int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*d)));
@@ -316,9 +318,11 @@ static int host_rows(struct row_vec *rv)
             }
         }
     }
-    if (ret >= 0)
-        owners_fill_missing(rv->v, rv->n);
-    pthread_mutex_unlock(&owners_lock);
+    if (owners) {
+        if (ret >= 0)
+            owners_fill_missing(rv->v, rv->n);
+        pthread_mutex_unlock(&owners_lock);
+    }
     free(buf);
     close(fd);
     return ret;
@@ -354,7 +358,8 @@ static int offload_rows(const struct stk_offload_ops *ops, struct row_vec *rv)
 /*
  * A table asked for many times a second (a dashboard, a monitoring loop) is served from a
  * snapshot at most TABLE_CACHE_MS old: each listing walks the kernel's sockets, and that CPU
- * is better spent on I/O.
+ * is better spent on I/O. A snapshot taken without the host sockets' processes
+ * (stk_list_connection_counters) serves only callers that do not need them.
  */
 #define TABLE_CACHE_MS 50
 
@@ -363,25 +368,30 @@ static struct stk_conn_row *table_cache;
 static size_t table_cache_n;
 static uint64_t table_cache_ms;
 static const struct stk_broker *table_cache_owner;
+static bool table_cache_has_owners;
 
-static int list_connections_now(struct stk_broker *b, struct stk_conn_row **out, size_t *n);
+static int list_connections_now(struct stk_broker *b, bool with_owners,
+                                struct stk_conn_row **out, size_t *n);
 
-int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
+static int list_connections(struct stk_broker *b, bool with_owners, struct stk_conn_row **out,
+                            size_t *n)
 {
     uint64_t now = mono_ms();
     int ret = 0;
 
     pthread_mutex_lock(&table_lock);
-    if (!table_cache || table_cache_owner != b || now - table_cache_ms >= TABLE_CACHE_MS) {
+    if (!table_cache || table_cache_owner != b || now - table_cache_ms >= TABLE_CACHE_MS ||
+        (with_owners && !table_cache_has_owners)) {
         struct stk_conn_row *rows;
         size_t nrows;
-        ret = list_connections_now(b, &rows, &nrows);
+        ret = list_connections_now(b, with_owners, &rows, &nrows);
         if (ret == 0) {
             free(table_cache);
             table_cache = rows;
             table_cache_n = nrows;
             table_cache_ms = now;
             table_cache_owner = b;
+            table_cache_has_owners = with_owners;
         }
     }
     if (ret == 0) {
@@ -397,14 +407,25 @@ int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t
     return ret;
 }
 
-static int list_connections_now(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
+int stk_list_connections(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
+{
+    return list_connections(b, true, out, n);
+}
+
+int stk_list_connection_counters(struct stk_broker *b, struct stk_conn_row **out, size_t *n)
+{
+    return list_connections(b, false, out, n);
+}
+
+static int list_connections_now(struct stk_broker *b, bool with_owners,
+                                struct stk_conn_row **out, size_t *n)
 {
     struct row_vec rv = { 0 };
     struct stk_offload_ops off;
     bool has_off = b && stk_broker_offload(b, &off);
     int ret;
 
-    ret = host_rows(&rv);
+    ret = host_rows(&rv, with_owners);
     if (ret == 0 && has_off)
         ret = offload_rows(&off, &rv);
     if (ret < 0) {
