@@ -56,7 +56,6 @@
 #define DOOR_BACKOFF_MIN_MS 100
 #define DOOR_BACKOFF_MAX_MS 1000
 #define DOOR_MHD_SLACK 16          /* MHD counts a closed connection a moment longer */
-#define DOOR_RATELOG_MS 1000
 
 /* A connection the door holds: waiting for its header, or lingering after an answer. */
 struct pend {
@@ -95,10 +94,6 @@ struct api_conn {
     struct api_conn *prev, *next;
 };
 
-struct ratelog {
-    uint64_t last_ms, left_out;
-};
-
 struct api_door {
     struct api_limits lim;
     int lfd;                       /* borrowed from the server */
@@ -116,7 +111,7 @@ struct api_door {
     uint64_t resume_ms;
     unsigned backoff_ms;
     uint64_t fdlimit_since_ms, fdlimit_hits;
-    struct ratelog log_client, log_timeout, log_evict, log_busy, log_mhd;
+    struct log_rate log_client, log_timeout, log_evict, log_busy, log_mhd;
     /* shared */
     pthread_mutex_t lock;
     struct api_conn *conns;
@@ -132,20 +127,6 @@ static uint64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static bool ratelog_due(struct ratelog *rl, uint64_t *left_out)
-{
-    uint64_t now = now_ms();
-
-    if (rl->last_ms && now - rl->last_ms < DOOR_RATELOG_MS) {
-        rl->left_out++;
-        return false;
-    }
-    rl->last_ms = now;
-    *left_out = rl->left_out;
-    rl->left_out = 0;
-    return true;
 }
 
 static const char *addr_str(bool is_unix, uint32_t addr, char *buf, size_t len)
@@ -356,7 +337,7 @@ static bool handover(struct api_door *d, struct pend *p)
     if (full) {
         if (evict_idle(d))
             return false; /* retried when MHD reports a connection closed */
-        if (ratelog_due(&d->log_busy, &left_out))
+        if (log_rate_due(&d->log_busy, &left_out))
             log_warn("api", "refusing a request: all %u connections are busy (%llu more "
                      "since the last such line)", d->lim.max_conns,
                      (unsigned long long)left_out);
@@ -384,7 +365,7 @@ static bool handover(struct api_door *d, struct pend *p)
     epoll_ctl(d->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     if (MHD_add_connection(d->mhd, p->fd, (struct sockaddr *)&p->ss, p->sl) != MHD_YES) {
         /* MHD has closed the socket */
-        if (ratelog_due(&d->log_mhd, &left_out))
+        if (log_rate_due(&d->log_mhd, &left_out))
             log_warn("api", "the http server did not take a connection: %s (%llu more "
                      "since the last such line)", strerror(errno),
                      (unsigned long long)left_out);
@@ -515,7 +496,7 @@ static void timeouts(struct api_door *d)
                    "the api had no free connection for this request in time; retry");
             continue;
         }
-        if (ratelog_due(&d->log_timeout, &left_out))
+        if (log_rate_due(&d->log_timeout, &left_out))
             log_info("api", "closing a connection from %s: no complete request header "
                      "within %u ms (%llu more since the last such line)",
                      addr_str(p->is_unix, p->addr, who, sizeof(who)),
@@ -598,7 +579,7 @@ static void accept_some(struct api_door *d)
         p->since_ms = now_ms();
         if (!p->is_unix && client_conns(d, p->addr) >= d->lim.max_conns_per_client) {
             addr_str(false, p->addr, who, sizeof(who));
-            if (ratelog_due(&d->log_client, &left_out))
+            if (log_rate_due(&d->log_client, &left_out))
                 log_info("api", "refusing a connection from %s: it has %u already (%llu "
                          "more refused since the last such line)", who,
                          d->lim.max_conns_per_client, (unsigned long long)left_out);
@@ -610,7 +591,7 @@ static void accept_some(struct api_door *d)
         if (d->wait.n >= d->lim.max_pending) {
             struct pend *old = d->wait.head;
             list_del(&d->wait, old);
-            if (ratelog_due(&d->log_evict, &left_out))
+            if (log_rate_due(&d->log_evict, &left_out))
                 log_info("api", "closing the oldest of %u connections still sending their "
                          "request header (%llu more since the last such line)",
                          d->lim.max_pending, (unsigned long long)left_out);

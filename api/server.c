@@ -57,6 +57,7 @@ struct api_server {
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char addr[160];                 /* where we listen, for logs and tests */
     atomic_bool quiesced;
+    struct log_rate log_mhd;        /* the http server's own messages (on_mhd_log) */
     struct api_shared sh;           /* what the endpoints share (readiness, counts, ...) */
     struct api_ctx ctx;             /* what handlers run with: &cfg and &sh */
 };
@@ -524,17 +525,28 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         api_door_conn_closed(s->door, socket_context);
 }
 
+/*
+ * libmicrohttpd's own messages: most are about one connection (a TLS handshake that failed,
+ * a request it could not parse), so a peer sets their rate; one goes out per LOG_RATE_MS.
+ */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    struct api_server *s = cls;
+    uint64_t left_out;
     char buf[512];
     size_t n;
 
-    (void)cls;
+    if (!log_rate_due(&s->log_mhd, &left_out))
+        return;
     vsnprintf(buf, sizeof(buf), fmt, ap);
     n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    log_warn("api", "http: %s", buf);
+    if (left_out)
+        log_warn("api", "http: %s (and %llu more http server messages since the last such "
+                 "line)", buf, (unsigned long long)left_out);
+    else
+        log_warn("api", "http: %s", buf);
 }
 
 /* ---------------------------------------------------------------- listening */

@@ -128,6 +128,23 @@ static void vemit(enum log_level level, const char *mod, const struct log_field 
     errno = saved_errno;
 }
 
+bool log_rate_due(struct log_rate *r, uint64_t *left_out)
+{
+    struct timespec ts;
+    uint64_t now, last = atomic_load_explicit(&r->last_ms, memory_order_relaxed);
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    /* of threads that find it due at once, the one that moves last_ms logs */
+    if ((last && now - last < LOG_RATE_MS) ||
+        !atomic_compare_exchange_strong(&r->last_ms, &last, now)) {
+        atomic_fetch_add(&r->left_out, 1);
+        return false;
+    }
+    *left_out = atomic_exchange(&r->left_out, 0);
+    return true;
+}
+
 void log_vemit(enum log_level level, const char *mod, const char *fmt, va_list ap)
 {
     vemit(level, mod, NULL, fmt, ap);

@@ -8,6 +8,9 @@
 #define TOEGW_COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum log_level {
     LOG_LVL_ERROR = 0,
@@ -51,6 +54,19 @@ void log_emit_f(enum log_level level, const char *mod, const struct log_field *f
 #define log_error_f(mod, f, ...) log_emit_f(LOG_LVL_ERROR, mod, f, __VA_ARGS__)
 #define log_warn_f(mod, f, ...)  log_emit_f(LOG_LVL_WARN, mod, f, __VA_ARGS__)
 #define log_info_f(mod, f, ...)  log_emit_f(LOG_LVL_INFO, mod, f, __VA_ARGS__)
+
+/*
+ * A line that peers can make repeat at their own rate (a refused connection, a failed
+ * handshake): log_rate_due says whether it goes out now. The first one goes out, later ones
+ * within LOG_RATE_MS of it are counted; *left_out is how many were held back since the line
+ * last went out, for the line to say so. Thread-safe; zero-initialise.
+ */
+#define LOG_RATE_MS 1000
+struct log_rate {
+    _Atomic uint64_t last_ms;
+    _Atomic uint64_t left_out;
+};
+bool log_rate_due(struct log_rate *r, uint64_t *left_out);
 
 #define log_error(mod, ...) log_emit(LOG_LVL_ERROR, mod, __VA_ARGS__)
 #define log_warn(mod, ...)  log_emit(LOG_LVL_WARN, mod, __VA_ARGS__)

@@ -36,21 +36,6 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
-#define RATELOG_MS 1000
-
-bool nbds_ratelog_due(struct nbds_ratelog *rl, uint64_t *left_out)
-{
-    uint64_t now = sto_now_ms();
-
-    if (rl->last_ms && now - rl->last_ms < RATELOG_MS) {
-        rl->suppressed++;
-        return false;
-    }
-    rl->last_ms = now;
-    *left_out = rl->suppressed;
-    rl->suppressed = 0;
-    return true;
-}
 
 /* ---------------------------------------------------------------- handshake phase */
 
@@ -124,7 +109,7 @@ static void hs_timer_cb(struct sto_timer *t)
     while (srv->hs_head &&
            now - srv->hs_head->accepted_ms >= srv->lim.handshake_timeout_ms) {
         struct nbds_client *c = srv->hs_head;
-        if (nbds_ratelog_due(&srv->log_timeout, &left_out))
+        if (log_rate_due(&srv->log_timeout, &left_out))
             log_info("nbd", "closing %s: handshake not finished within %u ms (%llu more "
                      "since the last such line)", c->peer, srv->lim.handshake_timeout_ms,
                      (unsigned long long)left_out);
@@ -197,7 +182,7 @@ static bool admit(struct nbds_server *srv, struct nbds_client *c)
 
     if (!c->is_unix &&
         hs_count_from(srv, c->addr) >= srv->lim.max_handshakes_per_client) {
-        if (nbds_ratelog_due(&srv->log_refused, &left_out))
+        if (log_rate_due(&srv->log_refused, &left_out))
             log_info("nbd", "refusing a connection from %s: %u of its connections are in "
                      "the handshake already (at most %u; %llu more refused since the last "
                      "such line)", c->peer, srv->lim.max_handshakes_per_client,
@@ -206,7 +191,7 @@ static bool admit(struct nbds_server *srv, struct nbds_client *c)
     }
     if (srv->nhs >= srv->lim.max_handshakes && srv->hs_head) {
         struct nbds_client *old = srv->hs_head;
-        if (nbds_ratelog_due(&srv->log_evicted, &left_out))
+        if (log_rate_due(&srv->log_evicted, &left_out))
             log_info("nbd", "closing %s: %u connections are in the handshake, the oldest "
                      "makes room (%llu more since the last such line)", old->peer,
                      srv->nhs, (unsigned long long)left_out);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "storage/loop.h"
 #include "storage/manager.h"
 #include "storage/nbd.h"
@@ -164,12 +165,6 @@ struct nbds_client {
     bool rerun;                  /* the moved option runs again: it never moves twice */
 };
 
-/* A "once per episode" log line: the first event logs, later ones are counted. */
-struct nbds_ratelog {
-    uint64_t last_ms;
-    uint64_t suppressed;
-};
-
 struct nbds_server {
     struct sto_loop *loop;
     struct sto_mgr *m;
@@ -188,7 +183,7 @@ struct nbds_server {
     struct nbds_client *hs_head, *hs_tail;
     unsigned nhs;
     struct sto_timer hs_timer;
-    struct nbds_ratelog log_refused, log_timeout, log_evicted, log_plain, log_tls;
+    struct log_rate log_refused, log_timeout, log_evicted, log_plain, log_tls;
     enum nbds_tls_mode tls_mode;
     const struct tls_creds *creds; /* borrowed; set when tls_mode is not off */
     struct nbds_peers peers;     /* the other loops' servers (server_of NULL: none) */
@@ -235,7 +230,6 @@ void nbds_move(struct nbds_client *c, struct nbds_server *to);
 /* The ids of the live volumes (of every peer too), at most max; returns how many exist. */
 size_t nbds_volume_ids(struct nbds_server *srv, char (*ids)[STO_ID_MAX], size_t max);
 /* True when a line of this kind may be logged now; *left_out: how many were not. */
-bool nbds_ratelog_due(struct nbds_ratelog *rl, uint64_t *left_out);
 
 /* nbd_starttls.c */
 /* NBD_OPT_STARTTLS: ACK and go to C_TLS_ACK, or refuse. */

@@ -59,7 +59,7 @@ static void tls_refused(struct nbds_client *c, const char *why)
     const char *tried = nbds_tls_tried(c->tls);
     uint64_t left_out;
 
-    if (nbds_ratelog_due(&srv->log_tls, &left_out))
+    if (log_rate_due(&srv->log_tls, &left_out))
         log_info("nbd", "refusing tls client %s (psk identity %s%s%s): %s (%llu more refused "
                  "since the last such line)", c->peer, *tried ? "\"" : "",
                  *tried ? tried : "none", *tried ? "\"" : "", why,
@@ -108,7 +108,7 @@ bool nbds_tls_gate(struct nbds_client *c)
     if (srv->tls_mode != NBDS_TLS_REQUIRE || c->tls_up || c->opt == NBD_OPT_STARTTLS ||
         c->opt == NBD_OPT_ABORT)
         return true;
-    if (nbds_ratelog_due(&srv->log_plain, &left_out))
+    if (log_rate_due(&srv->log_plain, &left_out))
         log_info("nbd", "refusing option %u from %s without tls, which this server requires "
                  "(%llu more refused since the last such line)", c->opt, c->peer,
                  (unsigned long long)left_out);

@@ -19,7 +19,9 @@
 #  - /metrics public: no target names, portals, IQNs or addresses in it, ids only;
 #    --metrics-auth: 401 without the token, and with it the labels name the target;
 #  - the header deadline covers the handshake: a client that completes it and sends no
-#    request, or sends nothing at all, is closed (without a plain answer) in time.
+#    request, or sends nothing at all, is closed (without a plain answer) in time;
+#  - 301 failed handshakes leave a line a second at most in the log, one of which says how
+#    many were held back, and the API goes on serving.
 # shellcheck source=lib/harness.sh
 . "$(dirname "$0")/lib/harness.sh"
 h_begin "$@"
@@ -157,6 +159,42 @@ h_check api_tls.tls13_accepted "openssl s_client -tls1_3: $(h_last); $(grep -m1 
 H_CMD_TIMEOUT=10 h_run gnutls-cli --x509cafile "$CERT" -p "$PORT" 127.0.0.1 </dev/null
 h_check api_tls.gnutls_trusts "gnutls-cli: $(h_last)" \
     sh -c "grep -q 'The certificate is trusted' '$H_OUT' && grep -q 'Handshake was completed' '$H_OUT'"
+
+# --- failed handshakes come at a peer's rate; the log keeps to one line a second ------------------
+
+# bad_handshakes N - N connections, each sending one TLS record the server cannot take (a
+# ServerHello where a ClientHello belongs), each waiting for the server to close it.
+bad_handshakes() {
+    python3 - "$PORT" "$1" <<'PY'
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00")
+    try:
+        s.recv(100)
+    except OSError:
+        pass
+    s.close()
+PY
+}
+http_lines() { grep -c ' api: http: ' "$LOG"; }
+before=$(http_lines)
+t0=$(date +%s)
+bad_handshakes 300
+sleep 1.2 # the next line is due; it says how many were held back
+bad_handshakes 1
+secs=$(($(date +%s) - t0))
+sleep 0.3
+lines=$(($(http_lines) - before))
+h_check api_tls.bad_handshakes_logged "300 failed handshakes left no line in the log" \
+    test "$lines" -ge 1
+h_check api_tls.bad_handshakes_rate_limited "$lines log lines for 301 failed handshakes in $secs s" \
+    test "$lines" -le $((secs + 2))
+h_check api_tls.bad_handshakes_counted "no line says how many were held back: $(grep ' api: http: ' "$LOG" | tail -n 2 | tr '\n' ' ')" \
+    grep -Eq ' api: http: .*\(and [0-9]+ more http server messages since the last such line\)' "$LOG"
+req GET /api/v1/info
+h_check api_tls.serves_after_bad_handshakes "GET /api/v1/info after them: $(got)" test "$R_CODE" = 200
 
 # --- a session, /metrics public: ids only --------------------------------------------------------
 
