@@ -349,8 +349,13 @@ static int serve_tls_dir(struct serve *sv, char *dir, size_t dirlen, char *err, 
         !nbd.is_unix)
         names[n++] = nbd.host; /* and the NBD export's */
     ret = app_tls_files_ensure(dir, names, err, errlen);
-    if (ret > 0)
+    if (ret == 1)
         log_info("serve", "made a self-signed tls certificate in %s", dir);
+    else if (ret == 2)
+        log_warn("serve", "made the self-signed tls certificate in %s again, for %s%s%s: the "
+                 "one there did not name them all; clients that trusted the old certificate "
+                 "must trust the new one", dir, names[0], n > 1 ? " and " : "",
+                 n > 1 ? names[1] : "");
     return ret < 0 ? ret : 0;
 }
 

@@ -237,6 +237,7 @@ static int make_cert(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
         snprintf(host, sizeof(host), "toegw");
     host[TLS_CN_MAX] = '\0';
     ret = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial));
+    /* (self_made recognises these validity times) */
     serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x40); /* positive, 16 bytes long */
     if (ret >= 0)
         ret = gnutls_x509_crt_set_version(crt, 3);
@@ -307,21 +308,82 @@ static int generate(const char *const *names, gnutls_datum_t *cert, gnutls_datum
     return ret < 0 ? -EIO : 0;
 }
 
+/* ---------------------------------------------------------------- one made for other names */
+
+/* Whether crt names `name` (an IP address, else a host name); unspecified addresses pass. */
+static bool names_host(gnutls_x509_crt_t crt, const char *name)
+{
+    static const unsigned char any[16];
+    unsigned char ip[16];
+
+    if (inet_pton(AF_INET, name, ip) == 1)
+        return !memcmp(ip, any, 4) || gnutls_x509_crt_check_ip(crt, ip, 4, 0);
+    if (inet_pton(AF_INET6, name, ip) == 1)
+        return !memcmp(ip, any, 16) || gnutls_x509_crt_check_ip(crt, ip, 16, 0);
+    return gnutls_x509_crt_check_hostname2(crt, name, 0);
+}
+
+/*
+ * Whether crt is one make_cert made: self-signed, organization "toegw", valid for exactly
+ * the hour before it was made and TLS_VALID_DAYS after.
+ */
+static bool self_made(gnutls_x509_crt_t crt)
+{
+    time_t from = gnutls_x509_crt_get_activation_time(crt);
+    time_t until = gnutls_x509_crt_get_expiration_time(crt);
+    char org[16];
+    size_t osz = sizeof(org);
+
+    return from != (time_t)-1 && until != (time_t)-1 &&
+           until - from == (time_t)TLS_VALID_DAYS * 86400 + 3600 &&
+           gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, 0, org,
+                                         &osz) >= 0 &&
+           strcmp(org, "toegw") == 0 && gnutls_x509_crt_check_issuer(crt, crt) == 1;
+}
+
+/*
+ * Whether the certificate at cert_path is one this file made that does not name each of
+ * `names`: the addresses it serves have changed since, and it is made again. A certificate
+ * the operator put there is never replaced.
+ */
+static bool self_made_for_other_names(const char *cert_path, const char *const *names)
+{
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t d;
+    char *pem;
+    size_t len;
+    bool other = false;
+
+    if (!names || !names[0] || read_small(cert_path, &pem, &len) < 0)
+        return false;
+    d = (gnutls_datum_t){ (unsigned char *)pem, (unsigned)len };
+    if (gnutls_x509_crt_init(&crt) >= 0) {
+        if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) >= 0 && self_made(crt))
+            for (size_t i = 0; names[i] && !other; i++)
+                other = names[i][0] && !names_host(crt, names[i]);
+        gnutls_x509_crt_deinit(crt);
+    }
+    free(pem);
+    return other;
+}
+
 int app_tls_files_ensure(const char *dir, const char *const *names, char *err,
                          size_t errlen)
 {
     char cert_path[APP_TLS_PATH_MAX], key_path[APP_TLS_PATH_MAX];
     gnutls_datum_t cert, key;
-    bool have_cert, have_key;
+    bool have_cert, have_key, again = false;
     int ret;
 
     snprintf(cert_path, sizeof(cert_path), "%s/%s", dir, APP_TLS_CERT_FILE);
     snprintf(key_path, sizeof(key_path), "%s/%s", dir, APP_TLS_KEY_FILE);
     have_cert = access(cert_path, F_OK) == 0;
     have_key = access(key_path, F_OK) == 0;
-    if (have_cert && have_key)
-        return 0;
-    if (have_cert || have_key) {
+    if (have_cert && have_key) {
+        if (!self_made_for_other_names(cert_path, names))
+            return 0;
+        again = true;
+    } else if (have_cert || have_key) {
         snprintf(err, errlen, "tls directory \"%s\" has %s but no %s: restore it, or remove "
                  "%s to have a new certificate made", dir, have_cert ? APP_TLS_CERT_FILE
                  : APP_TLS_KEY_FILE, have_cert ? APP_TLS_KEY_FILE : APP_TLS_CERT_FILE,
@@ -345,5 +407,5 @@ int app_tls_files_ensure(const char *dir, const char *const *names, char *err,
     explicit_bzero(key.data, key.size);
     gnutls_free(key.data);
     gnutls_free(cert.data);
-    return ret < 0 ? ret : 1;
+    return ret < 0 ? ret : again ? 2 : 1;
 }

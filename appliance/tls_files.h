@@ -37,8 +37,12 @@ struct app_tls_files {
  * CA, for TLS servers: subject CN = this host's name; subject alternative names: the host
  * name, localhost, 127.0.0.1, ::1 and each of `names` (host names or IP addresses,
  * NULL-terminated; NULL, empty and unspecified addresses are skipped). Both files are
- * written atomically with mode 0600. Returns 1 when it made them, 0 when both were there,
- * or -errno with the reason in err (-EEXIST: one file is there without the other).
+ * written atomically with mode 0600 (the key first). When both are there and the
+ * certificate is one this made (self-signed, O=toegw) that does not name each of `names`
+ * (the addresses served have changed since), it makes them again. A certificate anyone else
+ * made is left as it is. Returns 1 when it made them, 2 when it made them again, 0 when
+ * both were there to keep, or -errno with the reason in err (-EEXIST: one file is there
+ * without the other).
  */
 int app_tls_files_ensure(const char *dir, const char *const *names, char *err,
                          size_t errlen);

@@ -8,7 +8,8 @@
 #    self-signed, not a CA, for 127.0.0.1 and localhost, ~10 years) that curl --cacert
 #    accepts; without --cacert curl refuses it; plain HTTP on the port gets a plain 400;
 #    TLS 1.0/1.1 are refused, 1.2 and 1.3 accepted; GET /api/v1/info and the log carry the
-#    certificate's SHA-256 fingerprint, equal to openssl's; a restart reuses the certificate;
+#    certificate's SHA-256 fingerprint, equal to openssl's; a restart reuses the certificate,
+#    and one on an address it does not name makes it again, for that address;
 #  - toegw netstat reads the API over https (the appliance's own certificate by default),
 #    and refuses a certificate its --cacert does not vouch for;
 #  - --tls-certificates DIR with a certificate signed by a CA made here is served as is
@@ -360,5 +361,25 @@ bad_dir bad_key_malformed "$H_TMP/bad4/server-key.pem" "$H_TMP/bad4"
 H_CMD_TIMEOUT=10 h_run "$TOEGW" serve --no-toe --state-dir "$SD" --api "$API" --api-tls maybe
 h_check api_tls.bad_flag "--api-tls maybe: $(h_last)" \
     sh -c "[ $H_RC -eq 2 ] && grep -q -- '--api-tls must be on or off' '$H_ERR'"
+
+# --- the API moves to another address: the certificate toegw made is made again for it ---------
+
+ip addr add 192.0.2.10/32 dev lo
+API=192.0.2.10:$PORT
+serve_start moved --api-tls on
+h_check api_tls.moved_cert_names_address "the certificate does not name 192.0.2.10: $(openssl x509 -noout -ext subjectAltName -in "$CERT" 2>&1 | tr '\n' ' ')" \
+    sh -c "openssl x509 -noout -checkip 192.0.2.10 -in '$CERT' | grep -q 'does match'"
+MOVED_FPR=$(openssl_fpr "$CERT")
+h_check api_tls.moved_cert_new "the fingerprint did not change" test "$MOVED_FPR" != "$FPR"
+h_check api_tls.moved_logged "no line says it was made again: $(grep -m1 'tls certificate' "$LOG")" \
+    grep -q "made the self-signed tls certificate in $SD/tls again, for 192.0.2.10" "$LOG"
+req GET /api/v1/info
+h_check api_tls.moved_info "curl --cacert to https://$API: $(got)" \
+    sh -c "[ '$R_CODE' = 200 ] && [ \"\$(jq -r .tls.fingerprint_sha256 '$R_BODY')\" = '$MOVED_FPR' ]"
+serve_stop
+serve_start moved_again --api-tls on
+h_check api_tls.moved_cert_kept "the fingerprint changed over a restart on the same address" \
+    test "$(openssl_fpr "$CERT")" = "$MOVED_FPR"
+serve_stop
 
 h_end

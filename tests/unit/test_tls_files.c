@@ -2,7 +2,9 @@
  * test_tls_files.c - the TLS certificate directory (appliance/tls_files.c): the first
  * start makes a self-signed certificate and key (0600, in a 0700 directory) that load and
  * match, for the host name, localhost, 127.0.0.1 and the names asked for; a later start
- * keeps them; a missing, malformed or foreign file is refused naming the file.
+ * keeps them, unless toegw made them and they do not name a new address it serves (made
+ * again then; a certificate toegw did not make never is); a missing, malformed or foreign
+ * file is refused naming the file.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -104,6 +106,72 @@ Test(tls_files, later_starts_keep_the_pair)
     cr_assert_str_eq(a.fingerprint, b.fingerprint);
     app_tls_files_clear(&a);
     app_tls_files_clear(&b);
+}
+
+/* The SHA-256 fingerprint of what the directory holds now. */
+static void fingerprint_now(char *out, size_t outlen)
+{
+    struct app_tls_files t;
+
+    cr_assert_eq(app_tls_files_load(dir, &t, err, sizeof(err)), 0, "%s", err);
+    snprintf(out, outlen, "%s", t.fingerprint);
+    app_tls_files_clear(&t);
+}
+
+Test(tls_files, a_new_address_has_the_certificate_made_again)
+{
+    const char *first[] = { "127.0.0.1", NULL };
+    const char *moved[] = { "192.0.2.10", "gw.example.org", NULL };
+    const char *any[] = { "0.0.0.0", "", NULL };
+    char a[APP_TLS_FPR_LEN], b[APP_TLS_FPR_LEN], c[APP_TLS_FPR_LEN];
+
+    cr_assert_eq(app_tls_files_ensure(dir, first, err, sizeof(err)), 1, "%s", err);
+    fingerprint_now(a, sizeof(a));
+    /* names it already has, or none to check: kept */
+    cr_assert_eq(app_tls_files_ensure(dir, any, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(app_tls_files_ensure(dir, NULL, err, sizeof(err)), 0, "%s", err);
+    /* the API moved to an address the certificate does not name: made again for it */
+    cr_assert_eq(app_tls_files_ensure(dir, moved, err, sizeof(err)), 2, "%s", err);
+    fingerprint_now(b, sizeof(b));
+    cr_assert_str_neq(a, b);
+
+    struct app_tls_files t;
+    gnutls_x509_crt_t crt;
+    cr_assert_eq(app_tls_files_load(dir, &t, err, sizeof(err)), 0, "%s", err);
+    gnutls_datum_t d = { (unsigned char *)t.cert_pem, (unsigned)t.cert_len };
+    cr_assert_eq(gnutls_x509_crt_init(&crt), 0);
+    cr_assert_eq(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM), 0);
+    cr_assert(gnutls_x509_crt_check_hostname(crt, "192.0.2.10"));
+    cr_assert(gnutls_x509_crt_check_hostname(crt, "gw.example.org"));
+    cr_assert(gnutls_x509_crt_check_hostname(crt, "127.0.0.1"));
+    gnutls_x509_crt_deinit(crt);
+    app_tls_files_clear(&t);
+    cr_assert_eq(mode_of(dir), 0700);
+
+    /* and then kept */
+    cr_assert_eq(app_tls_files_ensure(dir, moved, err, sizeof(err)), 0, "%s", err);
+    fingerprint_now(c, sizeof(c));
+    cr_assert_str_eq(b, c);
+}
+
+Test(tls_files, a_certificate_toegw_did_not_make_is_never_replaced)
+{
+    const char *names[] = { "198.51.100.7", NULL };
+    char a[APP_TLS_FPR_LEN], b[APP_TLS_FPR_LEN], cmd[512];
+
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
+             "-subj /O=toegw/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+             "-keyout '%s/%s' -out '%s/%s' 2>/dev/null", dir, APP_TLS_KEY_FILE, dir,
+             APP_TLS_CERT_FILE);
+    if (system(cmd) != 0)
+        cr_skip_test("openssl cannot make a certificate here");
+    fingerprint_now(a, sizeof(a));
+    /* self-signed with O=toegw, but not valid for what toegw makes: the operator's */
+    cr_assert_geq(app_tls_files_ensure(dir, names, err, sizeof(err)), 0, "%s", err);
+    fingerprint_now(b, sizeof(b));
+    cr_assert_str_eq(a, b, "the operator's certificate was replaced");
 }
 
 Test(tls_files, half_a_pair_is_refused)
