@@ -111,6 +111,9 @@ static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iov
     struct toe_conn *c = impl(sc);
     size_t total = 0;
 
+    if (atomic_load_explicit(&c->tx_idle, memory_order_relaxed))
+        toe_conn_tx_trim(c);
+
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     for (int pass = 0;; pass++) {
@@ -565,23 +568,11 @@ static void err_cb(void *arg, err_t err)
     toe_conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
 }
 
-/* An rx ring empty and idle since the last poll gives its pages back (a burst leaves all of
- * it resident, per idle session); the firmware is its only writer: nothing races the trim. */
-static void rx_trim_idle(struct toe_conn *c)
-{
-    toe_rxq_reclaim(&c->rx, drop_pbuf);
-    if (!c->rx_trimmed && c->bytes_in == c->rx_idle_mark && !toe_rxq_used(&c->rx)) {
-        toe_rxq_trim(&c->rx);
-        c->rx_trimmed = true;
-    }
-    c->rx_idle_mark = c->bytes_in;
-}
-
 /*
  * While connecting, every coarse tick (500 ms): a connect nothing answers (no route beyond
  * the wire, no ARP reply) fails after the connect timeout, long before lwIP's SYN retries
  * would, so that the broker can place the owner's next try on the host stack. Once
- * established, every 2 s: an idle receive ring is trimmed.
+ * established, every 2 s: idle rings give their pages back (conn_idle.c).
  */
 static err_t poll_cb(void *arg, struct tcp_pcb *unused)
 {
@@ -597,8 +588,10 @@ static err_t poll_cb(void *arg, struct tcp_pcb *unused)
         toe_conn_reap(c);
         return ERR_ABRT;
     }
-    if (c->was_established)
-        rx_trim_idle(c);
+    if (c->was_established) {
+        toe_rxq_reclaim(&c->rx, drop_pbuf);
+        toe_conn_idle_poll(c);
+    }
     conn_defer(c);
     return ERR_OK;
 }

@@ -63,6 +63,8 @@ struct toe_conn {
     _Atomic bool reset;             /* the failure was the peer's reset */
     _Atomic int rx_armed;           /* consumer saw rx empty: signal on new data */
     _Atomic int tx_armed;           /* consumer saw tx full: signal on freed space */
+    _Atomic bool tx_idle;           /* tx drained and idle: the consumer's next write gives
+                                       its pages back first (conn_idle.c) */
     _Atomic uint64_t rx_reported;   /* rx tail already given back with tcp_recved (the
                                        firmware writes it, the consumer reads it) */
     pthread_mutex_t sig_lock;       /* orders signals against the consumer's close */
@@ -78,8 +80,10 @@ struct toe_conn {
     bool was_established;
     uint32_t connect_start_ms;      /* sys_now() when the SYN went out */
     uint64_t bytes_in, bytes_out;   /* delivered to rx / acknowledged by the peer */
-    uint64_t rx_idle_mark;          /* bytes_in at the previous poll (conn.c rx_trim_idle) */
+    uint64_t rx_idle_mark;          /* bytes_in at the previous poll (conn_idle.c) */
     bool rx_trimmed;                /* rx's pages given back; none touched since */
+    uint64_t tx_idle_mark;          /* bytes_out at the previous poll (conn_idle.c) */
+    uint64_t tx_trim_mark;          /* tx_queued when tx_idle was last set */
     uint32_t sack_ack;              /* duplicate ACKs with SACK blocks seen for this ... */
     unsigned sack_dups;             /* ... acknowledgment number, and how many */
     bool in_recovery;               /* a loss recovery we started runs until ... */
@@ -196,6 +200,10 @@ void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno);
 void toe_conn_fail_all(struct toe_dev *dev, int err);
 int toe_conn_start(struct toe_dev *dev, void *arg);  /* firmware half of toe_connect */
 void toe_conn_orphan_all(struct toe_dev *dev);
+
+/* conn_idle.c */
+void toe_conn_idle_poll(struct toe_conn *c);     /* firmware, every 2 s: idle rings */
+void toe_conn_tx_trim(struct toe_conn *c);       /* consumer, before a write: tx_idle set */
 
 /* fw.c */
 void *toe_fw_main(void *arg);
