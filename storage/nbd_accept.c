@@ -8,7 +8,10 @@
  *   covers them all.
  * - Caps: at most max_handshakes_per_client handshaking connections from one IPv4 address
  *   (a new one beyond that is closed at once) and max_handshakes in all (a new one closes
- *   the oldest: a client that handshakes promptly is never the oldest for long).
+ *   the oldest: a client that handshakes promptly is never the oldest for long). Each
+ *   storage loop's server counts its own: a client that moves to another loop in the
+ *   handshake (nbd_move.c) is admitted there as a new one, so one address holds at most
+ *   max_handshakes_per_client per loop.
  * - Descriptor limit: accept4 failing with EMFILE/ENFILE (or ENOBUFS/ENOMEM) leaves the
  *   connection in the backlog and the level-triggered listener readable; retrying at once
  *   would spin. The listener leaves epoll for a back-off (100 ms, doubling to 1 s) and
@@ -95,9 +98,15 @@ static void hs_link(struct nbds_server *srv, struct nbds_client *c)
         hs_arm(srv);
 }
 
-void nbds_handshake_adopt(struct nbds_client *c)
+static bool admit(struct nbds_server *srv, struct nbds_client *c);
+
+bool nbds_handshake_adopt(struct nbds_client *c)
 {
+    /* it is counted where it was accepted no more: the caps apply again here */
+    if (!admit(c->srv, c))
+        return false;
     hs_link(c->srv, c);
+    return true;
 }
 
 static void hs_timer_cb(struct sto_timer *t)

@@ -218,8 +218,12 @@ void nbds_opt_error(struct nbds_client *c, uint32_t opt, uint32_t err, const cha
 
 /* nbd_accept.c: the client left the handshake (attached to a volume, or closed). */
 void nbds_handshake_end(struct nbds_client *c);
-/* A client moved here that was handshaking goes on, with the deadline it had. */
-void nbds_handshake_adopt(struct nbds_client *c);
+/*
+ * A client moved here that was handshaking goes on, with the deadline it had, if this
+ * server's caps admit it (the oldest handshake may be closed to make room); false: refused
+ * (logged), the caller closes it.
+ */
+bool nbds_handshake_adopt(struct nbds_client *c);
 
 /* nbd_move.c */
 /*

@@ -52,8 +52,10 @@ static void move_adopt(void *arg)
     c->next = srv->clients;
     srv->clients = c;
     nbds_stat_add(&srv->stats.clients_now, 1);
-    if (c->move_hs)
-        nbds_handshake_adopt(c);
+    if (c->move_hs && !nbds_handshake_adopt(c)) {
+        nbds_client_close(c, NULL); /* refused by this loop's caps (logged) */
+        return;
+    }
     if (sto_loop_add(srv->loop, &c->w, EPOLLIN | EPOLLOUT) < 0) {
         nbds_client_close(c, "cannot watch its socket on the new storage thread");
         return;
