@@ -35,6 +35,8 @@ struct pool_shard {
 struct pool_entry {
     char key[STO_NAME_MAX];
     unsigned shard;
+    unsigned creating;           /* targets: session creates under way */
+    uint64_t gen;                /* targets: creates begun, ever */
 };
 
 struct pool_map {
@@ -46,7 +48,7 @@ struct sto_pool {
     unsigned n;
     struct pool_shard *shards;
     pthread_mutex_t lock;        /* targets, volumes, shards[].ntargets */
-    struct pool_map targets;     /* every target ever placed: it stays on its loop */
+    struct pool_map targets;     /* targets with a session or a create under way */
     struct pool_map volumes;     /* live volumes */
     pthread_mutex_t access_lock; /* one access change at a time: every loop's table agrees */
     atomic_uint next_discover;   /* discoveries take turns over the loops */
@@ -76,6 +78,7 @@ static int map_put(struct pool_map *m, const char *key, unsigned shard)
             m->cap = cap;
         }
         e = &m->e[m->n++];
+        memset(e, 0, sizeof(*e));
         snprintf(e->key, sizeof(e->key), "%s", key);
     }
     e->shard = shard;
@@ -104,8 +107,9 @@ static int volume_shard(struct sto_pool *p, const char *id)
 }
 
 /*
- * The loop of a target: where it was placed, or else the loop with the fewest targets,
- * where it stays. -ENOMEM when it cannot be recorded.
+ * The loop of a target a session create begins for: where it is placed, or else the loop
+ * with the fewest targets, where it stays while it has a session. -ENOMEM when it cannot be
+ * recorded. target_release follows.
  */
 static int target_shard(struct sto_pool *p, const char *target)
 {
@@ -113,19 +117,70 @@ static int target_shard(struct sto_pool *p, const char *target)
 
     pthread_mutex_lock(&p->lock);
     struct pool_entry *e = map_find(&p->targets, target);
-    if (e) {
-        s = (int)e->shard;
-    } else {
+    if (!e) {
         unsigned best = 0;
         for (unsigned i = 1; i < p->n; i++)
             if (p->shards[i].ntargets < p->shards[best].ntargets)
                 best = i;
-        s = map_put(&p->targets, target, best) < 0 ? -ENOMEM : (int)best;
-        if (s >= 0)
+        if (map_put(&p->targets, target, best) == 0) {
             p->shards[best].ntargets++;
+            e = map_find(&p->targets, target);
+        }
+    }
+    s = e ? (int)e->shard : -ENOMEM;
+    if (e) {
+        e->creating++;
+        e->gen++;
     }
     pthread_mutex_unlock(&p->lock);
     return s;
+}
+
+/* Whether loop s's manager has a session to target (in any state; when unsure, yes). */
+static bool shard_has_target(struct sto_pool *p, unsigned s, const char *target)
+{
+    struct sto_session_view *v = NULL;
+    size_t n = 0;
+    bool has = false;
+
+    if (sto_mgr_list_sessions(p->shards[s].m, &v, &n) < 0)
+        return true;
+    for (size_t i = 0; i < n && !has; i++)
+        has = strcmp(v[i].target, target) == 0;
+    free(v);
+    return has;
+}
+
+/*
+ * A session create for target ended (created: it holds the place), or a session of it was
+ * deleted: a target with no session and no create under way gives its place up, so that
+ * logins that fail (an unknown target, a typo) leave nothing behind. The manager is asked
+ * without the lock; a create that began meanwhile (gen moved) keeps the place.
+ */
+static void target_release(struct sto_pool *p, const char *target, unsigned s, bool created)
+{
+    struct pool_entry *e;
+    uint64_t gen = 0;
+    bool idle = false;
+
+    pthread_mutex_lock(&p->lock);
+    e = map_find(&p->targets, target);
+    if (e && e->shard == s) {
+        if (created && e->creating)
+            e->creating--;
+        idle = e->creating == 0;
+        gen = e->gen;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!idle || shard_has_target(p, s, target))
+        return;
+    pthread_mutex_lock(&p->lock);
+    e = map_find(&p->targets, target);
+    if (e && e->shard == s && e->creating == 0 && e->gen == gen) {
+        map_drop(&p->targets, target, s);
+        p->shards[s].ntargets--;
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* A manager's volume came to life or left it (on that manager's loop). */
@@ -358,27 +413,51 @@ int sto_pool_discover(struct sto_pool *p, const char *portal, enum stk_policy st
 int sto_pool_session_create(struct sto_pool *p, const struct sto_session_req *req,
                             char id_out[STO_ID_MAX], struct sto_result *res)
 {
-    int s = target_shard(p, req->target);
+    int s = target_shard(p, req->target), ret;
 
     if (s < 0) {
         *res = (struct sto_result){ .err = s, .cls = STO_ERR_INTERNAL };
         snprintf(res->msg, sizeof(res->msg), "out of memory");
         return s;
     }
-    return sto_mgr_session_create(p->shards[s].m, req, id_out, res);
+    ret = sto_mgr_session_create(p->shards[s].m, req, id_out, res);
+    target_release(p, req->target, (unsigned)s, true);
+    return ret;
 }
 
 /*
  * Sessions are found by asking each loop in turn (ids are random; a loop answers "no
- * session" at once). The first answer other than -ENOENT stands.
+ * session" at once). The first answer other than -ENOENT stands. The session's target may
+ * give its place up afterwards (target_release).
  */
 int sto_pool_session_delete(struct sto_pool *p, const char *id, struct sto_result *res)
 {
+    struct sto_session_view v;
     int ret = -ENOENT;
 
-    for (unsigned i = 0; i < p->n && ret == -ENOENT; i++)
-        ret = sto_mgr_session_delete(p->shards[i].m, id, res);
+    for (unsigned i = 0; i < p->n && ret == -ENOENT; i++) {
+        int got = sto_mgr_get_session(p->shards[i].m, id, &v);
+        if (got == -ENOENT)
+            continue;
+        ret = sto_mgr_session_delete(p->shards[i].m, id, res); /* its error if got failed */
+        if (ret == 0 && got == 0)
+            target_release(p, v.target, i, false);
+    }
+    if (ret == -ENOENT) {
+        *res = (struct sto_result){ .err = -ENOENT, .cls = STO_ERR_NOT_FOUND };
+        snprintf(res->msg, sizeof(res->msg), "no session %s", id);
+    }
     return ret;
+}
+
+size_t sto_pool_targets_placed(struct sto_pool *p)
+{
+    size_t n;
+
+    pthread_mutex_lock(&p->lock);
+    n = p->targets.n;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 int sto_pool_get_session(struct sto_pool *p, const char *id, struct sto_session_view *out)

@@ -4,10 +4,12 @@
  * server (nbd.h). A session and its volumes live on one loop for their whole life; I/O
  * never crosses threads (docs/architecture.md, "Storage threads").
  *
- * Placement: a target goes to the loop with the fewest targets when it is first seen and
- * stays there for the process's life, so a second session to it meets the first in the
- * same manager (which refuses it) and its volumes (ids from target + LUN) are always on
- * that loop. The pool keeps a directory of live volumes (volume id -> loop) for the NBD
+ * Placement: a target goes to the loop with the fewest targets when a session to it is
+ * created and stays there while it has a session or a create is under way, so a second
+ * session to it meets the first in the same manager (which refuses it) and its volumes
+ * (ids from target + LUN) are on that loop. A target left with none gives its place up (a
+ * failed login to an unknown target leaves nothing behind); its next session may be placed
+ * elsewhere. The pool keeps a directory of live volumes (volume id -> loop) for the NBD
  * servers and the API: only the first loop listens for NBD; a client that picks a volume
  * of another loop moves there (nbd_move.c).
  *
@@ -57,6 +59,8 @@ int sto_pool_discover(struct sto_pool *p, const char *portal, enum stk_policy st
 int sto_pool_session_create(struct sto_pool *p, const struct sto_session_req *req,
                             char id_out[STO_ID_MAX], struct sto_result *res);
 int sto_pool_session_delete(struct sto_pool *p, const char *id, struct sto_result *res);
+/* Targets that have a loop now: those with a session, or a create under way. */
+size_t sto_pool_targets_placed(struct sto_pool *p);
 int sto_pool_list_sessions(struct sto_pool *p, struct sto_session_view **out, size_t *n);
 int sto_pool_get_session(struct sto_pool *p, const char *id, struct sto_session_view *out);
 int sto_pool_list_volumes(struct sto_pool *p, struct sto_volume_view **out, size_t *n);

@@ -1,7 +1,7 @@
 /*
  * test_pool.c - the storage pool (storage/pool.h) without a target: its threads and their
  * names, calls that find nothing on any loop, a failed login on the loop a target is placed
- * on, access changes for unknown volumes, the NBD export of several loops answering a
+ * on (which leaves no placement behind), access changes for unknown volumes, the NBD export of several loops answering a
  * listing, and a pool freed with an NBD client still in its handshake.
  * (Sessions and volumes spread over loops, with real targets: test_storage_threads.sh.)
  */
@@ -141,6 +141,29 @@ Test(pool, failed_login_leaves_nothing_behind)
     cr_expect_eq(sto_pool_list_sessions(p, &sv, &n), 0);
     cr_expect_eq(n, 0);
     free(sv);
+    cr_expect_eq(sto_pool_targets_placed(p), 0, "a failed login left its target placed");
+    pool_free(p);
+}
+
+/* Logins to 200 targets that all fail leave no placement behind (it would grow forever). */
+Test(pool, failed_logins_leave_no_placement)
+{
+    struct sto_pool *p = pool_new(2);
+    struct sto_session_req req = { .stack = STK_POLICY_HOST };
+    struct sto_result res;
+    char id[STO_ID_MAX];
+
+    snprintf(req.portal, sizeof(req.portal), "127.0.0.1:1");
+    for (int i = 0; i < 200; i++) {
+        snprintf(req.target, sizeof(req.target), "iqn.2024-01.org.example:nobody.%d", i);
+        cr_expect(sto_pool_session_create(p, &req, id, &res) < 0);
+    }
+    cr_expect_eq(sto_pool_targets_placed(p), 0, "%zu targets still placed",
+                 sto_pool_targets_placed(p));
+    /* and deleting what is not there says so */
+    cr_expect_eq(sto_pool_session_delete(p, "s-nothing", &res), -ENOENT);
+    cr_expect_eq(res.cls, STO_ERR_NOT_FOUND);
+    cr_expect(strstr(res.msg, "no session") != NULL, "%s", res.msg);
     pool_free(p);
 }
 
