@@ -152,12 +152,14 @@ static bool shard_has_target(struct sto_pool *p, unsigned s, const char *target)
 }
 
 /*
- * A session create for target ended (created: it holds the place), or a session of it was
- * deleted: a target with no session and no create under way gives its place up, so that
- * logins that fail (an unknown target, a typo) leave nothing behind. The manager is asked
- * without the lock; a create that began meanwhile (gen moved) keeps the place.
+ * A session create for target ended (create_ended), or a session of it was deleted: a
+ * target with no session and no create under way gives its place up, so that logins that
+ * fail (an unknown target, a typo) leave nothing behind. With `created` the create made a
+ * session, which holds the place: nothing to ask. Otherwise the manager is asked, without
+ * the lock; a create that began meanwhile (gen moved) keeps the place.
  */
-static void target_release(struct sto_pool *p, const char *target, unsigned s, bool created)
+static void target_release(struct sto_pool *p, const char *target, unsigned s,
+                           bool create_ended, bool created)
 {
     struct pool_entry *e;
     uint64_t gen = 0;
@@ -166,9 +168,9 @@ static void target_release(struct sto_pool *p, const char *target, unsigned s, b
     pthread_mutex_lock(&p->lock);
     e = map_find(&p->targets, target);
     if (e && e->shard == s) {
-        if (created && e->creating)
+        if (create_ended && e->creating)
             e->creating--;
-        idle = e->creating == 0;
+        idle = e->creating == 0 && !created;
         gen = e->gen;
     }
     pthread_mutex_unlock(&p->lock);
@@ -421,7 +423,7 @@ int sto_pool_session_create(struct sto_pool *p, const struct sto_session_req *re
         return s;
     }
     ret = sto_mgr_session_create(p->shards[s].m, req, id_out, res);
-    target_release(p, req->target, (unsigned)s, true);
+    target_release(p, req->target, (unsigned)s, true, ret == 0);
     return ret;
 }
 
@@ -441,7 +443,7 @@ int sto_pool_session_delete(struct sto_pool *p, const char *id, struct sto_resul
             continue;
         ret = sto_mgr_session_delete(p->shards[i].m, id, res); /* its error if got failed */
         if (ret == 0 && got == 0)
-            target_release(p, v.target, i, false);
+            target_release(p, v.target, i, false, false);
     }
     if (ret == -ENOENT) {
         *res = (struct sto_result){ .err = -ENOENT, .cls = STO_ERR_NOT_FOUND };
