@@ -178,24 +178,30 @@ void app_tls_files_clear(struct app_tls_files *t)
 
 /* ---------------------------------------------------------------- the self-signed one */
 
+/*
+ * What a name is: an IP address (its length, 4 or 16, with its bytes in ip), a host name
+ * (0), or an unspecified address such as 0.0.0.0, which names no host (-1).
+ */
+static int name_ip(const char *name, unsigned char ip[16])
+{
+    static const unsigned char any[16];
+    int len = inet_pton(AF_INET, name, ip) == 1 ? 4 : inet_pton(AF_INET6, name, ip) == 1 ? 16
+                                                                                      : 0;
+
+    return len && !memcmp(ip, any, (size_t)len) ? -1 : len;
+}
+
 /* One subject alternative name: an IP address, else a DNS name. */
 static int add_san(gnutls_x509_crt_t crt, const char *name)
 {
     unsigned char ip[16];
+    int len = name_ip(name, ip);
 
-    if (inet_pton(AF_INET, name, ip) == 1) {
-        if (!memcmp(ip, "\0\0\0\0", 4))
-            return 0; /* 0.0.0.0 names no host */
-        return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4,
-                                                    GNUTLS_FSAN_APPEND);
-    }
-    if (inet_pton(AF_INET6, name, ip) == 1) {
-        static const unsigned char any[16];
-        if (!memcmp(ip, any, 16))
-            return 0;
-        return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
-                                                    GNUTLS_FSAN_APPEND);
-    }
+    if (len < 0)
+        return 0;
+    if (len)
+        return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip,
+                                                    (unsigned)len, GNUTLS_FSAN_APPEND);
     return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name,
                                                 (unsigned)strlen(name), GNUTLS_FSAN_APPEND);
 }
@@ -313,13 +319,13 @@ static int generate(const char *const *names, gnutls_datum_t *cert, gnutls_datum
 /* Whether crt names `name` (an IP address, else a host name); unspecified addresses pass. */
 static bool names_host(gnutls_x509_crt_t crt, const char *name)
 {
-    static const unsigned char any[16];
     unsigned char ip[16];
+    int len = name_ip(name, ip);
 
-    if (inet_pton(AF_INET, name, ip) == 1)
-        return !memcmp(ip, any, 4) || gnutls_x509_crt_check_ip(crt, ip, 4, 0);
-    if (inet_pton(AF_INET6, name, ip) == 1)
-        return !memcmp(ip, any, 16) || gnutls_x509_crt_check_ip(crt, ip, 16, 0);
+    if (len < 0)
+        return true;
+    if (len)
+        return gnutls_x509_crt_check_ip(crt, ip, (unsigned)len, 0);
     return gnutls_x509_crt_check_hostname2(crt, name, 0);
 }
 

@@ -98,17 +98,6 @@ static void hs_link(struct nbds_server *srv, struct nbds_client *c)
         hs_arm(srv);
 }
 
-static bool admit(struct nbds_server *srv, struct nbds_client *c);
-
-bool nbds_handshake_adopt(struct nbds_client *c)
-{
-    /* it is counted where it was accepted no more: the caps apply again here */
-    if (!admit(c->srv, c))
-        return false;
-    hs_link(c->srv, c);
-    return true;
-}
-
 static void hs_timer_cb(struct sto_timer *t)
 {
     struct nbds_server *srv = (struct nbds_server *)((char *)t -
@@ -206,6 +195,15 @@ static bool admit(struct nbds_server *srv, struct nbds_client *c)
                      srv->nhs, (unsigned long long)left_out);
         nbds_client_close(old, NULL);
     }
+    return true;
+}
+
+bool nbds_handshake_adopt(struct nbds_client *c)
+{
+    /* it is counted where it was accepted no more: the caps apply again here */
+    if (!admit(c->srv, c))
+        return false;
+    hs_link(c->srv, c);
     return true;
 }
 

@@ -151,15 +151,23 @@ static bool shard_has_target(struct sto_pool *p, unsigned s, const char *target)
     return has;
 }
 
+/* A session create for target on loop s ended (whatever came of it). */
+static void target_create_ended(struct sto_pool *p, const char *target, unsigned s)
+{
+    pthread_mutex_lock(&p->lock);
+    struct pool_entry *e = map_find(&p->targets, target);
+    if (e && e->shard == s && e->creating)
+        e->creating--;
+    pthread_mutex_unlock(&p->lock);
+}
+
 /*
- * A session create for target ended (create_ended), or a session of it was deleted: a
- * target with no session and no create under way gives its place up, so that logins that
- * fail (an unknown target, a typo) leave nothing behind. With `created` the create made a
- * session, which holds the place: nothing to ask. Otherwise the manager is asked, without
- * the lock; a create that began meanwhile (gen moved) keeps the place.
+ * After a failed create or a session delete: a target with no session and no create under
+ * way gives its place up, so that logins that fail (an unknown target, a typo) leave
+ * nothing behind. The manager is asked without the lock; a create that began meanwhile
+ * (gen moved) keeps the place.
  */
-static void target_release(struct sto_pool *p, const char *target, unsigned s,
-                           bool create_ended, bool created)
+static void target_release(struct sto_pool *p, const char *target, unsigned s)
 {
     struct pool_entry *e;
     uint64_t gen = 0;
@@ -168,9 +176,7 @@ static void target_release(struct sto_pool *p, const char *target, unsigned s,
     pthread_mutex_lock(&p->lock);
     e = map_find(&p->targets, target);
     if (e && e->shard == s) {
-        if (create_ended && e->creating)
-            e->creating--;
-        idle = e->creating == 0 && !created;
+        idle = e->creating == 0;
         gen = e->gen;
     }
     pthread_mutex_unlock(&p->lock);
@@ -423,7 +429,9 @@ int sto_pool_session_create(struct sto_pool *p, const struct sto_session_req *re
         return s;
     }
     ret = sto_mgr_session_create(p->shards[s].m, req, id_out, res);
-    target_release(p, req->target, (unsigned)s, true, ret == 0);
+    target_create_ended(p, req->target, (unsigned)s);
+    if (ret < 0) /* a session made holds the place: nothing to ask */
+        target_release(p, req->target, (unsigned)s);
     return ret;
 }
 
@@ -443,7 +451,7 @@ int sto_pool_session_delete(struct sto_pool *p, const char *id, struct sto_resul
             continue;
         ret = sto_mgr_session_delete(p->shards[i].m, id, res); /* its error if got failed */
         if (ret == 0 && got == 0)
-            target_release(p, v.target, i, false, false);
+            target_release(p, v.target, i);
     }
     if (ret == -ENOENT) {
         *res = (struct sto_result){ .err = -ENOENT, .cls = STO_ERR_NOT_FOUND };

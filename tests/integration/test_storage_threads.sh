@@ -62,58 +62,9 @@ h_check "$H_TEST.list_shows_every_volume" "nbdinfo --list shows ${listed:-no} ex
 
 # 72 connections from one address that each ask NBD_OPT_INFO about t2's volume (loop 1) and
 # then stay in the handshake: each moves to loop 1, whose per-address cap (64 by default)
-# admits 64 of them; the others are closed there. Prints how many are still open.
-hs_moved_open() {
-    python3 - "$NBD_ADDR" "$1" 72 <<'PY'
-import socket, struct, sys, time
-host, port = sys.argv[1].rsplit(":", 1)
-name, n = sys.argv[2].encode(), int(sys.argv[3])
-
-def exact(s, k):
-    b = b""
-    while len(b) < k:
-        got = s.recv(k - len(b))
-        if not got:
-            return None
-        b += got
-    return b
-
-def info(s):
-    if exact(s, 18) is None:                       # NBDMAGIC IHAVEOPT flags
-        return False
-    s.sendall(struct.pack(">I", 3))                # fixed newstyle, no zeroes
-    data = struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
-    s.sendall(b"IHAVEOPT" + struct.pack(">II", 6, len(data)) + data)
-    while True:                                    # replies up to NBD_REP_ACK
-        h = exact(s, 20)
-        if h is None:
-            return False
-        _, _, typ, ln = struct.unpack(">QIII", h)
-        if ln and exact(s, ln) is None:
-            return False
-        if typ == 1:
-            return True
-        if typ & 0x80000000:
-            return False
-
-socks = []
-for _ in range(n):
-    s = socket.create_connection((host, int(port)), timeout=5)
-    socks.append(s if info(s) else None)
-time.sleep(0.5)
-alive = 0
-for s in socks:
-    if s is None:
-        continue
-    s.setblocking(False)
-    try:
-        alive += s.recv(1, socket.MSG_PEEK) != b""
-    except BlockingIOError:
-        alive += 1
-print(alive)
-PY
-}
-moved=$(hs_moved_open "${URI[t2.1]##*/}")
+# admits 64 of them; the others are closed there.
+moved=$(python3 "$(dirname "$0")/lib/limits_clients.py" infohold "${NBD_ADDR%:*}" \
+    "${NBD_ADDR##*:}" "${URI[t2.1]##*/}" 72 | sed -n 's/^open //p')
 h_check "$H_TEST.handshake_cap_follows_the_move" "${moved:-no} of 72 handshaking connections from one address that moved to another storage thread stayed open (cap 64)" \
     test "${moved:-0}" = 64
 h_check "$H_TEST.serves_after_the_handshake_flood" "toegw no longer answers" serve_alive

@@ -1,4 +1,5 @@
-"""limits_clients.py - hostile and greedy API and NBD clients for test_limits.sh.
+"""limits_clients.py - hostile and greedy API and NBD clients for test_limits.sh (and
+test_storage_threads.sh: infohold).
 
 Raw sockets only (the point is to misbehave where a real client library would not). Each
 mode prints `key value` lines for the shell test to judge; nothing here decides PASS/FAIL.
@@ -23,6 +24,9 @@ to lo inside its own network namespace.
       An NBD client (fixed newstyle, NBD_OPT_GO, simple replies) sends COUNT reads of SIZE
       bytes and reads nothing; writes READY; once GO exists it reads every reply and
       compares the data to the file BACKING (the LUN's backing file).
+  infohold HOST PORT EXPORT N
+      N connections that each ask NBD_OPT_INFO about EXPORT and then stay in the handshake;
+      after 0.5 s reports how many the server still holds open ("open K").
 """
 import json
 import mmap
@@ -274,24 +278,46 @@ def recv_exact(s, n):
     return bytes(buf)
 
 
-def nbd_go(s, name):
+def nbd_go(s, name, opt=7):
+    """The greeting, then NBD_OPT_GO (or opt, e.g. 6: NBD_OPT_INFO) for export name, up to
+    its NBD_REP_ACK; returns the export's size. EOFError when the server closes."""
     hello = recv_exact(s, 18)
     if hello[:16] != b"NBDMAGICIHAVEOPT":
         raise SystemExit("bad greeting %r" % hello)
     s.sendall(struct.pack(">I", 3))  # FIXED_NEWSTYLE | NO_ZEROES
     nm = name.encode()
     data = struct.pack(">I", len(nm)) + nm + struct.pack(">H", 0)
-    s.sendall(b"IHAVEOPT" + struct.pack(">II", 7, len(data)) + data)
+    s.sendall(b"IHAVEOPT" + struct.pack(">II", opt, len(data)) + data)
     size = None
     while True:
-        magic, opt, typ, ln = struct.unpack(">QIII", recv_exact(s, 20))
+        magic, _, typ, ln = struct.unpack(">QIII", recv_exact(s, 20))
         body = recv_exact(s, ln)
         if typ == 3 and struct.unpack(">H", body[:2])[0] == 0:
             size = struct.unpack(">Q", body[2:10])[0]
         if typ == 1:
             return size
         if typ & 0x80000000:
-            raise SystemExit("NBD_OPT_GO refused: %r" % body)
+            raise SystemExit("NBD option %d refused: %r" % (opt, body))
+
+
+def mode_infohold(host, port, export, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((host, port), timeout=5)
+        try:
+            nbd_go(s, export, opt=6)
+            socks.append(s)
+        except EOFError:
+            s.close()
+    time.sleep(0.5)
+    alive = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            alive += s.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            alive += 1
+    print("open %d" % alive)
 
 
 def mode_noread(host, port, export, backing, count, size, ready, go):
@@ -337,6 +363,8 @@ def main():
         mode_nbdidle(a[1], int(a[2]), a[3], int(a[4]), float(a[5]))
     elif mode == "flood":
         mode_flood(a[1], int(a[2]), int(a[3]), int(a[4]), a[5], a[6])
+    elif mode == "infohold":
+        mode_infohold(a[1], int(a[2]), a[3], int(a[4]))
     elif mode == "noread":
         mode_noread(a[1], int(a[2]), a[3], a[4], int(a[5]), int(a[6]), a[7], a[8])
     else:
