@@ -256,3 +256,18 @@ int toegw_release(const char *path, int fd, uint64_t id, bool abort, char *err,
     }
     return r.type == BP_RELEASED ? 0 : fail(err, errlen, EPROTO, "%s", "unexpected reply");
 }
+
+int toegw_describe(int fd, struct toegw_conn_info *info)
+{
+    struct sockaddr_un sa;
+    socklen_t sl = sizeof(sa);
+    struct toegw_conn_info ci = { .stack = "toe" };
+
+    if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
+        return -errno;
+    if (bp_conn_name_parse(&sa, sl, &ci.id, &ci.local, &ci.remote) < 0)
+        return -ENOENT;
+    if (info)
+        *info = ci;
+    return 0;
+}

@@ -14,12 +14,15 @@
  * getsockopt SO_DOMAIN/SO_PROTOCOL with AF_INET/IPPROTO_TCP, and keeps the TCP- and
  * IP-level options the program sets (the TOE's own TCP settings apply on the wire).
  * dup/dup2/dup3/fcntl(F_DUPFD) and close keep the shim's table right; it is keyed by the
- * socket's inode, so a forked child's copies answer as well.
+ * socket's inode, so a forked child's copies answer as well. After exec the table starts
+ * from the inherited descriptors: each TOE descriptor carries its connection's name.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -32,6 +35,7 @@
 
 #include "client/preload_int.h"
 #include "client/toegw.h"
+#include "common/bproto.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -56,6 +60,55 @@ static bool debug;
             fprintf(stderr, "toegw-preload: " __VA_ARGS__);                              \
     } while (0)
 
+/*
+ * fd, if it is a TOE connection's descriptor this process inherited (across exec: the
+ * table of the program before it is gone), into the table, by the name the broker bound it
+ * to (common/bproto.h). Options the program before set on it are not known here.
+ */
+static void adopt(int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    struct pl_sock ps = { 0 };
+    char loc[32];
+
+    if (real_getsockname(fd, (struct sockaddr *)&sa, &sl) < 0 ||
+        bp_conn_name_parse(&sa, sl, &ps.id, &ps.local, &ps.remote) < 0)
+        return;
+    if (pl_tab_get(fd, &ps))
+        pl_tab_ref(fd, 1); /* a dup of one adopted already */
+    else if (pl_tab_add(fd, &ps) == 0) {
+        inet_ntop(AF_INET, &ps.local.sin_addr, loc, sizeof(loc));
+        say("fd %d: connection %llu inherited, local %s:%u\n", fd,
+            (unsigned long long)ps.id, loc, ntohs(ps.local.sin_port));
+    }
+}
+
+/* Every open descriptor through adopt(), once, before the first call is answered. */
+static void adopt_inherited(void)
+{
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char buf[4096];
+    ssize_t n;
+
+    if (dir < 0) { /* no /proc: the usual range */
+        for (int fd = 0; fd < 1024; fd++)
+            adopt(fd);
+        return;
+    }
+    while ((n = getdents64(dir, buf, sizeof(buf))) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            char *end;
+            long fd = strtol(d->d_name, &end, 10);
+            if (end != d->d_name && !*end && fd != dir && fd >= 0 && fd <= INT_MAX)
+                adopt((int)fd);
+            off += d->d_reclen;
+        }
+    }
+    real_close(dir);
+}
+
 static void init(void)
 {
     char bad[128];
@@ -75,6 +128,7 @@ static void init(void)
     if (pl_rules_parse(getenv("TOEGW_OFFLOAD"), &rules, bad, sizeof(bad)) < 0)
         fprintf(stderr, "toegw-preload: TOEGW_OFFLOAD: \"%s\" is not ADDR[/LEN][:PORT], "
                         "*:PORT or :PORT (ignored)\n", bad);
+    adopt_inherited();
 }
 
 static void setup(void)

@@ -12,8 +12,9 @@
  *
  * On the host stack the descriptor is the connected kernel TCP socket; on the TOE it is an
  * AF_UNIX stream socket whose other end the broker pumps to the TOE connection (so
- * getsockname says AF_UNIX: info.local and info.remote are the TCP addresses; the preload
- * shim, toegw-preload.so, answers getsockname and getpeername with them). Closing the
+ * getsockname says AF_UNIX: info.local and info.remote are the TCP addresses, and
+ * toegw_describe gives them back for any such descriptor; the preload shim,
+ * toegw-preload.so, answers getsockname and getpeername with them). Closing the
  * descriptor (or the program's death) releases the connection and its port within a
  * second. Thread-safe: every call opens its own control connection.
  */
@@ -76,6 +77,16 @@ TOEGW_API int toegw_connect(const char *path, const struct toegw_conn_req *req,
  */
 TOEGW_API int toegw_release(const char *path, int fd, uint64_t id, bool abort, char *err,
                   size_t errlen);
+
+/*
+ * Which connection a descriptor is, wherever it came from: made by toegw_connect in this
+ * process, inherited across exec, or received over SCM_RIGHTS. For a TOE connection's
+ * descriptor it fills info from the name the broker bound it to (id, local, remote, stack
+ * "toe"; placement and reservation are not part of the name: "" and 0). 0; -ENOENT when fd
+ * is no TOE connection's descriptor (a host-stack descriptor is the kernel's TCP socket:
+ * getsockname and getpeername tell), -EBADF, -ENOTSOCK.
+ */
+TOEGW_API int toegw_describe(int fd, struct toegw_conn_info *info);
 
 #ifdef __cplusplus
 }

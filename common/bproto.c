@@ -4,8 +4,12 @@
  */
 #include "common/bproto.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "common/be.h"
 
@@ -217,4 +221,91 @@ int bp_check_request(const struct bp_msg *m, const char **why)
         *why = "unknown request type (connect is 1, release is 2)";
         return -EINVAL;
     }
+}
+
+/* ---------------------------------------------------------------- a TOE descriptor's name */
+
+int bp_conn_name(char *out, size_t cap, long pid, uint64_t id, const struct sockaddr_in *local,
+                 const struct sockaddr_in *remote)
+{
+    char la[INET_ADDRSTRLEN], ra[INET_ADDRSTRLEN];
+    int n;
+
+    if (cap < 2 || !inet_ntop(AF_INET, &local->sin_addr, la, sizeof(la)) ||
+        !inet_ntop(AF_INET, &remote->sin_addr, ra, sizeof(ra)))
+        return -EMSGSIZE;
+    n = snprintf(out + 1, cap - 1, BP_CONN_NAME_PREFIX "%ld/%llu/%s:%u/%s:%u", pid,
+                 (unsigned long long)id, la, ntohs(local->sin_port), ra,
+                 ntohs(remote->sin_port));
+    if (n < 0 || (size_t)n >= cap - 1)
+        return -EMSGSIZE;
+    out[0] = '\0';
+    return n + 1;
+}
+
+/*
+ * A decimal number (digits only, at most max) at *p, followed by the byte `stop` (0: the
+ * end, e). Moves *p past both.
+ */
+static bool take_num(const char **p, const char *e, char stop, uint64_t max, uint64_t *v)
+{
+    const char *q = *p;
+    uint64_t n = 0;
+
+    if (q == e || *q < '0' || *q > '9')
+        return false;
+    for (; q < e && *q >= '0' && *q <= '9'; q++) {
+        unsigned d = (unsigned)(*q - '0');
+        if (n > (max - d) / 10)
+            return false;
+        n = n * 10 + d;
+    }
+    if (stop ? (q == e || *q++ != stop) : q != e)
+        return false;
+    *p = q;
+    *v = n;
+    return true;
+}
+
+/* "A.B.C.D:PORT" at *p, followed by `stop` (0: the end). */
+static bool take_addr(const char **p, const char *e, char stop, struct sockaddr_in *a)
+{
+    const char *colon = memchr(*p, ':', (size_t)(e - *p));
+    char ip[INET_ADDRSTRLEN];
+    uint64_t port;
+
+    if (!colon || colon == *p || (size_t)(colon - *p) >= sizeof(ip))
+        return false;
+    memcpy(ip, *p, (size_t)(colon - *p));
+    ip[colon - *p] = '\0';
+    memset(a, 0, sizeof(*a));
+    a->sin_family = AF_INET;
+    if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
+        return false;
+    *p = colon + 1;
+    if (!take_num(p, e, stop, 65535, &port))
+        return false;
+    a->sin_port = htons((uint16_t)port);
+    return true;
+}
+
+int bp_conn_name_parse(const void *addr, size_t addrlen, uint64_t *id,
+                       struct sockaddr_in *local, struct sockaddr_in *remote)
+{
+    const size_t off = offsetof(struct sockaddr_un, sun_path);
+    const size_t plen = sizeof(BP_CONN_NAME_PREFIX) - 1;
+    const struct sockaddr_un *sa = addr;
+    const char *p, *e;
+    uint64_t pid;
+
+    if (!sa || addrlen < off + 1 + plen || addrlen > off + BP_CONN_NAME_MAX ||
+        addrlen > sizeof(*sa) || sa->sun_family != AF_UNIX || sa->sun_path[0] != '\0' ||
+        memcmp(sa->sun_path + 1, BP_CONN_NAME_PREFIX, plen) != 0)
+        return -ENOENT;
+    p = sa->sun_path + 1 + plen;
+    e = sa->sun_path + (addrlen - off);
+    if (!take_num(&p, e, '/', INT32_MAX, &pid) || !take_num(&p, e, '/', UINT64_MAX, id) ||
+        !take_addr(&p, e, '/', local) || !take_addr(&p, e, 0, remote))
+        return -ENOENT;
+    return 0;
 }

@@ -99,4 +99,30 @@ static inline void bp_set(struct bp_msg *m, enum bp_tag tag)
     m->has |= 1u << tag;
 }
 
+/*
+ * A TOE connection's descriptor names itself. The broker binds the program's end of the
+ * connection's socketpair to an abstract Unix address (sun_path[0] == 0) that says which
+ * connection it is:
+ *
+ *   "\0toegw-conn/PID/ID/LOCAL_ADDR:LOCAL_PORT/REMOTE_ADDR:REMOTE_PORT"
+ *
+ * (PID: the broker's process, so two toegw in one network namespace never collide; ID: its
+ * connection id.) getsockname() on the descriptor returns it in any process that holds it:
+ * one that inherited it across exec or received it over SCM_RIGHTS, where the preload
+ * shim's table of its own connections is not. `ss -x` shows it as "@toegw-conn/...".
+ */
+#define BP_CONN_NAME_PREFIX "toegw-conn/"
+#define BP_CONN_NAME_MAX 100      /* a buffer this long always holds one (sun_path: 108) */
+
+/* Write the name (its leading NUL included) into out. Its length, or -EMSGSIZE. */
+int bp_conn_name(char *out, size_t cap, long pid, uint64_t id, const struct sockaddr_in *local,
+                 const struct sockaddr_in *remote);
+/*
+ * Read a name back from what getsockname gave (addr, addrlen). 0, or -ENOENT when it is
+ * not a connection's name: not an abstract Unix address, another prefix, or anything out
+ * of form (a number out of range, an address that is not dotted IPv4, trailing bytes).
+ */
+int bp_conn_name_parse(const void *addr, size_t addrlen, uint64_t *id,
+                       struct sockaddr_in *local, struct sockaddr_in *remote);
+
 #endif

@@ -27,12 +27,14 @@
 #include <linux/sock_diag.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -168,6 +170,25 @@ static int hand_over_host(struct stk_bsock *bs, struct bs_conn *bc, struct bs_cl
 
 static void pump_settle(struct stk_bsock *bs, struct bs_conn *bc);
 
+/*
+ * Name the program's end after its connection (common/bproto.h, "A TOE connection's
+ * descriptor names itself"): a program that inherited it across exec, or got it passed,
+ * can still tell which TCP connection it is. A name already taken leaves it unnamed; the
+ * descriptor works the same.
+ */
+static void name_app_end(const struct bs_conn *bc, int fd)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int n = bp_conn_name(sa.sun_path, sizeof(sa.sun_path), (long)getpid(), bc->id, &bc->local,
+                         &bc->remote);
+
+    if (n < 0 ||
+        bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+                                                     (size_t)n)) < 0)
+        log_debug("bsock", "connection %llu: its descriptor stays unnamed: %s",
+                  (unsigned long long)bc->id, strerror(n < 0 ? -n : errno));
+}
+
 /* TOE: one end of a socketpair goes to the program; the pump serves the other. */
 static int hand_over_toe(struct stk_bsock *bs, struct bs_conn *bc, struct bs_client *cl)
 {
@@ -189,6 +210,7 @@ static int hand_over_toe(struct stk_bsock *bs, struct bs_conn *bc, struct bs_cli
     }
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     bc->local = bc->conn->local;
+    name_app_end(bc, sv[1]);
     connected_msg(bc, &m);
     ret = bs_reply(bs, cl, &m, sv[1]);
     close(sv[1]);

@@ -6,11 +6,16 @@
  * why in one printable line; an accepted message's strings are printable and NUL-ended
  * within their buffers, and re-encoding it gives a message that decodes to the same
  * fields (a round trip); a checked request is one the broker can act on (a port, a stack
- * 0..2, a holder only with a reservation, a connection id for release).
+ * 0..2, a holder only with a reservation, a connection id for release). The same bytes as
+ * a TOE descriptor's name (after the abstract address's NUL): parsing never reads past
+ * them, and a name it accepts is one the broker could have written (written again from
+ * what was read, it reads back the same).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "common/bproto.h"
 #include "tests/fuzz/fuzz.h"
@@ -23,6 +28,34 @@ static void check_str(const char *s, const char *name)
     FUZZ_CHECK(n == 0 || fuzz_printable_line(s, n), "%s not printable", name);
 }
 
+static void conn_name(const uint8_t *data, size_t size)
+{
+    const size_t off = offsetof(struct sockaddr_un, sun_path);
+    struct sockaddr_un *sa, again = { .sun_family = AF_UNIX };
+    struct sockaddr_in l, r, l2, r2;
+    uint64_t id, id2;
+    int n;
+
+    if (size >= sizeof(sa->sun_path))
+        return;
+    sa = malloc(off + 1 + size); /* exactly the name's bytes: ASan sees any overrun */
+    if (!sa)
+        abort();
+    sa->sun_family = AF_UNIX;
+    sa->sun_path[0] = '\0';
+    memcpy(sa->sun_path + 1, data, size);
+    if (bp_conn_name_parse(sa, off + 1 + size, &id, &l, &r) == 0) {
+        n = bp_conn_name(again.sun_path, sizeof(again.sun_path), 1, id, &l, &r);
+        FUZZ_CHECK(n > 0, "an accepted name cannot be written again");
+        FUZZ_CHECK(bp_conn_name_parse(&again, off + (size_t)n, &id2, &l2, &r2) == 0 &&
+                       id2 == id && l2.sin_addr.s_addr == l.sin_addr.s_addr &&
+                       l2.sin_port == l.sin_port && r2.sin_addr.s_addr == r.sin_addr.s_addr &&
+                       r2.sin_port == r.sin_port,
+                   "a name written again reads back otherwise");
+    }
+    free(sa);
+}
+
 int fuzz_bproto(const uint8_t *data, size_t size)
 {
     struct bp_msg m, again;
@@ -32,6 +65,7 @@ int fuzz_bproto(const uint8_t *data, size_t size)
 
     if (!copy)
         abort();
+    conn_name(data, size);
     memcpy(copy, data, size);
     ret = bp_decode(copy, size, &m, &why);
     free(copy);

@@ -16,6 +16,8 @@
 #    another holder's request for it is refused (and falls back to the kernel), one for a
 #    reservation made for another uid too; killing iscsi-perf frees the reservation in 1 s;
 #  - a host-stack descriptor is the kernel's TCP socket; closing it releases it within 1 s;
+#  - a TOE descriptor inherited across exec answers as the TCP socket it stands for under
+#    the exec'd program's shim, still carries iSCSI, and toegw_describe() names it;
 #  - bad requests each get an error code and message, a passed descriptor is closed, a
 #    client that never reads is dropped, and the broker still serves afterwards;
 #  - with the broker socket off, the same commands still work over the kernel.
@@ -222,6 +224,35 @@ if ms=$(within_1s py_gone); then
     h_log "host descriptor released $ms ms after close"
 else
     h_fail preload.host_close_releases_within_1s "still listed after $ms ms"
+fi
+
+# --- a TOE descriptor across exec ----------------------------------------------------------------
+# The program's end of the socketpair is bound to an abstract name that says which connection
+# it is; the shim of an exec'd program fills its table from it, and libtoegw's
+# toegw_describe() reads it without the shim.
+h_run env LD_PRELOAD="$PRELOAD" TOEGW_DEBUG=1 python3 "$H_LIB_DIR/exec_inherit.py" connect \
+    "$HOST_IP" 3260 "$REPO/build/libtoegw.so"
+face=$(grep '^parent ' "$H_OUT" | sed 's/^parent //')
+inh=$(grep '^inherited ' "$H_OUT")
+desc=$(grep '^describe ' "$H_OUT")
+lport=$(sed -n 's/.*local=192\.0\.2\.2:\([0-9]*\) .*/\1/p' <<<"$face")
+cid=$(sed -n 's/.*fd [0-9]*: connection \([0-9]*\) to .* on the toe stack.*/\1/p' "$H_ERR" | head -1)
+if [ -n "$lport" ] && [ "$face" = "family=AF_INET local=192.0.2.2:$lport peer=$HOST_IP:3260" ] &&
+    [ "$inh" = "inherited $face login_answered=True" ] &&
+    grep -q "connection $cid inherited, local 192.0.2.2:$lport" "$H_ERR"; then
+    h_pass preload.toe_descriptor_answers_after_exec
+    h_log "$inh"
+else
+    h_fail preload.toe_descriptor_answers_after_exec "$(h_last); $(h__oneline "$(cat "$H_OUT")")"
+fi
+want="describe family=AF_UNIX rc=0 id=$cid local=192.0.2.2:$lport remote=$HOST_IP:3260 stack=toe"
+if [ -n "$cid" ] && [ "${desc% ss=*}" = "$want" ] &&
+    grep -q "ss=.*@toegw-conn/$serve_pid/$cid/192.0.2.2:$lport/$HOST_IP:3260" <<<"$desc" &&
+    grep -q '^notone rc=-2$' "$H_OUT"; then
+    h_pass preload.toegw_describe_names_the_connection
+    h_log "$desc"
+else
+    h_fail preload.toegw_describe_names_the_connection "want \"$want\"; $(h__oneline "$(cat "$H_OUT")")"
 fi
 
 # --- bad input ----------------------------------------------------------------------------------

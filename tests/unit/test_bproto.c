@@ -1,14 +1,17 @@
 /*
  * test_bproto.c - the broker socket's wire format (common/bproto.c): every field survives
  * encode and decode; each kind of malformed message is refused with its reason, never
- * read past its end; requests are checked for what their type needs. And TOEGW_OFFLOAD,
- * the preload shim's destination list (client/match.c).
+ * read past its end; requests are checked for what their type needs. The name a TOE
+ * descriptor carries, both ways. And TOEGW_OFFLOAD, the preload shim's destination list
+ * (client/match.c).
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "client/preload_int.h"
 #include "common/bproto.h"
@@ -202,6 +205,83 @@ static struct sockaddr_in dst(const char *ip, uint16_t port)
 
     inet_pton(AF_INET, ip, &a.sin_addr);
     return a;
+}
+
+/* A name as getsockname gives it: sockaddr_un with `text` after the leading NUL. */
+static socklen_t abstract(struct sockaddr_un *sa, const char *text)
+{
+    size_t n = strlen(text);
+
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    memcpy(sa->sun_path + 1, text, n);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+Test(conn_name, round_trip_at_the_widest)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_in l = dst("255.255.255.255", 65535), r = dst("192.0.2.1", 3260), gl, gr;
+    uint64_t id = 0;
+    int n = bp_conn_name(sa.sun_path, sizeof(sa.sun_path), 2147483647L, UINT64_MAX, &l, &r);
+
+    cr_assert_gt(n, 1);
+    cr_assert_leq(n, BP_CONN_NAME_MAX);
+    cr_assert_eq(sa.sun_path[0], '\0');
+    cr_assert_str_eq(sa.sun_path + 1, "toegw-conn/2147483647/18446744073709551615/"
+                                      "255.255.255.255:65535/192.0.2.1:3260");
+    cr_assert_eq(bp_conn_name_parse(&sa, offsetof(struct sockaddr_un, sun_path) + (size_t)n,
+                                    &id, &gl, &gr), 0);
+    cr_assert_eq(id, UINT64_MAX);
+    cr_assert_eq(gl.sin_family, AF_INET);
+    cr_assert_eq(gl.sin_addr.s_addr, l.sin_addr.s_addr);
+    cr_assert_eq(gl.sin_port, l.sin_port);
+    cr_assert_eq(gr.sin_addr.s_addr, r.sin_addr.s_addr);
+    cr_assert_eq(gr.sin_port, r.sin_port);
+    cr_assert_eq(bp_conn_name(sa.sun_path, (size_t)n, 2147483647L, UINT64_MAX, &l, &r),
+                 -EMSGSIZE,
+                 "a buffer too short is refused, not overrun");
+}
+
+Test(conn_name, anything_else_is_not_one)
+{
+    static const char *const bad[] = {
+        "toegw-conn/12/7/192.0.2.2:20000/192.0.2.1:3260x",   /* trailing byte */
+        "toegw-conn/12/7/192.0.2.2:20000/192.0.2.1:65536",   /* port */
+        "toegw-conn/12/18446744073709551616/192.0.2.2:1/192.0.2.1:3260", /* id */
+        "toegw-conn/2147483648/7/192.0.2.2:1/192.0.2.1:3260", /* pid */
+        "toegw-conn/12//192.0.2.2:20000/192.0.2.1:3260",     /* empty id */
+        "toegw-conn/12/7/192.0.2:20000/192.0.2.1:3260",      /* three parts */
+        "toegw-conn/12/7/192.0.2.2.5:1/192.0.2.1:3260",      /* too long */
+        "toegw-conn/12/7/192.0.2.2/192.0.2.1:3260",          /* no port */
+        "toegw-conn/12/7/192.0.2.2:/192.0.2.1:3260",         /* empty port */
+        "toegw-conn/12/-7/192.0.2.2:1/192.0.2.1:3260",       /* a sign */
+        "toegw-conn/12/7/192.0.2.2:20000",                   /* one address */
+        "toegw-conn/12/7/[2001:db8::1]:1/192.0.2.1:3260",    /* not IPv4 */
+        "toegw-conn/",
+        "toegw-con/12/7/192.0.2.2:20000/192.0.2.1:3260",     /* prefix */
+    };
+    const char good[] = "toegw-conn/12/7/192.0.2.2:20000/192.0.2.1:3260";
+    struct sockaddr_un sa;
+    struct sockaddr_in l, r;
+    uint64_t id;
+    socklen_t n;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        n = abstract(&sa, bad[i]);
+        cr_assert_eq(bp_conn_name_parse(&sa, n, &id, &l, &r), -ENOENT, "%s", bad[i]);
+    }
+    n = abstract(&sa, good);
+    cr_assert_eq(bp_conn_name_parse(&sa, n, &id, &l, &r), 0);
+    cr_assert_eq(id, 7);
+    for (socklen_t cut = 0; cut < n - 4; cut++) /* up to the last port's ":" */
+        cr_assert_eq(bp_conn_name_parse(&sa, cut, &id, &l, &r), -ENOENT, "cut at %u", cut);
+    sa.sun_path[0] = 'x';
+    cr_assert_eq(bp_conn_name_parse(&sa, n, &id, &l, &r), -ENOENT, "a path name");
+    sa.sun_path[0] = '\0';
+    sa.sun_family = AF_INET;
+    cr_assert_eq(bp_conn_name_parse(&sa, n, &id, &l, &r), -ENOENT, "another family");
+    cr_assert_eq(bp_conn_name_parse(NULL, n, &id, &l, &r), -ENOENT);
 }
 
 Test(offload_match, default_is_port_3260_anywhere)
