@@ -81,6 +81,9 @@ static ssize_t conn_read(struct stk_conn *sc, void *buf, size_t len)
 {
     struct toe_conn *c = impl(sc);
 
+    /* the consumer's thread: a consumer that only reads from now on gives it back too */
+    if (atomic_load_explicit(&c->tx_idle, memory_order_relaxed))
+        toe_conn_tx_trim(c);
     if (len == 0)
         return 0;
     for (int pass = 0;; pass++) {

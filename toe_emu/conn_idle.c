@@ -8,7 +8,10 @@
  *    nothing arrived since the previous look;
  *  - the send ring is written by the consumer, so trimming it from the firmware would race a
  *    write: the firmware only flags it (tx_idle) when it is drained and nothing was
- *    acknowledged since the previous look, and the consumer trims it before its next write.
+ *    acknowledged since the previous look, and the consumer trims it in its next read or
+ *    write (both run on the consumer's thread). The flag wakes a consumer that waits to
+ *    read, so one that never writes again (a program that only listens now, or a connection
+ *    idle both ways) gives the pages back too: one wakeup whose read finds nothing.
  */
 #include "toe_emu/toe_int.h"
 
@@ -39,13 +42,15 @@ void toe_conn_idle_poll(struct toe_conn *c)
         toe_ring_used(&c->tx) == 0) {
         atomic_store_explicit(&c->tx_idle, true, memory_order_relaxed);
         c->tx_trim_mark = c->tx_queued;
+        toe_conn_notify(c, &c->rx_armed);
     }
     c->tx_idle_mark = c->bytes_out;
 }
 
 /*
- * The consumer is the ring's only writer, so here nothing can write it while it is trimmed;
- * it trims only what is still drained (it may have written since the flag was set).
+ * The consumer is the ring's only writer, so here (in its read or writev) nothing can write
+ * it while it is trimmed; it trims only what is still drained (it may have written since
+ * the flag was set).
  */
 void toe_conn_tx_trim(struct toe_conn *c)
 {

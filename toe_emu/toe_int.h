@@ -63,8 +63,8 @@ struct toe_conn {
     _Atomic bool reset;             /* the failure was the peer's reset */
     _Atomic int rx_armed;           /* consumer saw rx empty: signal on new data */
     _Atomic int tx_armed;           /* consumer saw tx full: signal on freed space */
-    _Atomic bool tx_idle;           /* tx drained and idle: the consumer's next write gives
-                                       its pages back first (conn_idle.c) */
+    _Atomic bool tx_idle;           /* tx drained and idle: the consumer's next read or
+                                       write gives its pages back first (conn_idle.c) */
     _Atomic uint64_t rx_reported;   /* rx tail already given back with tcp_recved (the
                                        firmware writes it, the consumer reads it) */
     pthread_mutex_t sig_lock;       /* orders signals against the consumer's close */
@@ -203,7 +203,7 @@ void toe_conn_orphan_all(struct toe_dev *dev);
 
 /* conn_idle.c */
 void toe_conn_idle_poll(struct toe_conn *c);     /* firmware, every 2 s: idle rings */
-void toe_conn_tx_trim(struct toe_conn *c);       /* consumer, before a write: tx_idle set */
+void toe_conn_tx_trim(struct toe_conn *c);       /* consumer, in read/writev: tx_idle set */
 
 /* fw.c */
 void *toe_fw_main(void *arg);

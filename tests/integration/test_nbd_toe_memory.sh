@@ -13,7 +13,9 @@
 #   - nbdcopy reads each export back: it equals what was written; within 20 s of idling
 #     again each gives its receive ring's pages back;
 #   - then a second, different 32 MiB to each export (into rings whose pages were given
-#     back) reads back equal to it, as does tgtd's backing file.
+#     back) reads back equal to it, as does tgtd's backing file;
+#   - a program's TOE connection from the broker socket that sends 1 MiB and then only
+#     waits gives its send ring's pages back as well (no write of its own follows).
 # toegw's anonymous RSS before and after each idle time is logged: the rings' pages are part
 # of what it gives back, with the memory the allocator returns when idle.
 # shellcheck source-path=SCRIPTDIR source=lib/harness.sh
@@ -92,5 +94,36 @@ for t in $(seq "$N"); do
     cmp -s "$H_TMP/data.b.$t" "$(h_lun_path "$t" 1)" || bad="$bad $t"
 done
 h_check "$H_TEST.backing_files" "backing files that differ from what was written:$bad" test -z "$bad"
+
+# A program's TOE connection (through the broker socket) that sends 1 MiB and then only
+# waits: no write follows that could give the send ring back, so the firmware's flag wakes
+# the connection's reader (the broker's pump) to do it.
+python3 -c '
+import socket, sys
+l = socket.create_server(("192.0.2.1", 3261))
+print("listening", flush=True)
+while True:
+    c, _ = l.accept()
+    while c.recv(65536):
+        pass
+' >"$H_TMP/sink.out" 2>&1 &
+h_bg_register $!
+for _ in $(seq 50); do grep -q listening "$H_TMP/sink.out" && break; sleep 0.1; done
+exec 8> >(exec python3 "$H_LIB_DIR/bsock_client.py" "$H_TMP/state/broker.sock" connect \
+    192.0.2.1 3261 1 $MIB >"$H_TMP/prog.out" 2>&1)
+h_bg_register $!
+for _ in $(seq 100); do grep -q '^family=' "$H_TMP/prog.out" && break; sleep 0.1; done
+port=$(sed -n 's/.* local=192\.0\.2\.2:\([0-9]*\) on_stack=toe .*/\1/p' "$H_TMP/prog.out")
+waited=0
+gave() { grep -q "connection from port $port: idle send ring's pages given back" "$H_TMP/serve.log"; }
+while [ -n "$port" ] && ! gave && [ "$waited" -lt 20 ]; do
+    sleep 1
+    waited=$((waited + 1))
+done
+h_log "a program's connection from port ${port:-none}: $(h__oneline "$(cat "$H_TMP/prog.out")"); waited $waited s"
+h_check "$H_TEST.program_that_stops_writing_gives_send_pages_back" \
+    "no \"given back\" line for the program's TOE connection from port ${port:-none} in $waited s" \
+    eval '[ -n "$port" ] && gave && grep -q "sent=$MIB" "$H_TMP/prog.out"'
+exec 8>&-
 
 h_end

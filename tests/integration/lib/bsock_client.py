@@ -2,9 +2,12 @@
 """bsock_client.py - a client of toegw's broker socket that speaks the protocol byte by byte
 (docs/broker.md), for tests: good requests and every kind of bad one.
 
-    bsock_client.py SOCK connect HOST PORT [STACK]   CONNECT; prints the reply, then holds
-                                                     the descriptor: echo through it, print
-                                                     getpeername, wait for stdin to close
+    bsock_client.py SOCK connect HOST PORT [STACK [SEND]]
+                                                     CONNECT (STACK: 0 auto, 1 toe, 2 host);
+                                                     prints the reply, then holds the
+                                                     descriptor: sends SEND zero bytes
+                                                     through it, prints getpeername, waits
+                                                     for stdin to close
     bsock_client.py SOCK badinput                    one bad request of each kind; prints
                                                      "CASE code=N message" per reply
     bsock_client.py SOCK flood                       requests without reading any reply
@@ -55,7 +58,7 @@ def describe(data, fds):
         f[10].decode(), len(fds))
 
 
-def connect_cmd(path, host, port, stack):
+def connect_cmd(path, host, port, stack, send=0):
     s = conn(path)
     items = [(1, socket.inet_aton(host)), (2, struct.pack(">H", port))]
     if stack is not None:
@@ -66,7 +69,9 @@ def connect_cmd(path, host, port, stack):
     if not fds:
         return 1
     c = socket.socket(fileno=fds[0])
-    print("family=%s peer=%s" % (c.family.name, c.getpeername()), flush=True)
+    if send:
+        c.sendall(bytes(send))
+    print("family=%s peer=%s sent=%d" % (c.family.name, c.getpeername(), send), flush=True)
     sys.stdin.read()
     c.close()
     return 0
@@ -134,7 +139,8 @@ def main():
     path, cmd = sys.argv[1], sys.argv[2]
     if cmd == "connect":
         stack = int(sys.argv[5]) if len(sys.argv) > 5 else None
-        return connect_cmd(path, sys.argv[3], int(sys.argv[4]), stack)
+        send = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+        return connect_cmd(path, sys.argv[3], int(sys.argv[4]), stack, send)
     if cmd == "badinput":
         return badinput(path)
     if cmd == "flood":
