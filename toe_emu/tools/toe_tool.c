@@ -12,6 +12,7 @@
  *   toe-tool linkdown [--conns N]
  *   toe-tool pcap  --out FILE [--bytes N] [--ring]
  *   toe-tool bench [--seconds N] [--rounds N] [--mtus 1500,9000] [--no-offload]
+ *                  [--tcp-cc NAME]
  *   toe-tool flood [--stack toe|host|both] [--bytes N] [--pace-ms N] [--pause-ms N]
  *                  [--limit S] [--out FILE]
  *
@@ -91,14 +92,24 @@ const uint8_t *pat_at(uint64_t off)
     return pattern + off % PAT_LEN;
 }
 
-/* The whole process leaves the caller's network: nothing here can reach it. */
-static void netns_enter(void)
+/*
+ * The whole process leaves the caller's network: nothing here can reach it. A new namespace
+ * takes the host's TCP congestion control; `tcp_cc` sets its own (the kernel sockets'
+ * pacing decides much of what kernel loopback reaches).
+ */
+static void netns_enter(const char *tcp_cc)
 {
     struct ifreq ifr;
     int s;
 
     if (unshare(CLONE_NEWNET) < 0)
         die("cannot create a private network namespace (needs root): %s", strerror(errno));
+    if (tcp_cc) {
+        FILE *f = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "w");
+        if (!f || fputs(tcp_cc, f) < 0 || fclose(f) != 0)
+            die("cannot set the TCP congestion control to \"%s\": %s", tcp_cc,
+                strerror(errno));
+    }
     s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         die("socket: %s", strerror(errno));
@@ -614,12 +625,25 @@ static int cmd_pcap(const struct opts *o)
     return ok ? 0 : 1;
 }
 
+/* The namespace's TCP congestion control, as the kernel says it (the kernel peers' one). */
+static const char *tcp_cc_now(char *buf)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "r");
+
+    if (!f || !fgets(buf, 32, f))
+        snprintf(buf, 32, "unknown");
+    if (f)
+        fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf;
+}
+
 static int cmd_bench(const struct opts *o)
 {
     char json[2048];
     size_t jl = 0;
     double r_tx = 0, r_rx = 0;
-    char mtus[64];
+    char mtus[64], cc[32];
 
     verify = false;
     if (o->rounds == 0)
@@ -627,8 +651,8 @@ static int cmd_bench(const struct opts *o)
     snprintf(mtus, sizeof(mtus), "%s", o->mtus);
     jl += (size_t)snprintf(json + jl, sizeof(json) - jl,
                            "{\"bench\":\"toe-bulk\",\"seconds\":%.1f,\"rounds\":%u,"
-                           "\"offload\":%s", o->seconds, o->rounds,
-                           o->no_offload ? "false" : "true");
+                           "\"offload\":%s,\"tcp_congestion_control\":\"%s\"", o->seconds,
+                           o->rounds, o->no_offload ? "false" : "true", tcp_cc_now(cc));
     for (char *save, *m = strtok_r(mtus, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
         unsigned mtu = (unsigned)strtoul(m, NULL, 10);
         struct stream_result sent, tx = { 0 }, rx = { 0 }, lo = { 0 }, r;
@@ -731,6 +755,7 @@ int main(int argc, char **argv)
         { "pause-ms", required_argument, NULL, 'P' },
         { "pace-ms", required_argument, NULL, 'A' },
         { "limit", required_argument, NULL, 'L' },
+        { "tcp-cc", required_argument, NULL, 'C' },
         { 0 },
     };
     int opt;
@@ -759,11 +784,12 @@ int main(int argc, char **argv)
         case 'A': o.pace_ms = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'P': o.pause_ms = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': o.limit = strtod(optarg, NULL); break;
+        case 'C': o.tcp_cc = optarg; break;
         default: usage();
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    netns_enter();
+    netns_enter(o.tcp_cc);
     pattern_init();
     if (!strcmp(cmd, "bulk"))
         return cmd_bulk(&o);

@@ -35,6 +35,7 @@ struct opts {
     unsigned pace_ms;              /* flood: the peer sleeps this long after each send */
     unsigned pause_ms;             /* flood: the consumer stops reading this long, once */
     double limit;                  /* flood: seconds each run may take at most */
+    const char *tcp_cc;            /* the namespace's TCP congestion control (NULL: the host's) */
 };
 
 extern bool verify;                /* check received data against the pattern */

@@ -461,8 +461,26 @@ h_machine_json() {
         --arg cpu "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)" \
         --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg date "$(date -u +%FT%TZ)" \
         --arg rev "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)" \
+        --arg cc "$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)" \
         "$@" '{cores: $cores, kernel: $kernel, cpu: $cpu, loadavg_start: $load, date: $date,
-               revision: $rev} + ($ARGS.named | del(.cores, .kernel, .cpu, .load, .date, .rev))'
+               revision: $rev, tcp_congestion_control: $cc} +
+              ($ARGS.named | del(.cores, .kernel, .cpu, .load, .date, .rev, .cc))'
+}
+
+# h_bench_tcp_cc - a benchmark's namespace uses BENCH_TCP_CC as its TCP congestion control:
+# default cubic (the kernel's own default), "host" keeps the one the namespace took from the
+# host. A host that sets bbr paces every kernel socket, loopback included, to its estimate of
+# the path: on the 2-core machine of docs/performance.md kernel loopback then moved 2.8 GB/s
+# instead of 7.9, and tgtd's Data-In a third slower, whoever read it. Fails when the kernel
+# has no such algorithm.
+h_bench_tcp_cc() {
+    local cc=${BENCH_TCP_CC:-cubic}
+    [ "$cc" = host ] && return 0
+    if ! { echo "$cc" >/proc/sys/net/ipv4/tcp_congestion_control; } 2>/dev/null; then
+        echo "the kernel has no TCP congestion control \"$cc\" (BENCH_TCP_CC; it offers:" \
+            "$(cat /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null))" >&2
+        return 1
+    fi
 }
 
 # h_json FILTER FILE - jq -e FILTER on FILE (raw output); fails when jq is missing.
