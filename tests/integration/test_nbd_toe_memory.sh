@@ -121,9 +121,10 @@ while [ -n "$port" ] && ! gave && [ "$waited" -lt 20 ]; do
     waited=$((waited + 1))
 done
 h_log "a program's connection from port ${port:-none}: $(h__oneline "$(cat "$H_TMP/prog.out")"); waited $waited s"
+sent_and_gave() { [ -n "$port" ] && gave && grep -q "sent=$MIB" "$H_TMP/prog.out"; }
 h_check "$H_TEST.program_that_stops_writing_gives_send_pages_back" \
     "no \"given back\" line for the program's TOE connection from port ${port:-none} in $waited s" \
-    eval '[ -n "$port" ] && gave && grep -q "sent=$MIB" "$H_TMP/prog.out"'
+    sent_and_gave
 exec 8>&-
 
 h_end
