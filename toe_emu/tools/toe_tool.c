@@ -626,12 +626,12 @@ static int cmd_pcap(const struct opts *o)
 }
 
 /* The namespace's TCP congestion control, as the kernel says it (the kernel peers' one). */
-static const char *tcp_cc_now(char *buf)
+static const char *tcp_cc_now(char *buf, size_t len)
 {
     FILE *f = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "r");
 
-    if (!f || !fgets(buf, 32, f))
-        snprintf(buf, 32, "unknown");
+    if (!f || !fgets(buf, (int)len, f))
+        snprintf(buf, len, "unknown");
     if (f)
         fclose(f);
     buf[strcspn(buf, "\n")] = '\0';
@@ -652,7 +652,8 @@ static int cmd_bench(const struct opts *o)
     jl += (size_t)snprintf(json + jl, sizeof(json) - jl,
                            "{\"bench\":\"toe-bulk\",\"seconds\":%.1f,\"rounds\":%u,"
                            "\"offload\":%s,\"tcp_congestion_control\":\"%s\"", o->seconds,
-                           o->rounds, o->no_offload ? "false" : "true", tcp_cc_now(cc));
+                           o->rounds, o->no_offload ? "false" : "true",
+                           tcp_cc_now(cc, sizeof(cc)));
     for (char *save, *m = strtok_r(mtus, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
         unsigned mtu = (unsigned)strtoul(m, NULL, 10);
         struct stream_result sent, tx = { 0 }, rx = { 0 }, lo = { 0 }, r;
