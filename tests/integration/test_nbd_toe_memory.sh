@@ -44,18 +44,26 @@ rss_anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$SERVE_PID/status"; }
 
 given_back() { grep -c "idle $1 ring's pages given back" "$H_TMP/serve.log"; }
 
+# wait_up_to S CMD... - runs CMD once a second until it succeeds or S seconds have passed;
+# the seconds waited are left in $waited.
+wait_up_to() {
+    local limit=$1
+    shift
+    waited=0
+    until "$@" || [ "$waited" -ge "$limit" ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
+
 # idle_trim WHAT - waits up to 20 s for each connection to give its WHAT ("send" or
 # "receive") ring's pages back once more than before; checks that they did.
 idle_trim() {
-    local what=$1 before now waited=0 rss0
+    local what=$1 before now waited rss0
     before=$(given_back "$what")
     rss0=$(rss_anon)
-    now=$before
-    while [ $((now - before)) -lt "$N" ] && [ "$waited" -lt 20 ]; do
-        sleep 1
-        waited=$((waited + 1))
-        now=$(given_back "$what")
-    done
+    all_given_back() { now=$(given_back "$what"); [ $((now - before)) -ge "$N" ]; }
+    wait_up_to 20 all_given_back
     h_log "$what rings: $((now - before)) given back in $waited s idle; anonymous RSS $((rss0 / 1024)) -> $(($(rss_anon) / 1024)) MiB"
     h_check "$H_TEST.${what}_pages_given_back" "$((now - before)) of $N idle connections gave their $what ring's pages back in $waited s" \
         test $((now - before)) -ge "$N"
@@ -114,12 +122,9 @@ exec 8> >(exec python3 "$H_LIB_DIR/bsock_client.py" "$H_TMP/state/broker.sock" c
 h_bg_register $!
 for _ in $(seq 100); do grep -q '^family=' "$H_TMP/prog.out" && break; sleep 0.1; done
 port=$(sed -n 's/.* local=192\.0\.2\.2:\([0-9]*\) on_stack=toe .*/\1/p' "$H_TMP/prog.out")
-waited=0
 gave() { grep -q "connection from port $port: idle send ring's pages given back" "$H_TMP/serve.log"; }
-while [ -n "$port" ] && ! gave && [ "$waited" -lt 20 ]; do
-    sleep 1
-    waited=$((waited + 1))
-done
+waited=0
+[ -n "$port" ] && wait_up_to 20 gave
 h_log "a program's connection from port ${port:-none}: $(h__oneline "$(cat "$H_TMP/prog.out")"); waited $waited s"
 sent_and_gave() { [ -n "$port" ] && gave && grep -q "sent=$MIB" "$H_TMP/prog.out"; }
 h_check "$H_TEST.program_that_stops_writing_gives_send_pages_back" \

@@ -21,6 +21,8 @@ import struct
 import subprocess
 import sys
 
+from hostile_wire import LOGIN_REQ, LOGIN_RSP, Pdu, kv_bytes, pad4, put32
+
 
 def face(s):
     return "family=%s local=%s:%d peer=%s:%d" % (
@@ -29,15 +31,16 @@ def face(s):
 
 def login_answered(s):
     """A discovery login request (security stage, no authentication); the target's reply
-    must be a Login Response (opcode 0x23)."""
-    data = b"InitiatorName=iqn.2026-12.org.example:exec\0SessionType=Discovery\0" \
-           b"AuthMethod=None\0"
-    pad = (-len(data)) % 4
-    hdr = struct.pack(">BBBBB3s6sHIHHII16x", 0x43, 0x81, 0, 0, 0,
-                      len(data).to_bytes(3, "big"), b"\x40\x00\x01\x37\x00\x00", 0, 1, 0, 0,
-                      0, 0)
-    assert len(hdr) == 48
-    s.sendall(hdr + data + b"\0" * pad)
+    must be a Login Response."""
+    data = kv_bytes([("InitiatorName", "iqn.2026-12.org.example:exec"),
+                     ("SessionType", "Discovery"), ("AuthMethod", "None")])
+    hdr = bytearray(48)
+    hdr[0] = 0x40 | LOGIN_REQ                 # immediate
+    hdr[1] = 0x81                             # transit, security stage -> operational
+    hdr[5:8] = len(data).to_bytes(3, "big")
+    hdr[8:14] = b"\x40\x00\x01\x37\x00\x00"   # ISID
+    put32(hdr, 16, 1)                         # ITT
+    s.sendall(bytes(hdr) + data + b"\0" * pad4(len(data)))
     got = b""
     s.settimeout(5)
     while len(got) < 48:
@@ -45,7 +48,7 @@ def login_answered(s):
         if not chunk:
             break
         got += chunk
-    return len(got) == 48 and got[0] & 0x3f == 0x23
+    return len(got) == 48 and Pdu(got, b"").op == LOGIN_RSP
 
 
 class ConnInfo(ctypes.Structure):
