@@ -527,7 +527,7 @@ static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
         pbuf_free(p);              /* copied */
     c->bytes_in += len;
     c->rx_trimmed = false;
-    toe_conn_rx_ready(c);
+    toe_conn_rx_ready(c, len);
     return ERR_OK;
 }
 

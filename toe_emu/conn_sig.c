@@ -6,6 +6,10 @@
  * signalled once, after the batch: a consumer woken by the first frame of a burst would
  * otherwise read it, arm again and be woken again by the next, one wakeup (and one
  * eventfd write, epoll_wait and read) per frame instead of per burst.
+ *
+ * A large segment (a TSO super-frame) is signalled at once: its copy out is worth a wakeup
+ * of its own, and the consumer copying it while the firmware reads the next frame off the
+ * TAP is what keeps a 128 KiB reply at one in flight from waiting for both copies in turn.
  */
 #include "toe_emu/toe_int.h"
 
@@ -29,11 +33,13 @@ void toe_conn_notify(struct toe_conn *c, _Atomic int *armed)
         toe_conn_signal(c);
 }
 
-void toe_conn_rx_ready(struct toe_conn *c)
+#define SIG_AT_ONCE_MIN 32768        /* bytes in one segment that are signalled at once */
+
+void toe_conn_rx_ready(struct toe_conn *c, size_t len)
 {
     struct toe_dev *dev = c->dev;
 
-    if (!dev || !dev->rx_batching) {
+    if (!dev || !dev->rx_batching || len >= SIG_AT_ONCE_MIN) {
         toe_conn_notify(c, &c->rx_armed);
         return;
     }

@@ -34,9 +34,10 @@ LDLIBS   += -lpcap
 
 $(BUILD)/toe_emu/%.o: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
 $(TOE_OBJS) $(TOE_TOOL_OBJS): | $(LWIP_STAMP)
-# The unit test of toe_emu/lwip_tcp.c builds lwIP's segment and pcb structures itself.
-$(BUILD)/tests/test_toe_hooks $(BUILD)/tests/test_toe_rxq: CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
-$(BUILD)/tests/test_toe_hooks $(BUILD)/tests/test_toe_rxq: | $(LWIP_STAMP)
+# The unit tests that build lwIP's or the firmware's own structures themselves.
+TOE_UNIT_INT := $(BUILD)/tests/test_toe_hooks $(BUILD)/tests/test_toe_rxq $(BUILD)/tests/test_toe_sig
+$(TOE_UNIT_INT): CFLAGS += -I$(LWIP_SRC)/src/include -Itoe_emu
+$(TOE_UNIT_INT): | $(LWIP_STAMP)
 
 $(LWIP_STAMP):
 	@scripts/fetch-lwip $(LWIP_SRC)

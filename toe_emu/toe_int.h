@@ -193,7 +193,8 @@ void toe_conn_service(struct toe_conn *c);       /* firmware: act on a kick */
 void toe_conn_reap(struct toe_conn *c);          /* firmware: free c if nothing holds it */
 void toe_conn_signal(struct toe_conn *c);        /* firmware: write the conn's eventfd */
 void toe_conn_notify(struct toe_conn *c, _Atomic int *armed); /* signal if armed */
-void toe_conn_rx_ready(struct toe_conn *c);      /* new data in rx (deferred in a batch) */
+/* `len` new bytes in rx: signalled after the batch, or at once for a large segment */
+void toe_conn_rx_ready(struct toe_conn *c, size_t len);
 void toe_conn_rx_flush(struct toe_dev *dev);     /* signal the deferred ones */
 void toe_conn_run_closes(struct toe_dev *dev);   /* firmware: act on consumers' closes */
 void toe_conn_sack_hint(struct toe_dev *dev, uint16_t lport, uint32_t ackno);
