@@ -63,6 +63,8 @@ H_TMP=
 H_TGTD_PID=
 H_TGTD_CPORT=
 H_BG_PIDS=()
+H_ON_INIT=()       # h_bench_cpus: the prefix that runs a command on the initiator side's CPUs
+H_ON_TARGET=()     # and on the target's
 H_SEQ=0
 H_OUT=
 H_ERR=
@@ -454,7 +456,8 @@ h_thread_ticks() {
 }
 
 # h_machine_json [--arg NAME VALUE]... - the machine a benchmark ran on, as one JSON object:
-# cores, kernel, cpu, loadavg_start, date, revision; extra --arg NAME VALUE pairs are added
+# cores, kernel, cpu, loadavg_start, date, revision, tcp_congestion_control, cpu_placement
+# (h_bench_tcp_cc, h_bench_cpus); extra --arg NAME VALUE pairs are added
 # as fields of their own.
 h_machine_json() {
     jq -nc --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
@@ -462,9 +465,10 @@ h_machine_json() {
         --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg date "$(date -u +%FT%TZ)" \
         --arg rev "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)" \
         --arg cc "$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)" \
+        --arg pl "${H_CPU_PLACEMENT:-none}" \
         "$@" '{cores: $cores, kernel: $kernel, cpu: $cpu, loadavg_start: $load, date: $date,
-               revision: $rev, tcp_congestion_control: $cc} +
-              ($ARGS.named | del(.cores, .kernel, .cpu, .load, .date, .rev, .cc))'
+               revision: $rev, tcp_congestion_control: $cc, cpu_placement: $pl} +
+              ($ARGS.named | del(.cores, .kernel, .cpu, .load, .date, .rev, .cc, .pl))'
 }
 
 # h_bench_tcp_cc - a benchmark's namespace uses BENCH_TCP_CC as its TCP congestion control:
@@ -481,6 +485,44 @@ h_bench_tcp_cc() {
             "$(cat /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null))" >&2
         return 1
     fi
+}
+
+# h_bench_cpus - BENCH_CPUS places a benchmark's programs as two hosts would be placed:
+# "split" (the default with 2 CPUs or more): the target (tgtd, h_tgtd_start) on the upper
+# half of the CPUs this shell may use, the initiator side (every contender started with
+# "${H_ON_INIT[@]}" in front: iscsi-perf, qemu-img, qemu-nbd, toegw with all its threads,
+# the TOE's firmware among them) on the lower half; "none": anywhere, as the scheduler
+# places them. Left to the scheduler on a small machine, a target and an initiator that
+# share every CPU land on them differently from run to run, and a request's hand-offs
+# (target to TOE firmware to storage loop) cross CPUs in some runs and not in others.
+# Sets H_ON_INIT and H_ON_TARGET (command prefixes, empty: not pinned) and H_CPU_PLACEMENT
+# (h_machine_json records it).
+h_bench_cpus() {
+    local mode=${BENCH_CPUS:-split} list part parts=() a b cpus=() half init target
+    H_ON_INIT=() H_ON_TARGET=() H_CPU_PLACEMENT=none
+    case $mode in
+        none) return 0 ;;
+        split) ;;
+        *) echo "BENCH_CPUS must be split or none, not \"$mode\"" >&2
+           return 1 ;;
+    esac
+    h_need taskset
+    list=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+    IFS=, read -ra parts <<<"$list"
+    for part in "${parts[@]}"; do
+        a=${part%-*} b=${part#*-}
+        while [ "$a" -le "$b" ]; do cpus+=("$a"); a=$((a + 1)); done
+    done
+    if [ "${#cpus[@]}" -lt 2 ]; then
+        echo "BENCH_CPUS=split needs 2 CPUs, this shell may use ${#cpus[@]}: not pinned" >&2
+        return 0
+    fi
+    half=$((${#cpus[@]} / 2))
+    init=$(IFS=,; echo "${cpus[*]:0:$half}")
+    target=$(IFS=,; echo "${cpus[*]:$half}")
+    # shellcheck disable=SC2034 # H_ON_INIT: used by the scripts in bench/
+    H_ON_INIT=(taskset -c "$init") H_ON_TARGET=(taskset -c "$target")
+    H_CPU_PLACEMENT="initiator on CPUs $init, target on CPUs $target"
 }
 
 # h_json FILTER FILE - jq -e FILTER on FILE (raw output); fails when jq is missing.
@@ -531,6 +573,7 @@ h_tgtd_start() {
     h_need tgtd tgtadm ss timeout
     local portal=${H_TGTD_PORTAL:-$H_PORTAL} try ns=()
     [ "${H_TGTD_ON_SAN:-}" = 1 ] && ns=(nsenter -t "$H_SAN_PID" -n)
+    ns+=("${H_ON_TARGET[@]}")
     for try in 1 2 3 4 5 6 7 8; do
         H_TGTD_CPORT=$(( (($$ * 31 + try * 7919 + RANDOM) % 12000) + 20000 ))
         "${ns[@]}" tgtd -f -C "$H_TGTD_CPORT" --iscsi "portal=$portal" \
