@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -104,6 +105,7 @@ static ssize_t conn_read(struct stk_conn *sc, void *buf, size_t len)
         if (pass)
             return -EAGAIN;
         drain_fd(sc->fd);
+        atomic_store_explicit(&c->rx_armed_cpu, sched_getcpu(), memory_order_relaxed);
         atomic_store(&c->rx_armed, 1);
         atomic_thread_fence(memory_order_seq_cst);
     }
@@ -791,6 +793,7 @@ int toe_connect(struct toe_dev *dev, const struct sockaddr_in *dst, uint16_t loc
         goto fail_slot;
     }
     c->dev = dev;
+    c->rx_armed_cpu = -1;
     pthread_mutex_init(&c->sig_lock, NULL);
     rc = toe_rxq_init(&c->rx, TOE_RX_RING_BYTES);
     if (rc < 0)

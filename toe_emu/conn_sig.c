@@ -7,9 +7,11 @@
  * otherwise read it, arm again and be woken again by the next, one wakeup (and one
  * eventfd write, epoll_wait and read) per frame instead of per burst.
  *
- * A large segment (a TSO super-frame) is signalled at once: its copy out is worth a wakeup
- * of its own, and the consumer copying it while the firmware reads the next frame off the
- * TAP is what keeps a 128 KiB reply at one in flight from waiting for both copies in turn.
+ * A large segment (a TSO super-frame) for a consumer that armed its signal on another CPU
+ * than the firmware's is signalled at once: its copy out is worth a wakeup of its own, and
+ * the consumer copying it while the firmware reads the next frame off the TAP keeps a
+ * 128 KiB reply at one in flight from waiting for both copies in turn. A consumer on the
+ * firmware's own CPU could only take that CPU from it: it waits for the batch's end.
  */
 #include "toe_emu/toe_int.h"
 
@@ -39,7 +41,9 @@ void toe_conn_rx_ready(struct toe_conn *c, size_t len)
 {
     struct toe_dev *dev = c->dev;
 
-    if (!dev || !dev->rx_batching || len >= SIG_AT_ONCE_MIN) {
+    if (!dev || !dev->rx_batching ||
+        (len >= SIG_AT_ONCE_MIN &&
+         atomic_load_explicit(&c->rx_armed_cpu, memory_order_relaxed) != dev->batch_cpu)) {
         toe_conn_notify(c, &c->rx_armed);
         return;
     }

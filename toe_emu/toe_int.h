@@ -62,6 +62,8 @@ struct toe_conn {
     _Atomic bool eof;               /* FIN received; everything before it is in rx */
     _Atomic bool reset;             /* the failure was the peer's reset */
     _Atomic int rx_armed;           /* consumer saw rx empty: signal on new data */
+    _Atomic int rx_armed_cpu;       /* consumer: the CPU it armed rx on (-1: unknown; a
+                                       hint: a stale one only moves a signal in time) */
     _Atomic int tx_armed;           /* consumer saw tx full: signal on freed space */
     _Atomic bool tx_idle;           /* tx drained and idle: the consumer's next read or
                                        write gives its pages back first (conn_idle.c) */
@@ -131,6 +133,7 @@ struct toe_dev {
     _Atomic(struct toe_conn *) close_head; /* conns their consumer closed */
     _Atomic int sleeping;                  /* firmware is (about to be) in poll() */
     bool rx_batching;                      /* firmware: in a TAP read batch */
+    int batch_cpu;                         /* firmware: the CPU it reads that batch on */
     struct toe_conn *sig_head;             /* conns with new data to signal after it */
     _Atomic uint64_t refused_full;         /* toe_connect past max_conns */
     int wake_fd;                           /* eventfd that wakes the firmware */

@@ -1,7 +1,9 @@
 /*
  * test_toe_sig.c - the firmware's receive signals to a consumer (toe_emu/conn_sig.c): only
  * an armed consumer is signalled, and once; small segments read off the TAP in one batch
- * are signalled after the batch; a large segment (a super-frame) is signalled at once.
+ * are signalled after the batch; a large segment (a super-frame) is signalled at once when
+ * the consumer armed its signal on another CPU than the firmware's, after the batch when
+ * on the same one.
  */
 #include <criterion/criterion.h>
 #include <poll.h>
@@ -20,6 +22,8 @@ static void setup(void)
     c = calloc(1, sizeof(*c));
     cr_assert(dev && c);
     c->dev = dev;
+    c->rx_armed_cpu = 1;               /* the consumer beside the firmware, on CPU 0 */
+    dev->batch_cpu = 0;
     c->stk.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     cr_assert_geq(c->stk.fd, 0);
     pthread_mutex_init(&c->sig_lock, NULL);
@@ -99,6 +103,26 @@ Test(toe_sig, large_segment_after_small_ones_signals_once)
     toe_conn_rx_flush(dev);
     cr_assert_eq(signals(), 0);
     cr_assert_not(c->rx_sig_pending, "the flush took it off its list all the same");
+}
+
+Test(toe_sig, large_segment_for_a_consumer_on_the_firmwares_cpu_waits_for_the_batch)
+{
+    c->rx_armed_cpu = dev->batch_cpu;
+    atomic_store(&c->rx_armed, 1);
+    dev->rx_batching = true;
+    toe_conn_rx_ready(c, 65536);
+    cr_assert_eq(signals(), 0, "it could only take the firmware's CPU from it");
+    toe_conn_rx_flush(dev);
+    cr_assert_eq(signals(), 1);
+}
+
+Test(toe_sig, large_segment_for_a_consumer_never_armed_is_signalled_at_once)
+{
+    c->rx_armed_cpu = -1;              /* unknown: not the firmware's */
+    atomic_store(&c->rx_armed, 1);
+    dev->rx_batching = true;
+    toe_conn_rx_ready(c, 65536);
+    cr_assert_eq(signals(), 1);
 }
 
 Test(toe_sig, closed_consumer_is_never_signalled)
