@@ -456,9 +456,8 @@ h_thread_ticks() {
 }
 
 # h_machine_json [--arg NAME VALUE]... - the machine a benchmark ran on, as one JSON object:
-# cores, kernel, cpu, loadavg_start, date, revision, tcp_congestion_control, cpu_placement
-# (h_bench_tcp_cc, h_bench_cpus); extra --arg NAME VALUE pairs are added
-# as fields of their own.
+# cores, kernel, cpu, loadavg_start, date, revision, tcp_congestion_control (h_bench_tcp_cc),
+# cpu_placement (h_bench_cpus); extra --arg NAME VALUE pairs are added as fields of their own.
 h_machine_json() {
     jq -nc --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
         --arg cpu "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)" \
