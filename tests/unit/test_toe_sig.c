@@ -47,6 +47,13 @@ static uint64_t signals(void)
     return v;
 }
 
+/* The consumer found nothing to read and armed its signal; the firmware reads a batch. */
+static void armed_in_a_batch(void)
+{
+    atomic_store(&c->rx_armed, 1);
+    dev->rx_batching = true;
+}
+
 TestSuite(toe_sig, .init = setup, .fini = teardown);
 
 Test(toe_sig, unarmed_consumer_is_not_signalled)
@@ -68,8 +75,7 @@ Test(toe_sig, outside_a_batch_signals_at_once)
 
 Test(toe_sig, small_segments_in_a_batch_are_signalled_once_after_it)
 {
-    atomic_store(&c->rx_armed, 1);
-    dev->rx_batching = true;
+    armed_in_a_batch();
     toe_conn_rx_ready(c, 1448);
     toe_conn_rx_ready(c, 9000);
     cr_assert_eq(signals(), 0, "nothing during the batch");
@@ -83,8 +89,7 @@ Test(toe_sig, small_segments_in_a_batch_are_signalled_once_after_it)
 
 Test(toe_sig, large_segment_in_a_batch_is_signalled_at_once)
 {
-    atomic_store(&c->rx_armed, 1);
-    dev->rx_batching = true;
+    armed_in_a_batch();
     toe_conn_rx_ready(c, 65536);
     cr_assert_eq(signals(), 1, "a super-frame does not wait for the batch's end");
     toe_conn_rx_ready(c, 65536);
@@ -95,8 +100,7 @@ Test(toe_sig, large_segment_in_a_batch_is_signalled_at_once)
 
 Test(toe_sig, large_segment_after_small_ones_signals_once)
 {
-    atomic_store(&c->rx_armed, 1);
-    dev->rx_batching = true;
+    armed_in_a_batch();
     toe_conn_rx_ready(c, 1448);
     toe_conn_rx_ready(c, 32768);
     cr_assert_eq(signals(), 1);
@@ -108,8 +112,7 @@ Test(toe_sig, large_segment_after_small_ones_signals_once)
 Test(toe_sig, large_segment_for_a_consumer_on_the_firmwares_cpu_waits_for_the_batch)
 {
     c->rx_armed_cpu = dev->batch_cpu;
-    atomic_store(&c->rx_armed, 1);
-    dev->rx_batching = true;
+    armed_in_a_batch();
     toe_conn_rx_ready(c, 65536);
     cr_assert_eq(signals(), 0, "it could only take the firmware's CPU from it");
     toe_conn_rx_flush(dev);
@@ -119,8 +122,7 @@ Test(toe_sig, large_segment_for_a_consumer_on_the_firmwares_cpu_waits_for_the_ba
 Test(toe_sig, large_segment_for_a_consumer_never_armed_is_signalled_at_once)
 {
     c->rx_armed_cpu = -1;              /* unknown: not the firmware's */
-    atomic_store(&c->rx_armed, 1);
-    dev->rx_batching = true;
+    armed_in_a_batch();
     toe_conn_rx_ready(c, 65536);
     cr_assert_eq(signals(), 1);
 }
