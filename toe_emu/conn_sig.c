@@ -15,6 +15,7 @@
  */
 #include "toe_emu/toe_int.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 void toe_conn_signal(struct toe_conn *c)
@@ -35,15 +36,19 @@ void toe_conn_notify(struct toe_conn *c, _Atomic int *armed)
         toe_conn_signal(c);
 }
 
-#define SIG_AT_ONCE_MIN 32768        /* bytes in one segment that are signalled at once */
+/* A super-frame (the size the receive queue keeps by reference) whose consumer is not on
+ * this, the firmware's, CPU. */
+static bool beside_firmware(const struct toe_conn *c, size_t len)
+{
+    return len >= TOE_RXQ_REF_MIN &&
+           atomic_load_explicit(&c->rx_armed_cpu, memory_order_relaxed) != sched_getcpu();
+}
 
 void toe_conn_rx_ready(struct toe_conn *c, size_t len)
 {
     struct toe_dev *dev = c->dev;
 
-    if (!dev || !dev->rx_batching ||
-        (len >= SIG_AT_ONCE_MIN &&
-         atomic_load_explicit(&c->rx_armed_cpu, memory_order_relaxed) != dev->batch_cpu)) {
+    if (!dev || !dev->rx_batching || beside_firmware(c, len)) {
         toe_conn_notify(c, &c->rx_armed);
         return;
     }

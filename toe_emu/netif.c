@@ -17,7 +17,6 @@
 #include "toe_emu/toe_int.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -327,7 +326,6 @@ static void rx_batch(struct toe_dev *dev)
 void toe_netif_rx(struct toe_dev *dev)
 {
     dev->rx_batching = true;
-    dev->batch_cpu = sched_getcpu();
     rx_batch(dev);
     toe_conn_rx_flush(dev);
 }

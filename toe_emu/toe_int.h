@@ -133,7 +133,6 @@ struct toe_dev {
     _Atomic(struct toe_conn *) close_head; /* conns their consumer closed */
     _Atomic int sleeping;                  /* firmware is (about to be) in poll() */
     bool rx_batching;                      /* firmware: in a TAP read batch */
-    int batch_cpu;                         /* firmware: the CPU it reads that batch on */
     struct toe_conn *sig_head;             /* conns with new data to signal after it */
     _Atomic uint64_t refused_full;         /* toe_connect past max_conns */
     int wake_fd;                           /* eventfd that wakes the firmware */

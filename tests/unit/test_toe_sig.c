@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -15,15 +16,22 @@
 
 static struct toe_dev *dev;
 static struct toe_conn *c;
+static int fw_cpu;                     /* the test plays the firmware, kept on this CPU */
 
 static void setup(void)
 {
+    cpu_set_t one;
+
+    fw_cpu = sched_getcpu();
+    cr_assert_geq(fw_cpu, 0);
+    CPU_ZERO(&one);
+    CPU_SET(fw_cpu, &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
     dev = calloc(1, sizeof(*dev));
     c = calloc(1, sizeof(*c));
     cr_assert(dev && c);
     c->dev = dev;
-    c->rx_armed_cpu = 1;               /* the consumer beside the firmware, on CPU 0 */
-    dev->batch_cpu = 0;
+    c->rx_armed_cpu = fw_cpu + 1;      /* the consumer beside the firmware */
     c->stk.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     cr_assert_geq(c->stk.fd, 0);
     pthread_mutex_init(&c->sig_lock, NULL);
@@ -111,7 +119,7 @@ Test(toe_sig, large_segment_after_small_ones_signals_once)
 
 Test(toe_sig, large_segment_for_a_consumer_on_the_firmwares_cpu_waits_for_the_batch)
 {
-    c->rx_armed_cpu = dev->batch_cpu;
+    c->rx_armed_cpu = fw_cpu;
     armed_in_a_batch();
     toe_conn_rx_ready(c, 65536);
     cr_assert_eq(signals(), 0, "it could only take the firmware's CPU from it");

@@ -524,6 +524,12 @@ h_bench_cpus() {
     H_CPU_PLACEMENT="initiator on CPUs $init, target on CPUs $target"
 }
 
+# h_bench_setup - what every benchmark sets after h_begin: its namespace's TCP congestion
+# control (h_bench_tcp_cc) and where its programs run (h_bench_cpus). Fails with either.
+h_bench_setup() {
+    h_bench_tcp_cc && h_bench_cpus
+}
+
 # h_json FILTER FILE - jq -e FILTER on FILE (raw output); fails when jq is missing.
 h_json() {
     command -v jq >/dev/null 2>&1 || return 3
