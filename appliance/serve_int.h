@@ -25,7 +25,7 @@ struct serve_opts {
     char broker[108];                 /* --broker: the broker socket; "": STATE_DIR/broker.sock,
                                          "off": none */
     struct app_net_opts net;
-    unsigned storage_threads;         /* --storage-threads (0: one per online core) */
+    unsigned storage_threads;         /* --storage-threads (0: one per usable CPU) */
     unsigned busy_poll_us;            /* --busy-poll (0: never) */
     uint32_t max_outstanding;
     uint32_t max_outstanding_writes;

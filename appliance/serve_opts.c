@@ -63,7 +63,7 @@ static const struct app_opt serve_tab[] = {
     { "toe-uplink", 1, 0, 1, "IFACE", "none: a private TAP",
       "the TOE as a station on IFACE's segment (macvtap)" },
     { "toe-gateway", 1, 0, 1, "ADDR", "the TAP's host side", "the TOE's default route" },
-    { "storage-threads", 1, 0, 1, "N", "one per core",
+    { "storage-threads", 1, 0, 1, "N", "one per usable CPU",
       "storage loops; sessions spread over them (1-64)" },
     { "busy-poll", 1, 0, 1, "US", "0",
       "storage loops poll this long before they sleep (latency for CPU)" },

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,10 +239,18 @@ static void *shard_main(void *arg)
     return NULL;
 }
 
+/* One loop per CPU this process may run on: its affinity mask, which taskset, cgroup
+ * cpusets and `docker run --cpuset-cpus` narrow, not every online core. Two loops sharing
+ * one CPU only take turns on it and switch between them for every batch of events. */
 static unsigned default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n;
 
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        n = CPU_COUNT(&set);
+    else
+        n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1)
         return 1;
     return n > STO_POOL_THREADS_MAX ? STO_POOL_THREADS_MAX : (unsigned)n;

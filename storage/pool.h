@@ -29,7 +29,7 @@ struct sto_pool;
 #define STO_POOL_THREADS_MAX 64
 
 struct sto_pool_config {
-    unsigned threads;                 /* storage loops (0: one per online core, at most 64) */
+    unsigned threads;                 /* storage loops (0: one per CPU in the affinity mask, at most 64) */
     unsigned busy_poll_us;            /* each loop's busy-poll (sto_loop_set_busy_poll) */
     struct sto_mgr_config mgr;        /* every loop's manager's (volume_event is the pool's) */
     const char *nbd_addr;             /* the NBD export's listener (NULL: no export) */

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,12 +79,36 @@ Test(pool, threads_are_made_named_and_joined)
     cr_expect_eq(storage_threads_named(), 0);
 }
 
-Test(pool, default_is_one_per_core)
+Test(pool, default_is_one_per_cpu_it_may_run_on)
 {
-    struct sto_pool *p = pool_new(0);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long cpus;
+    struct sto_pool *p;
 
-    cr_expect_eq((long)sto_pool_threads(p), cores < 1 ? 1 : cores > 64 ? 64 : cores);
+    cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    cpus = CPU_COUNT(&set);
+    p = pool_new(0);
+    cr_expect_eq((long)sto_pool_threads(p), cpus > 64 ? 64 : cpus);
+    pool_free(p);
+}
+
+/* Restricted to one CPU (taskset, a cpuset), the default is one loop, however many cores
+ * the machine has. Each test runs in a process of its own, so the mask dies with it. */
+Test(pool, default_follows_a_narrowed_affinity)
+{
+    cpu_set_t set, one;
+    struct sto_pool *p;
+    int cpu;
+
+    cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
+        ;
+    cr_assert_lt(cpu, CPU_SETSIZE);
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+    p = pool_new(0);
+    cr_expect_eq(sto_pool_threads(p), 1);
     pool_free(p);
 }
 
