@@ -254,6 +254,20 @@ static void chunk_cb(struct isc_session *s, const struct isc_scsi_result *r, voi
         busy_drain(ms);
 }
 
+/* "read of 4096 bytes at 8192": what a chunk did, for its error message. */
+static void chunk_what(const struct vchunk *ch, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s of %u bytes at %llu",
+             ch->op == STO_IO_READ ? "read" : ch->op == STO_IO_WRITE ? "write"
+             : ch->op == STO_IO_FLUSH ? "synchronize cache" : ch->op == STO_IO_TRIM ? "unmap"
+             : "write same", ch->len, (unsigned long long)ch->off);
+}
+
+static bool short_read(const struct vchunk *ch, const struct isc_scsi_result *r)
+{
+    return ch->op == STO_IO_READ && r->data_in_len < ch->len;
+}
+
 static void chunk_result(struct isc_session *s, const struct isc_scsi_result *r,
                          struct vchunk *ch)
 {
@@ -279,10 +293,11 @@ static void chunk_result(struct isc_session *s, const struct isc_scsi_result *r,
         chunk_done(ch, r->err, r->why[0] ? r->why : isc_session_error(s));
         return;
     }
-    snprintf(what, sizeof(what), "%s of %u bytes at %llu",
-             ch->op == STO_IO_READ ? "read" : ch->op == STO_IO_WRITE ? "write"
-             : ch->op == STO_IO_FLUSH ? "synchronize cache" : ch->op == STO_IO_TRIM ? "unmap"
-             : "write same", ch->len, (unsigned long long)ch->off);
+    if (r->status == SCSI_STATUS_GOOD && !short_read(ch, r)) {
+        chunk_done(ch, 0, NULL); /* the common case: nothing to describe */
+        return;
+    }
+    chunk_what(ch, what, sizeof(what));
     ret = sto_scsi_check(r, what, err, sizeof(err));
     if (r->status == SCSI_STATUS_CHECK_CONDITION && ch->retries < 5) {
         struct scsi_sense sense;
@@ -321,7 +336,7 @@ static void chunk_result(struct isc_session *s, const struct isc_scsi_result *r,
     }
     if (ret == -EOPNOTSUPP && ch->op == STO_IO_FLUSH)
         ret = 0; /* no cache to flush: the data is already durable */
-    if (ret == 0 && ch->op == STO_IO_READ && r->data_in_len < ch->len) {
+    if (ret == 0 && short_read(ch, r)) {
         snprintf(err, sizeof(err), "%s returned only %u bytes", what, r->data_in_len);
         ret = -EIO;
     }
