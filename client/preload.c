@@ -15,7 +15,8 @@
  * IP-level options the program sets (the TOE's own TCP settings apply on the wire).
  * dup/dup2/dup3/fcntl(F_DUPFD) and close keep the shim's table right; it is keyed by the
  * socket's inode, so a forked child's copies answer as well. After exec the table starts
- * from the inherited descriptors: each TOE descriptor carries its connection's name.
+ * from the inherited descriptors, and descriptors received over SCM_RIGHTS (recvmsg) join
+ * it: each TOE descriptor carries its connection's name.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -49,10 +50,12 @@ static int (*real_getsockname)(int, struct sockaddr *, socklen_t *);
 static int (*real_getpeername)(int, struct sockaddr *, socklen_t *);
 static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
 static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
+static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct pl_rules rules;
 static bool debug;
+static __thread bool asking_broker; /* libtoegw's own recvmsg: take_over adds its answer */
 
 #define say(...)                                                                         \
     do {                                                                                 \
@@ -62,10 +65,11 @@ static bool debug;
 
 /*
  * fd, if it is a TOE connection's descriptor this process inherited (across exec: the
- * table of the program before it is gone), into the table, by the name the broker bound it
- * to (common/bproto.h). Options the program before set on it are not known here.
+ * table of the program before it is gone) or received (SCM_RIGHTS), into the table, by the
+ * name the broker bound it to (common/bproto.h). Options another program set on it are not
+ * known here. `how`: "inherited" or "received", for the debug line.
  */
-static void adopt(int fd)
+static void adopt(int fd, const char *how)
 {
     struct sockaddr_storage sa;
     socklen_t sl = sizeof(sa);
@@ -79,8 +83,8 @@ static void adopt(int fd)
         pl_tab_ref(fd, 1); /* a dup of one adopted already */
     else if (pl_tab_add(fd, &ps) == 0) {
         inet_ntop(AF_INET, &ps.local.sin_addr, loc, sizeof(loc));
-        say("fd %d: connection %llu inherited, local %s:%u\n", fd,
-            (unsigned long long)ps.id, loc, ntohs(ps.local.sin_port));
+        say("fd %d: connection %llu %s, local %s:%u\n", fd, (unsigned long long)ps.id, how,
+            loc, ntohs(ps.local.sin_port));
     }
 }
 
@@ -93,7 +97,7 @@ static void adopt_inherited(void)
 
     if (dir < 0) { /* no /proc: the usual range */
         for (int fd = 0; fd < 1024; fd++)
-            adopt(fd);
+            adopt(fd, "inherited");
         return;
     }
     while ((n = getdents64(dir, buf, sizeof(buf))) > 0) {
@@ -102,7 +106,7 @@ static void adopt_inherited(void)
             char *end;
             long fd = strtol(d->d_name, &end, 10);
             if (end != d->d_name && !*end && fd != dir && fd >= 0 && fd <= INT_MAX)
-                adopt((int)fd);
+                adopt((int)fd, "inherited");
             off += d->d_reclen;
         }
     }
@@ -124,6 +128,7 @@ static void init(void)
     real_getpeername = dlsym(RTLD_NEXT, "getpeername");
     real_getsockopt = dlsym(RTLD_NEXT, "getsockopt");
     real_setsockopt = dlsym(RTLD_NEXT, "setsockopt");
+    real_recvmsg = dlsym(RTLD_NEXT, "recvmsg");
     debug = d && *d && strcmp(d, "0");
     if (pl_rules_parse(getenv("TOEGW_OFFLOAD"), &rules, bad, sizeof(bad)) < 0)
         fprintf(stderr, "toegw-preload: TOEGW_OFFLOAD: \"%s\" is not ADDR[/LEN][:PORT], "
@@ -234,7 +239,9 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     }
     request_from_env(&req, (const struct sockaddr_in *)addr);
     inet_ntop(AF_INET, &req.dst.sin_addr, dst, sizeof(dst));
+    asking_broker = true;
     nfd = toegw_connect(NULL, &req, &info, err, sizeof(err));
+    asking_broker = false;
     if (nfd < 0) {
         say("connect to %s:%u: %s; the kernel connects instead\n", dst,
             ntohs(req.dst.sin_port), err);
@@ -255,6 +262,31 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 }
 
 /* ---------------------------------------------------------------- fd bookkeeping */
+
+/* Descriptors another process passed over a Unix socket: a TOE connection's answers as its
+ * TCP socket here too (its name says which connection it is). */
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    ssize_t n;
+    int e;
+
+    setup();
+    n = real_recvmsg(fd, msg, flags);
+    if (n < 0 || asking_broker || !msg->msg_control || msg->msg_controllen < CMSG_LEN(0))
+        return n;
+    e = errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+            int pfd;
+            memcpy(&pfd, CMSG_DATA(c) + i * sizeof(int), sizeof(pfd));
+            adopt(pfd, "received");
+        }
+    }
+    errno = e;
+    return n;
+}
 
 EXPORT int close(int fd)
 {

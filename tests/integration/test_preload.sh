@@ -18,6 +18,7 @@
 #  - a host-stack descriptor is the kernel's TCP socket; closing it releases it within 1 s;
 #  - a TOE descriptor inherited across exec answers as the TCP socket it stands for under
 #    the exec'd program's shim, still carries iSCSI, and toegw_describe() names it;
+#  - so does one another process passed over SCM_RIGHTS, under the receiver's shim;
 #  - bad requests each get an error code and message, a passed descriptor is closed, a
 #    client that never reads is dropped, and the broker still serves afterwards;
 #  - with the broker socket off, the same commands still work over the kernel.
@@ -253,6 +254,26 @@ if [ -n "$cid" ] && [ "${desc% ss=*}" = "$want" ] &&
     h_log "$desc"
 else
     h_fail preload.toegw_describe_names_the_connection "want \"$want\"; $(h__oneline "$(cat "$H_OUT")")"
+fi
+
+# --- a TOE descriptor passed to another process ------------------------------------------------
+# A child under the shim receives the descriptor over SCM_RIGHTS (recvmsg) after the parent
+# closed its copy: the shim adds it to its table by its name, so it answers as the TCP
+# socket it stands for, and the connection still carries iSCSI.
+h_run env LD_PRELOAD="$PRELOAD" TOEGW_DEBUG=1 python3 "$H_LIB_DIR/exec_inherit.py" pass \
+    "$HOST_IP" 3260
+face=$(grep '^parent ' "$H_OUT" | sed 's/^parent //')
+got=$(grep '^received ' "$H_OUT")
+lport=$(sed -n 's/.*local=192\.0\.2\.2:\([0-9]*\) .*/\1/p' <<<"$face")
+cid=$(sed -n 's/.*fd [0-9]*: connection \([0-9]*\) to .* on the toe stack.*/\1/p' "$H_ERR" | head -1)
+if [ "$H_RC" -eq 0 ] && [ -n "$lport" ] && [ -n "$cid" ] &&
+    [ "$face" = "family=AF_INET local=192.0.2.2:$lport peer=$HOST_IP:3260" ] &&
+    [ "$got" = "received $face login_answered=True" ] &&
+    grep -q "connection $cid received, local 192.0.2.2:$lport" "$H_ERR"; then
+    h_pass preload.toe_descriptor_answers_when_received
+    h_log "$got"
+else
+    h_fail preload.toe_descriptor_answers_when_received "$(h_last); $(h__oneline "$(cat "$H_OUT" "$H_ERR" | tail -c 600)")"
 fi
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -12,6 +12,15 @@ prints what the socket says, then execs itself twice with the descriptor kept op
   describe FD             without the shim: what the kernel says (an AF_UNIX socket) and
                           what libtoegw's toegw_describe() says, and the name `ss -x` shows.
 
+  exec_inherit.py pass HOST PORT
+
+Run with LD_PRELOAD=toegw-preload.so. It connects to HOST:PORT, prints what the socket
+says, starts a child (under the same shim) with one end of a Unix socketpair, sends it the
+descriptor over SCM_RIGHTS and closes its own copy:
+
+  received                what the received socket says in the child, and an iSCSI login
+                          request through it answered by the target.
+
 Each stage prints one line "STAGE key=value ..."; the test compares them.
 """
 import ctypes
@@ -78,6 +87,22 @@ def main():
         env.pop("LD_PRELOAD", None)
         os.set_inheritable(fd, True)
         os.execve(sys.executable, [sys.executable, __file__, "describe", str(fd), lib], env)
+    elif mode == "pass":
+        host, port = sys.argv[2], int(sys.argv[3])
+        s = socket.create_connection((host, port), timeout=10)
+        print("parent", face(s), flush=True)
+        mine, theirs = socket.socketpair()
+        child = subprocess.Popen([sys.executable, __file__, "received", str(theirs.fileno())],
+                                 pass_fds=[theirs.fileno()])
+        theirs.close()
+        socket.send_fds(mine, [b"c"], [s.fileno()])
+        s.close()
+        return child.wait(timeout=30)
+    elif mode == "received":
+        via = socket.socket(fileno=int(sys.argv[2]))
+        _, fds, _, _ = socket.recv_fds(via, 16, 1)
+        s = socket.socket(fileno=fds[0])
+        print("received", face(s), "login_answered=%s" % login_answered(s), flush=True)
     elif mode == "describe":
         fd, lib = int(sys.argv[2]), sys.argv[3]
         s = socket.socket(fileno=fd)
