@@ -36,9 +36,9 @@ void toe_conn_notify(struct toe_conn *c, _Atomic int *armed)
         toe_conn_signal(c);
 }
 
-/* A super-frame (the size the receive queue keeps by reference) whose consumer is not on
- * this, the firmware's, CPU. */
-static bool beside_firmware(const struct toe_conn *c, size_t len)
+/* A super-frame (the size the receive queue keeps by reference) whose consumer armed its
+ * signal on another CPU than this, the firmware's. */
+static bool for_another_cpu(const struct toe_conn *c, size_t len)
 {
     return len >= TOE_RXQ_REF_MIN &&
            atomic_load_explicit(&c->rx_armed_cpu, memory_order_relaxed) != sched_getcpu();
@@ -48,7 +48,7 @@ void toe_conn_rx_ready(struct toe_conn *c, size_t len)
 {
     struct toe_dev *dev = c->dev;
 
-    if (!dev || !dev->rx_batching || beside_firmware(c, len)) {
+    if (!dev || !dev->rx_batching || for_another_cpu(c, len)) {
         toe_conn_notify(c, &c->rx_armed);
         return;
     }

@@ -231,13 +231,21 @@ fi
 # The program's end of the socketpair is bound to an abstract name that says which connection
 # it is; the shim of an exec'd program fills its table from it, and libtoegw's
 # toegw_describe() reads it without the shim.
+# parent_conn - from the last h_run of exec_inherit.py: face (what the parent's socket
+# said), lport (its local port on the TOE) and cid (the connection's id, from the shim's
+# debug line).
+parent_conn() {
+    face=$(grep '^parent ' "$H_OUT" | sed 's/^parent //')
+    lport=$(sed -n 's/.*local=192\.0\.2\.2:\([0-9]*\) .*/\1/p' <<<"$face")
+    cid=$(sed -n 's/.*fd [0-9]*: connection \([0-9]*\) to .* on the toe stack.*/\1/p' "$H_ERR" |
+        head -1)
+}
+
 h_run env LD_PRELOAD="$PRELOAD" TOEGW_DEBUG=1 python3 "$H_LIB_DIR/exec_inherit.py" connect \
     "$HOST_IP" 3260 "$REPO/build/libtoegw.so"
-face=$(grep '^parent ' "$H_OUT" | sed 's/^parent //')
+parent_conn
 inh=$(grep '^inherited ' "$H_OUT")
 desc=$(grep '^describe ' "$H_OUT")
-lport=$(sed -n 's/.*local=192\.0\.2\.2:\([0-9]*\) .*/\1/p' <<<"$face")
-cid=$(sed -n 's/.*fd [0-9]*: connection \([0-9]*\) to .* on the toe stack.*/\1/p' "$H_ERR" | head -1)
 if [ -n "$lport" ] && [ "$face" = "family=AF_INET local=192.0.2.2:$lport peer=$HOST_IP:3260" ] &&
     [ "$inh" = "inherited $face login_answered=True" ] &&
     grep -q "connection $cid inherited, local 192.0.2.2:$lport" "$H_ERR"; then
@@ -262,10 +270,8 @@ fi
 # socket it stands for, and the connection still carries iSCSI.
 h_run env LD_PRELOAD="$PRELOAD" TOEGW_DEBUG=1 python3 "$H_LIB_DIR/exec_inherit.py" pass \
     "$HOST_IP" 3260
-face=$(grep '^parent ' "$H_OUT" | sed 's/^parent //')
+parent_conn
 got=$(grep '^received ' "$H_OUT")
-lport=$(sed -n 's/.*local=192\.0\.2\.2:\([0-9]*\) .*/\1/p' <<<"$face")
-cid=$(sed -n 's/.*fd [0-9]*: connection \([0-9]*\) to .* on the toe stack.*/\1/p' "$H_ERR" | head -1)
 if [ "$H_RC" -eq 0 ] && [ -n "$lport" ] && [ -n "$cid" ] &&
     [ "$face" = "family=AF_INET local=192.0.2.2:$lport peer=$HOST_IP:3260" ] &&
     [ "$got" = "received $face login_answered=True" ] &&

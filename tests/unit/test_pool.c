@@ -96,14 +96,11 @@ Test(pool, default_is_one_per_cpu_it_may_run_on)
  * the machine has. Each test runs in a process of its own, so the mask dies with it. */
 Test(pool, default_follows_a_narrowed_affinity)
 {
-    cpu_set_t set, one;
+    cpu_set_t one;
     struct sto_pool *p;
-    int cpu;
+    int cpu = sched_getcpu(); /* always one this process may run on */
 
-    cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
-    for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
-        ;
-    cr_assert_lt(cpu, CPU_SETSIZE);
+    cr_assert_geq(cpu, 0);
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);

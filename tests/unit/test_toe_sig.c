@@ -31,7 +31,7 @@ static void setup(void)
     c = calloc(1, sizeof(*c));
     cr_assert(dev && c);
     c->dev = dev;
-    c->rx_armed_cpu = fw_cpu + 1;      /* the consumer beside the firmware */
+    c->rx_armed_cpu = fw_cpu + 1;      /* the consumer on another CPU */
     c->stk.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     cr_assert_geq(c->stk.fd, 0);
     pthread_mutex_init(&c->sig_lock, NULL);

@@ -38,6 +38,11 @@ def face(s):
         (s.family.name,) + s.getsockname() + s.getpeername())
 
 
+def report(stage, s):
+    """One line: what the socket says, and whether the connection still carries iSCSI."""
+    print(stage, face(s), "login_answered=%s" % login_answered(s), flush=True)
+
+
 def login_answered(s):
     """A discovery login request (security stage, no authentication); the target's reply
     must be a Login Response."""
@@ -81,8 +86,8 @@ def main():
         os.execv(sys.executable, [sys.executable, __file__, "inherited", str(s.fileno()), lib])
     elif mode == "inherited":
         fd, lib = int(sys.argv[2]), sys.argv[3]
-        s = socket.socket(fileno=fd)
-        print("inherited", face(s), "login_answered=%s" % login_answered(s), flush=True)
+        s = socket.socket(fileno=fd)   # kept open: the exec below passes it on
+        report("inherited", s)
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
         os.set_inheritable(fd, True)
@@ -101,8 +106,7 @@ def main():
     elif mode == "received":
         via = socket.socket(fileno=int(sys.argv[2]))
         _, fds, _, _ = socket.recv_fds(via, 16, 1)
-        s = socket.socket(fileno=fds[0])
-        print("received", face(s), "login_answered=%s" % login_answered(s), flush=True)
+        report("received", socket.socket(fileno=fds[0]))
     elif mode == "describe":
         fd, lib = int(sys.argv[2]), sys.argv[3]
         s = socket.socket(fileno=fd)
