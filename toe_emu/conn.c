@@ -78,24 +78,29 @@ static void rx_consumed(struct toe_conn *c)
         conn_kick(c);
 }
 
-static ssize_t conn_read(struct stk_conn *sc, void *buf, size_t len)
+/*
+ * Read (copy up to `len` bytes to `buf`) or, when `data` is set, peek (point *data at the
+ * next contiguous bytes, leaving them in place). Same answers either way: a count, 0 at
+ * end of stream, the connection's error, or -EAGAIN with the signal armed.
+ */
+static ssize_t conn_take(struct stk_conn *sc, void *buf, size_t len, const void **data)
 {
     struct toe_conn *c = impl(sc);
 
     /* the consumer's thread: a consumer that only reads from now on gives it back too */
     if (atomic_load_explicit(&c->tx_idle, memory_order_relaxed))
         toe_conn_tx_trim(c);
-    if (len == 0)
-        return 0;
     for (int pass = 0;; pass++) {
         /* Flags first: data published before them is then visible in the ring. */
         bool eof = atomic_load_explicit(&c->eof, memory_order_acquire);
         int err = atomic_load_explicit(&c->err, memory_order_acquire);
-        size_t n = toe_rxq_read(&c->rx, buf, len);
+        size_t n = data ? toe_rxq_peek(&c->rx, data) : toe_rxq_read(&c->rx, buf, len);
 
         if (n) {
-            sc->bytes_in += n;
-            rx_consumed(c);
+            if (!data) {
+                sc->bytes_in += n;
+                rx_consumed(c);
+            }
             return (ssize_t)n;
         }
         if (eof)
@@ -109,6 +114,25 @@ static ssize_t conn_read(struct stk_conn *sc, void *buf, size_t len)
         atomic_store(&c->rx_armed, 1);
         atomic_thread_fence(memory_order_seq_cst);
     }
+}
+
+static ssize_t conn_read(struct stk_conn *sc, void *buf, size_t len)
+{
+    return len ? conn_take(sc, buf, len, NULL) : 0;
+}
+
+ssize_t toe_conn_peek(struct stk_conn *sc, const void **data)
+{
+    return conn_take(sc, NULL, 0, data);
+}
+
+void toe_conn_consume(struct stk_conn *sc, size_t n)
+{
+    struct toe_conn *c = impl(sc);
+
+    toe_rxq_consume(&c->rx, n);
+    sc->bytes_in += n;
+    rx_consumed(c);
 }
 
 static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iovcnt)

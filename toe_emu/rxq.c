@@ -115,8 +115,11 @@ void toe_rxq_trim(struct toe_rxq *q)
 
 /* ---- consumer -------------------------------------------------------------------------- */
 
-/* Copy from the reference `r`, which starts at or before the stream position `pos`. */
-static size_t read_ref(struct toe_rxq *q, const struct toe_rxref *r, uint64_t pos,
+/*
+ * Take up to `len` bytes from the reference `r`, which starts at or before the stream
+ * position `pos`: copied to `dst`, or only released when `dst` is NULL.
+ */
+static size_t take_ref(struct toe_rxq *q, const struct toe_rxref *r, uint64_t pos,
                        uint8_t *dst, size_t len)
 {
     size_t done = 0;
@@ -130,7 +133,8 @@ static size_t read_ref(struct toe_rxq *q, const struct toe_rxref *r, uint64_t po
 
         if (n > len - done)
             n = len - done;
-        memcpy(dst + done, (const uint8_t *)q->cur->payload + q->cur_off, n);
+        if (dst)
+            memcpy(dst + done, (const uint8_t *)q->cur->payload + q->cur_off, n);
         done += n;
         q->cur_off += n;
         if (q->cur_off == q->cur->len) {
@@ -147,29 +151,43 @@ static size_t read_ref(struct toe_rxq *q, const struct toe_rxref *r, uint64_t po
     return done;
 }
 
-size_t toe_rxq_read(struct toe_rxq *q, void *dst, size_t len)
+/* The reference the stream position `pos` lies in or starts, or NULL (ring bytes). */
+static const struct toe_rxref *ref_at(const struct toe_rxq *q, uint64_t pos, uint64_t rh,
+                                      uint64_t *next_at)
+{
+    uint64_t rt = atomic_load_explicit(&q->ref_tail, memory_order_relaxed);
+    const struct toe_rxref *r = rt != rh ? slot(q, rt) : NULL;
+
+    if (r && r->at <= pos)
+        return r;
+    if (r)
+        *next_at = r->at;          /* ring bytes end where it starts */
+    return NULL;
+}
+
+/* Move the consumer's side `len` bytes on, copying them to `dst` unless it is NULL. */
+static size_t take(struct toe_rxq *q, uint8_t *dst, size_t len)
 {
     uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
     uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint64_t rh = atomic_load_explicit(&q->ref_head, memory_order_acquire);
-    uint8_t *out = dst;
     size_t done = 0;
 
     while (done < len && pos < head) {
-        uint64_t rt = atomic_load_explicit(&q->ref_tail, memory_order_relaxed);
-        const struct toe_rxref *r = rt != rh ? slot(q, rt) : NULL;
-        size_t n;
+        uint64_t upto = head;
+        const struct toe_rxref *r = ref_at(q, pos, rh, &upto);
+        size_t n = len - done;
 
-        if (r && r->at <= pos) {      /* in it, or at its start */
-            n = read_ref(q, r, pos, out + done, len - done);
+        if (r) {
+            n = take_ref(q, r, pos, dst ? dst + done : NULL, n);
         } else {
             /* Ring bytes, up to the next reference (everything before `head` is there). */
-            uint64_t upto = r ? r->at : head;
-
-            n = len - done;
             if (n > upto - pos)
                 n = (size_t)(upto - pos);
-            n = toe_ring_read(&q->bytes, out + done, n);
+            if (dst)
+                n = toe_ring_read(&q->bytes, dst + done, n);
+            else
+                toe_ring_release(&q->bytes, n);
         }
         if (n == 0)
             break;
@@ -179,4 +197,44 @@ size_t toe_rxq_read(struct toe_rxq *q, void *dst, size_t len)
     if (done)
         atomic_store_explicit(&q->tail, pos, memory_order_release);
     return done;
+}
+
+size_t toe_rxq_read(struct toe_rxq *q, void *dst, size_t len)
+{
+    return take(q, dst, len);
+}
+
+size_t toe_rxq_peek(struct toe_rxq *q, const void **data)
+{
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint64_t rh = atomic_load_explicit(&q->ref_head, memory_order_acquire);
+    uint64_t upto = head;
+    const struct toe_rxref *r;
+    size_t contig;
+
+    if (pos == head)
+        return 0;
+    r = ref_at(q, pos, rh, &upto);
+    if (r) {
+        if (!q->cur) {
+            q->cur = r->p;
+            q->cur_off = 0;
+        }
+        while (q->cur && q->cur_off == q->cur->len) {    /* lwIP may leave empty pbufs */
+            q->cur = q->cur->next;
+            q->cur_off = 0;
+        }
+        if (!q->cur)
+            return 0;
+        *data = (const uint8_t *)q->cur->payload + q->cur_off;
+        return q->cur->len - q->cur_off;
+    }
+    *data = toe_ring_ptr(&q->bytes, toe_ring_tail(&q->bytes), &contig);
+    return upto - pos < contig ? (size_t)(upto - pos) : contig;
+}
+
+void toe_rxq_consume(struct toe_rxq *q, size_t n)
+{
+    take(q, NULL, n);
 }

@@ -82,5 +82,13 @@ void toe_rxq_trim(struct toe_rxq *q);
 /* ---- consumer ---- */
 /* Copy out up to `len` bytes of the stream, in order; returns the count (0: none now). */
 size_t toe_rxq_read(struct toe_rxq *q, void *dst, size_t len);
+/*
+ * In place: point *data at the next bytes of the stream where they lie (the ring, or a
+ * pbuf held by reference) and return how many are contiguous there (0: none now). They
+ * stay put until toe_rxq_consume moves past them; nothing is released by looking.
+ */
+size_t toe_rxq_peek(struct toe_rxq *q, const void **data);
+/* Move past `n` bytes (at most what is delivered), as a read would, without copying. */
+void toe_rxq_consume(struct toe_rxq *q, size_t n);
 
 #endif

@@ -195,6 +195,20 @@ int toe_list_conns(struct toe_dev *dev, struct toe_conn_info **out, size_t *n);
 int toe_connect(struct toe_dev *dev, const struct sockaddr_in *dst, uint16_t local_port,
                 struct stk_conn **out);
 
+/*
+ * In-place receive, for a consumer that can use received bytes where they lie (the
+ * adapter's receive buffers or the receive ring) instead of a copy of them.
+ * toe_conn_peek points *data at the next bytes of the stream and returns how many are
+ * contiguous there (> 0); otherwise it answers as read does: 0 at end of stream, -EAGAIN
+ * (the eventfd armed as read arms it), or the -errno that failed the connection. The bytes
+ * stay valid and unchanged until toe_conn_consume moves past them or the conn is closed.
+ * toe_conn_consume(c, n) takes n bytes, at most what peek returned, as a read of them would
+ * (the window reopens as they go). Reads and peeks may be mixed; one consumer thread; a
+ * TOE conn only (toe_conn_is_toe).
+ */
+ssize_t toe_conn_peek(struct stk_conn *c, const void **data);
+void toe_conn_consume(struct stk_conn *c, size_t n);
+
 /* State of a TOE conn for event-style consumers (a snapshot; any of these bits). */
 enum toe_conn_event {
     TOE_EV_CONNECTED = 1u << 0,    /* established (stays set) */

@@ -1,8 +1,9 @@
 /*
  * test_toe_rxq.c - a connection's receive queue (toe_emu/rxq.h): small segments copied,
  * large chains of the adapter's buffers kept by reference, one ordered stream out of both;
- * every reference dropped exactly once, by reclaim or at the end; a full ring refuses; and
- * a producer and a consumer thread moving a long stream of mixed segments through it.
+ * every reference dropped exactly once, by reclaim or at the end; a full ring refuses; the
+ * stream seen in place (peek, consume) as well as copied; and a producer and a consumer
+ * thread moving a long stream of mixed segments through it, either way.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -181,6 +182,55 @@ Test(toe_rxq, when_every_slot_is_taken_large_segments_are_copied)
                  "no slot left: copied");
 }
 
+Test(toe_rxq, peek_shows_the_stream_in_place_and_consume_moves_past_it)
+{
+    const size_t sizes[] = { 100, 40000, 17, 20000, 64000, 1, TOE_RXQ_REF_MIN, 5000, 33000 };
+    uint64_t at = 0, got = 0;
+    const void *data;
+
+    cr_assert_eq(toe_rxq_init(&q, 1 << 20), 0);
+    atomic_store(&dropped, 0);
+    cr_assert_eq(toe_rxq_peek(&q, &data), 0, "empty");
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        put(at, sizes[i], (int)(i % 3) + 1, true);
+        at += sizes[i];
+    }
+    /* Consume odd amounts of each span so every boundary is met mid-span too. */
+    for (size_t k = 1; got < at; k = k * 7 % 9973 + 1) {
+        size_t n = toe_rxq_peek(&q, &data);
+
+        cr_assert(n > 0, "nothing shown with %lu left", (unsigned long)(at - got));
+        expect_stream(data, got, n);
+        cr_assert_eq(toe_rxq_peek(&q, &data), n, "looking again shows the same span");
+        toe_rxq_reclaim(&q, drop);
+        if (n > k)
+            n = k;
+        toe_rxq_consume(&q, n);
+        got += n;
+        cr_assert_eq(toe_rxq_taken(&q), got);
+    }
+    cr_assert_eq(toe_rxq_peek(&q, &data), 0, "all consumed");
+    toe_rxq_reclaim(&q, drop);
+    cr_assert_eq(atomic_load(&dropped), 4, "each reference dropped once it was consumed");
+}
+
+Test(toe_rxq, peek_steps_over_the_empty_pbufs_lwip_leaves_after_trimming)
+{
+    struct pbuf *rest = chain(0, 40000, 2, true);
+    struct pbuf *empty = calloc(1, sizeof(*empty));
+    const void *data;
+
+    cr_assert_eq(toe_rxq_init(&q, 1 << 20), 0);
+    *empty = (struct pbuf){ .next = rest, .payload = rest->payload, .tot_len = rest->tot_len,
+                            .ref = 1, .flags = PBUF_FLAG_IS_CUSTOM };
+    cr_assert_eq(toe_rxq_put(&q, empty), 1);
+    cr_assert_eq(toe_rxq_peek(&q, &data), 20000);
+    expect_stream(data, 0, 20000);
+    toe_rxq_consume(&q, 20000);
+    cr_assert_eq(toe_rxq_peek(&q, &data), 20000);
+    expect_stream(data, 20000, 20000);
+}
+
 /* ---- two threads ----------------------------------------------------------------------- */
 
 #define STREAM_BYTES (256ull << 20)
@@ -216,7 +266,22 @@ static void *producer(void *arg)
     return NULL;
 }
 
-Test(toe_rxq, a_long_mixed_stream_between_two_threads, .timeout = 120)
+/* The consumer's next piece of the stream: copied into `buf`, or seen in place. */
+static size_t next_piece(bool in_place, uint8_t *buf, size_t len, const uint8_t **piece)
+{
+    if (!in_place) {
+        *piece = buf;
+        return toe_rxq_read(&q, buf, len);
+    }
+
+    const void *data;
+    size_t n = toe_rxq_peek(&q, &data);
+
+    *piece = data;
+    return n < len ? n : len;
+}
+
+static void long_mixed_stream(bool in_place)
 {
     static uint8_t buf[70000];
     uint64_t got = 0;
@@ -227,16 +292,19 @@ Test(toe_rxq, a_long_mixed_stream_between_two_threads, .timeout = 120)
     referenced = 0;
     cr_assert_eq(pthread_create(&th, NULL, producer, NULL), 0);
     while (got < STREAM_BYTES) {
-        size_t n = toe_rxq_read(&q, buf, (size_t)(got % sizeof(buf)) + 1);
+        const uint8_t *piece;
+        size_t n = next_piece(in_place, buf, (size_t)(got % sizeof(buf)) + 1, &piece);
 
         if (!n) {
             sched_yield();
             continue;
         }
         for (size_t i = 0; i < n; i++) {
-            if (buf[i] != pat(got + i))
+            if (piece[i] != pat(got + i))
                 cr_assert_fail("stream byte %lu differs", (unsigned long)(got + i));
         }
+        if (in_place)
+            toe_rxq_consume(&q, n);
         got += n;
     }
     pthread_join(th, NULL);
@@ -245,4 +313,14 @@ Test(toe_rxq, a_long_mixed_stream_between_two_threads, .timeout = 120)
     toe_rxq_reclaim(&q, drop);
     cr_assert(referenced > 1000, "only %d segments went by reference", referenced);
     cr_assert_eq(atomic_load(&dropped), referenced, "every reference dropped once, when read");
+}
+
+Test(toe_rxq, a_long_mixed_stream_between_two_threads, .timeout = 120)
+{
+    long_mixed_stream(false);
+}
+
+Test(toe_rxq, a_long_mixed_stream_read_in_place_between_two_threads, .timeout = 120)
+{
+    long_mixed_stream(true);
 }

@@ -36,6 +36,7 @@ struct opts {
     unsigned pause_ms;             /* flood: the consumer stops reading this long, once */
     double limit;                  /* flood: seconds each run may take at most */
     const char *tcp_cc;            /* the namespace's TCP congestion control (NULL: the host's) */
+    bool in_place;                 /* bulk: receive in place (toe_conn_peek, toe_conn_consume) */
 };
 
 extern bool verify;                /* check received data against the pattern */
