@@ -4,9 +4,10 @@
  *
  * Per connection: a receive queue the firmware fills from lwIP's recv callback (rxq.h:
  * small segments copied into a ring, large ones kept by reference and copied once, by the
- * consumer), a send ring the consumer fills and lwIP sends from in place (no-copy
- * tcp_write; ring space is freed only once the peer acknowledged it and lwIP let go of the
- * segment), and an eventfd.
+ * consumer, or read in place), a send queue (txq.h) the consumer fills, copying into its
+ * ring or putting its own buffers by reference, that lwIP sends from in place (no-copy
+ * tcp_write; conn_tx.c: memory is freed only once the peer acknowledged it and lwIP let go
+ * of the segment), and an eventfd.
  *
  * Flow control is TCP's own: tcp_recved is called only for bytes the consumer has taken
  * out of the receive queue, so the advertised window is what the queue can still take and
@@ -44,7 +45,7 @@ static struct toe_conn *impl(struct stk_conn *sc)
 /* ---- consumer side ------------------------------------------------------------------ */
 
 /* Ask the firmware to look at `c` (never after the consumer closed it). */
-static void conn_kick(struct toe_conn *c)
+void toe_conn_kick(struct toe_conn *c)
 {
     struct toe_dev *dev = c->dev;
 
@@ -75,7 +76,7 @@ static void rx_consumed(struct toe_conn *c)
     uint64_t rep = atomic_load_explicit(&c->rx_reported, memory_order_relaxed);
 
     if (tail - rep >= RX_REPORT_BYTES)
-        conn_kick(c);
+        toe_conn_kick(c);
 }
 
 /*
@@ -135,16 +136,27 @@ void toe_conn_consume(struct stk_conn *sc, size_t n)
     rx_consumed(c);
 }
 
-static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iovcnt)
+/* A buffer offered by reference (toe_conn_send_ref). */
+struct offer_ref {
+    const void *buf;
+    size_t len;
+    void (*done)(void *arg);
+    void *arg;
+};
+
+/*
+ * Offer `total` bytes to the send queue: `iov` copied into its ring (as much as fits), or
+ * `ref`'s buffer by reference (all of it or nothing). Returns the count offered, 0 for an
+ * empty offer, the connection's error, -EPIPE after shutdown, or -EAGAIN with the signal
+ * armed.
+ */
+static ssize_t conn_offer(struct stk_conn *sc, const struct iovec *iov, int iovcnt,
+                          size_t total, const struct offer_ref *ref)
 {
     struct toe_conn *c = impl(sc);
-    size_t total = 0;
 
     if (atomic_load_explicit(&c->tx_idle, memory_order_relaxed))
         toe_conn_tx_trim(c);
-
-    for (int i = 0; i < iovcnt; i++)
-        total += iov[i].iov_len;
     for (int pass = 0;; pass++) {
         int err = atomic_load_explicit(&c->err, memory_order_acquire);
 
@@ -155,10 +167,12 @@ static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iov
         if (total == 0)
             return 0;
 
-        size_t n = toe_ring_writev(&c->tx, iov, iovcnt);
+        size_t n = !ref ? toe_txq_writev(&c->tx, iov, iovcnt)
+                 : toe_txq_put_ref(&c->tx, ref->buf, ref->len, ref->done, ref->arg) ? ref->len
+                 : 0;
         if (n) {
             sc->bytes_out += n;
-            conn_kick(c);
+            toe_conn_kick(c);
             return (ssize_t)n;
         }
         if (pass)
@@ -167,6 +181,25 @@ static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iov
         atomic_store(&c->tx_armed, 1);
         atomic_thread_fence(memory_order_seq_cst);
     }
+}
+
+static ssize_t conn_writev(struct stk_conn *sc, const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    return conn_offer(sc, iov, iovcnt, total, NULL);
+}
+
+ssize_t toe_conn_send_ref(struct stk_conn *sc, const void *buf, size_t len,
+                          void (*done)(void *arg), void *arg)
+{
+    struct offer_ref ref = { .buf = buf, .len = len, .done = done, .arg = arg };
+
+    if (len == 0 || !done)
+        return -EINVAL;
+    return conn_offer(sc, NULL, 0, len, &ref);
 }
 
 static int conn_connect_result(struct stk_conn *sc)
@@ -204,7 +237,7 @@ static int conn_shutdown(struct stk_conn *sc)
     if (err)
         return err == -ENETDOWN ? err : -ENOTCONN;
     atomic_fetch_or(&c->req, TOE_REQ_SHUTDOWN);
-    conn_kick(c);
+    toe_conn_kick(c);
     return 0;
 }
 
@@ -218,7 +251,7 @@ static void drop_pbuf(struct pbuf *p)
 static void conn_release_memory(struct toe_conn *c, void (*drop)(struct pbuf *p))
 {
     toe_rxq_fini(&c->rx, drop);
-    toe_ring_fini(&c->tx);
+    toe_txq_fini(&c->tx);
     pthread_mutex_destroy(&c->sig_lock);
     free(c);
 }
@@ -284,7 +317,7 @@ uint32_t toe_conn_events(const struct stk_conn *sc)
         ev |= TOE_EV_CONNECTED;    /* reset after it was established */
     if (used)
         ev |= TOE_EV_READABLE;
-    if (st == TOE_CS_ESTABLISHED && toe_ring_space(&c->tx) > 0)
+    if (st == TOE_CS_ESTABLISHED && toe_txq_space(&c->tx) > 0)
         ev |= TOE_EV_WRITABLE;
     if (eof && !used)
         ev |= TOE_EV_CLOSED;
@@ -366,61 +399,7 @@ static void abort_pcb(struct toe_conn *c)
     c->pcb = NULL;
     detach_pcb(pcb);
     tcp_abort(pcb);
-}
-
-/* Free tx ring space up to the first byte a queued segment still references. */
-static void tx_reclaim(struct toe_conn *c)
-{
-    uint32_t behind = toe_tcp_queued_behind(c->pcb);
-
-    if (c->fin_queued && behind)
-        behind--;                  /* the FIN occupies a sequence number, no ring byte */
-
-    uint64_t keep = c->tx_queued - behind;
-    uint64_t tail = toe_ring_tail(&c->tx);
-    if (keep > tail) {
-        toe_ring_release(&c->tx, (size_t)(keep - tail));
-        toe_conn_notify(c, &c->tx_armed);
-    }
-}
-
-/* Hand everything the consumer put in the tx ring to lwIP, as far as lwIP takes it. */
-static void tx_pump(struct toe_conn *c)
-{
-    struct tcp_pcb *pcb = c->pcb;
-    uint64_t head;
-    bool wrote = false;
-
-    if (!pcb || c->fin_queued || atomic_load(&c->state) != TOE_CS_ESTABLISHED)
-        return;
-    head = toe_ring_head(&c->tx);
-    while (c->tx_queued < head) {
-        size_t contig, n = (size_t)(head - c->tx_queued);
-        size_t room = tcp_sndbuf(pcb);
-        const uint8_t *p = toe_ring_ptr(&c->tx, c->tx_queued, &contig);
-
-        if (room == 0 || tcp_sndqueuelen(pcb) >= TCP_SND_QUEUELEN - 8)
-            break;
-        if (n > contig)
-            n = contig;
-        if (n > room)
-            n = room;
-        if (n > 0xffff)
-            n = 0xffff;
-        u8_t flags = c->tx_queued + n < head ? TCP_WRITE_FLAG_MORE : 0;
-        err_t e = tcp_write(pcb, p, (u16_t)n, flags);
-        if (e == ERR_MEM)
-            break;
-        if (e != ERR_OK) {
-            c->pump_err = true;    /* acted on outside lwIP's callbacks */
-            conn_kick(c);
-            return;
-        }
-        c->tx_queued += n;
-        wrote = true;
-    }
-    if (wrote)
-        tcp_output(pcb);
+    toe_conn_tx_abandon(c);
 }
 
 /* Give lwIP back the receive window the consumer freed. */
@@ -468,16 +447,16 @@ static void conn_step(struct toe_conn *c)
         return;
     if (!c->pcb)
         return;
-    tx_pump(c);
+    toe_conn_tx_pump(c);
     if (!c->pcb || atomic_load(&c->state) != TOE_CS_ESTABLISHED)
         return;
-    if (((req & TOE_REQ_SHUTDOWN) || c->close_seen) && c->tx_queued == toe_ring_head(&c->tx)) {
+    if (((req & TOE_REQ_SHUTDOWN) || c->close_seen) && toe_txq_unsent(&c->tx) == 0) {
         if (!c->fin_queued) {
             if (tcp_shutdown(c->pcb, 0, 1) != ERR_OK)
                 return;            /* out of memory: the poll callback retries */
             c->fin_queued = true;
         }
-        if (c->close_seen && toe_ring_tail(&c->tx) == c->tx_queued) {
+        if (c->close_seen && c->tx.released == c->tx.queued) {
             /* Everything acknowledged: lwIP finishes the close on its own. */
             struct tcp_pcb *pcb = c->pcb;
 
@@ -500,7 +479,7 @@ static void conn_progress(struct toe_conn *c)
 /* From a callback: have conn_progress run soon, outside lwIP. */
 static void conn_defer(struct toe_conn *c)
 {
-    conn_kick(c);
+    toe_conn_kick(c);
 }
 
 /* Firmware: serve a conn taken off the kick list (its kicked flag already cleared). */
@@ -565,8 +544,8 @@ static err_t sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
     if (!c)
         return ERR_OK;
     c->bytes_out += len;
-    tx_reclaim(c);
-    tx_pump(c);
+    toe_conn_tx_reclaim(c);
+    toe_conn_tx_pump(c);
     if ((atomic_load(&c->req) & TOE_REQ_SHUTDOWN) || c->close_seen)
         conn_defer(c);
     return ERR_OK;
@@ -594,6 +573,7 @@ static void err_cb(void *arg, err_t err)
         break;
     }
     conn_fail(c, e, err == ERR_RST);
+    toe_conn_tx_abandon(c);                     /* lwIP freed the pcb's segments */
     toe_conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
 }
 
@@ -644,7 +624,7 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
     tcp_poll(pcb, poll_cb, 4);     /* the connect deadline is over: the usual 2 s poll */
     atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
     toe_conn_signal(c);
-    tx_pump(c);
+    toe_conn_tx_pump(c);
     if (atomic_load(&c->req) || c->close_seen)
         conn_defer(c);
     return ERR_OK;
@@ -822,7 +802,7 @@ int toe_connect(struct toe_dev *dev, const struct sockaddr_in *dst, uint16_t loc
     rc = toe_rxq_init(&c->rx, TOE_RX_RING_BYTES);
     if (rc < 0)
         goto fail_conn;
-    rc = toe_ring_init(&c->tx, TOE_TX_RING_BYTES);
+    rc = toe_txq_init(&c->tx, TOE_TX_RING_BYTES);
     if (rc < 0)
         goto fail_conn;
     c->stk.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

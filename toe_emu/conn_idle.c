@@ -38,10 +38,10 @@ void toe_conn_idle_poll(struct toe_conn *c)
     c->rx_idle_mark = c->bytes_in;
 
     /* drained: everything acknowledged, and (tx_reclaim) no queued segment refers to it */
-    if (c->bytes_out == c->tx_idle_mark && c->tx_queued - c->tx_trim_mark >= TX_TRIM_MIN &&
-        toe_ring_used(&c->tx) == 0) {
+    if (c->bytes_out == c->tx_idle_mark && c->tx.queued - c->tx_trim_mark >= TX_TRIM_MIN &&
+        toe_txq_used(&c->tx) == 0) {
         atomic_store_explicit(&c->tx_idle, true, memory_order_relaxed);
-        c->tx_trim_mark = c->tx_queued;
+        c->tx_trim_mark = c->tx.queued;
         toe_conn_notify(c, &c->rx_armed);
     }
     c->tx_idle_mark = c->bytes_out;
@@ -55,8 +55,6 @@ void toe_conn_idle_poll(struct toe_conn *c)
 void toe_conn_tx_trim(struct toe_conn *c)
 {
     atomic_store_explicit(&c->tx_idle, false, memory_order_relaxed);
-    if (toe_ring_used(&c->tx) == 0) {
-        toe_ring_trim(&c->tx);
+    if (toe_txq_trim(&c->tx))
         say_given_back(c, "send");
-    }
 }

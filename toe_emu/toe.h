@@ -209,6 +209,22 @@ int toe_connect(struct toe_dev *dev, const struct sockaddr_in *dst, uint16_t loc
 ssize_t toe_conn_peek(struct stk_conn *c, const void **data);
 void toe_conn_consume(struct stk_conn *c, size_t n);
 
+/*
+ * Send by reference, for a consumer that can leave a buffer alone until it is sent: the
+ * TOE sends the `len` (> 0) bytes at `buf`, in stream order with what writev queued, from
+ * that memory itself, without copying them into the send ring. The buffer must stay valid
+ * and unchanged until done(arg) is called: once the peer acknowledged every byte of it, or
+ * the connection ended (failed, reset, or closed: a graceful close still sends it first).
+ * done runs exactly once, on the adapter's thread (or in close or toe_dev_free when the
+ * adapter is already gone), so it must only hand the buffer back, not block.
+ * Returns len; -EAGAIN when TOE_TXQ_REFS (64) buffers are outstanding (the eventfd is
+ * signalled as one comes back, as writev arms it); -EINVAL for an empty buffer or no
+ * done; the connection's -errno, or -EPIPE after shutdown. done is not called unless len
+ * was returned. A TOE conn only, on the consumer's thread.
+ */
+ssize_t toe_conn_send_ref(struct stk_conn *c, const void *buf, size_t len,
+                          void (*done)(void *arg), void *arg);
+
 /* State of a TOE conn for event-style consumers (a snapshot; any of these bits). */
 enum toe_conn_event {
     TOE_EV_CONNECTED = 1u << 0,    /* established (stays set) */

@@ -23,6 +23,7 @@
 #include "toe_emu/frame.h"
 #include "toe_emu/ring.h"
 #include "toe_emu/rxq.h"
+#include "toe_emu/txq.h"
 #include "toe_emu/toe.h"
 
 #define TOE_RX_RING_BYTES   TCP_WND         /* never smaller: see conn.c recv_cb */
@@ -45,7 +46,8 @@ struct toe_conn {
     struct stk_conn stk;            /* handed to the consumer; stk.impl points here */
     struct toe_dev *dev;            /* borrowed */
     struct toe_rxq rx;              /* firmware produces, consumer reads (rxq.h) */
-    struct toe_ring tx;             /* consumer produces, firmware sends from it in place */
+    struct toe_txq tx;              /* consumer produces, firmware sends from it in place
+                                       (txq.h: the send ring and buffers by reference) */
 
     /* consumer -> firmware */
     _Atomic unsigned req;           /* TOE_REQ_* */
@@ -75,7 +77,6 @@ struct toe_conn {
     /* firmware only */
     struct tcp_pcb *pcb;            /* NULL once lwIP let go of it */
     struct toe_conn *prev, *next;   /* dev->conns */
-    uint64_t tx_queued;             /* tx ring index handed to tcp_write so far */
     bool close_seen;                /* taken off the close list: the consumer is gone */
     bool pump_err;                  /* tcp_write failed: abort outside the callbacks */
     bool fin_queued;                /* shutdown/close sent to lwIP */
@@ -85,7 +86,7 @@ struct toe_conn {
     uint64_t rx_idle_mark;          /* bytes_in at the previous poll (conn_idle.c) */
     bool rx_trimmed;                /* rx's pages given back; none touched since */
     uint64_t tx_idle_mark;          /* bytes_out at the previous poll (conn_idle.c) */
-    uint64_t tx_trim_mark;          /* tx_queued when tx_idle was last set */
+    uint64_t tx_trim_mark;          /* tx.queued when tx_idle was last set */
     uint32_t sack_ack;              /* duplicate ACKs with SACK blocks seen for this ... */
     unsigned sack_dups;             /* ... acknowledgment number, and how many */
     bool in_recovery;               /* a loss recovery we started runs until ... */
@@ -191,6 +192,7 @@ void toe_netif_rxbuf_free_raw(struct pbuf *p);
 bool toe_netif_slow_path(const struct toe_dev *dev);
 
 /* conn.c */
+void toe_conn_kick(struct toe_conn *c);          /* have the firmware look at c (again) */
 void toe_conn_service(struct toe_conn *c);       /* firmware: act on a kick */
 void toe_conn_reap(struct toe_conn *c);          /* firmware: free c if nothing holds it */
 void toe_conn_signal(struct toe_conn *c);        /* firmware: write the conn's eventfd */
@@ -207,6 +209,11 @@ void toe_conn_orphan_all(struct toe_dev *dev);
 /* conn_idle.c */
 void toe_conn_idle_poll(struct toe_conn *c);     /* firmware, every 2 s: idle rings */
 void toe_conn_tx_trim(struct toe_conn *c);       /* consumer, in read/writev: tx_idle set */
+
+/* conn_tx.c, the firmware's sending */
+void toe_conn_tx_pump(struct toe_conn *c);       /* hand what was offered to lwIP */
+void toe_conn_tx_reclaim(struct toe_conn *c);    /* release what lwIP let go of */
+void toe_conn_tx_abandon(struct toe_conn *c);    /* the pcb is gone: release it all */
 
 /* fw.c */
 void *toe_fw_main(void *arg);

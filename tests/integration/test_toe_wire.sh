@@ -2,8 +2,8 @@
 #
 # test_toe_wire.sh - bulk transfers through the emulated TOE's driver interface to and from
 # a kernel socket server, verified byte for byte and by CRC-64, on a clean wire at MTU 9000
-# and 1500, read with copies and in place, then with 1% drop, 1% duplication, 1% reordering
-# and 0.1% corruption.
+# and 1500, with copies and without (sent by reference, read in place), then with 1% drop,
+# 1% duplication, 1% reordering and 0.1% corruption.
 #
 # Self-contained: build/toe-tool moves itself into a private network namespace before it
 # creates the TAP (192.0.2.2 on the adapter, 192.0.2.1 on the host side); nothing leaves it.
@@ -63,10 +63,12 @@ LAST_OUT=
 
 bulk toe_bulk_mtu9000 --mtu 9000 --bytes 256M
 bulk toe_bulk_mtu1500 --mtu 1500 --bytes 64M
-# The receiver looks at the stream where the adapter holds it (toe_conn_peek/consume).
-bulk toe_bulk_in_place_mtu9000 --mtu 9000 --bytes 128M --in-place
-bulk toe_bulk_in_place_faults --mtu 1500 --bytes 8M --faults 0.01,0.01,0.01,0.001 --seed 11 \
-    --in-place
+# Without the consumer's copies: the sender's buffers go by reference (toe_conn_send_ref,
+# every one given back once), the receiver looks at the stream where the adapter holds it
+# (toe_conn_peek/consume).
+bulk toe_bulk_zero_copy_mtu9000 --mtu 9000 --bytes 128M --by-ref --in-place
+bulk toe_bulk_zero_copy_faults --mtu 1500 --bytes 8M --faults 0.01,0.01,0.01,0.001 --seed 11 \
+    --by-ref --in-place
 
 bulk toe_bulk_faults --mtu 1500 --bytes 16M --faults 0.01,0.01,0.01,0.001 --seed 7
 # Every kind of fault must really have happened, in both directions together.

@@ -9,6 +9,7 @@
  *
  *   toe-tool bulk  [--mtu N] [--bytes N] [--dir tx|rx|both] [--faults D,U,R,C] [--seed N]
  *                  [--in-place]   (receive with toe_conn_peek/consume instead of read)
+ *                  [--by-ref]     (send with toe_conn_send_ref instead of writev)
  *   toe-tool conns [--max N]
  *   toe-tool linkdown [--conns N]
  *   toe-tool pcap  --out FILE [--bytes N] [--ring]
@@ -166,7 +167,17 @@ struct stream_result {
     bool bad;                      /* data differed from the pattern */
     uint64_t bad_at;
     double t0, t1;                 /* first byte, end of stream */
+    uint64_t refs;                 /* buffers sent by reference (toe_conn_send_ref) */
 };
+
+/* Buffers sent by reference that the TOE gave back (their done ran), on its thread. */
+static _Atomic uint64_t refs_done;
+
+static void ref_done(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&refs_done, 1);
+}
 
 static void sink_fd(int fd, struct stream_result *r)
 {
@@ -278,8 +289,9 @@ struct stk_conn *toe_dial(struct toe_dev *dev, uint16_t dport, uint16_t lport)
     return c;
 }
 
+/* Send the pattern: copied into the send ring with writev, or `by_ref`, from where it is. */
 static void toe_source(struct stk_conn *c, uint64_t bytes, double seconds,
-                       struct stream_result *r)
+                       struct stream_result *r, bool by_ref)
 {
     double end = now_s() + seconds;
 
@@ -298,7 +310,8 @@ static void toe_source(struct stk_conn *c, uint64_t bytes, double seconds,
                 n = (size_t)(bytes - r->bytes);
         }
         struct iovec iov = { .iov_base = (void *)pat_at(r->bytes), .iov_len = n };
-        ssize_t w = stk_conn_writev(c, &iov, 1);
+        ssize_t w = by_ref ? toe_conn_send_ref(c, iov.iov_base, n, ref_done, NULL)
+                           : stk_conn_writev(c, &iov, 1);
         if (w == -EAGAIN) {
             wait_fd(c->fd, 1000);
             continue;
@@ -308,6 +321,7 @@ static void toe_source(struct stk_conn *c, uint64_t bytes, double seconds,
         if (verify)
             r->crc = crc64_ecma_refl(r->crc, pat_at(r->bytes), (uint64_t)w);
         r->bytes += (uint64_t)w;
+        r->refs += by_ref;
     }
     c->ops->shutdown(c);
     r->t1 = now_s();
@@ -334,6 +348,8 @@ static void toe_sink(struct stk_conn *c, struct stream_result *r, bool in_place)
             die("toe read failed after %" PRIu64 " bytes: %s", r->bytes, strerror((int)-n));
         if (n == 0)
             break;
+        if (n > CHUNK)
+            n = CHUNK;             /* a span of the ring may be longer than pat_at's */
         if (r->bytes == 0)
             r->t0 = now_s();
         if (verify) {
@@ -370,17 +386,21 @@ static void toe_wait_eof(struct stk_conn *c)
 
 /* TOE -> kernel: returns the receiver's view. */
 static struct stream_result run_tx(struct toe_dev *dev, uint64_t bytes, double seconds,
-                                   uint16_t lport, struct stream_result *sent)
+                                   uint16_t lport, struct stream_result *sent, bool by_ref)
 {
     struct server s = { .mode = 0 };
 
+    atomic_store(&refs_done, 0);
     s.lfd = listen_on("192.0.2.1", SRV_PORT);
     pthread_create(&s.th, NULL, server_main, &s);
     struct stk_conn *c = toe_dial(dev, SRV_PORT, lport);
-    toe_source(c, bytes, seconds, sent);
+    toe_source(c, bytes, seconds, sent, by_ref);
     pthread_join(s.th, NULL);
     toe_wait_eof(c);
     stk_conn_close(c, false);
+    /* Every buffer comes back; by now (the peer acknowledged all) it should have. */
+    for (double end = now_s() + 5; atomic_load(&refs_done) < sent->refs && now_s() < end;)
+        usleep(1000);
     close(s.lfd);
     return s.res;
 }
@@ -475,8 +495,14 @@ static int cmd_bulk(const struct opts *o)
     if (toe_set_faults(dev, &o->faults) < 0)
         die("%s", toe_strerror());
     if (strcmp(o->dir, "rx") != 0) {
-        got = run_tx(dev, o->bytes, 0, TOE_PORT0, &sent);
+        got = run_tx(dev, o->bytes, 0, TOE_PORT0, &sent, o->by_ref);
         ok &= check_stream("tx", &sent, &got, o->bytes);
+        if (o->by_ref) {
+            uint64_t back = atomic_load(&refs_done);
+
+            printf("tx_refs=%" PRIu64 " tx_refs_done=%" PRIu64 "\n", sent.refs, back);
+            ok &= back == sent.refs && sent.refs > 0;
+        }
     }
     if (strcmp(o->dir, "tx") != 0) {
         got = run_rx(dev, o->bytes, 0, TOE_PORT0 + 1, &sent, o->in_place);
@@ -592,7 +618,7 @@ static int cmd_linkdown(const struct opts *o)
     if (toe_set_link(dev, true) < 0)
         die("%s", toe_strerror());
     struct stream_result sent, got;
-    got = run_tx(dev, 4u << 20, 0, (uint16_t)(TOE_PORT0 + n + 1), &sent);
+    got = run_tx(dev, 4u << 20, 0, (uint16_t)(TOE_PORT0 + n + 1), &sent, false);
     ok &= check_stream("after_up", &sent, &got, 4u << 20);
     print_counters(dev);
     free(c);
@@ -616,7 +642,7 @@ static int cmd_pcap(const struct opts *o)
     if (toe_capture_start(dev, o->ring ? NULL : o->out, 0) < 0)
         die("%s", toe_strerror());
     toe_get_counters(dev, &k0);
-    got = run_tx(dev, o->bytes, 0, TOE_PORT0, &sent);
+    got = run_tx(dev, o->bytes, 0, TOE_PORT0, &sent, false);
     ok &= check_stream("tx", &sent, &got, o->bytes);
     got = run_rx(dev, o->bytes, 0, TOE_PORT0 + 1, &sent, false);
     ok &= check_stream("rx", &sent, &got, o->bytes);
@@ -650,7 +676,7 @@ static int cmd_bench(const struct opts *o)
 {
     char json[2048];
     size_t jl = 0;
-    double r_tx = 0, r_rx = 0, r_rxp = 0;
+    double r_tx = 0, r_txr = 0, r_rx = 0, r_rxp = 0;
     char mtus[64], cc[32];
 
     verify = false;
@@ -664,7 +690,8 @@ static int cmd_bench(const struct opts *o)
                            tcp_cc_now(cc, sizeof(cc)));
     for (char *save, *m = strtok_r(mtus, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
         unsigned mtu = (unsigned)strtoul(m, NULL, 10);
-        struct stream_result sent, tx = { 0 }, rx = { 0 }, rxp = { 0 }, lo = { 0 }, r;
+        struct stream_result sent, tx = { 0 }, txr = { 0 }, rx = { 0 }, rxp = { 0 }, lo = { 0 };
+        struct stream_result r;
         uint64_t retrans = 0;
 
         /* Best of `rounds`, alternating which goes first, measured within one invocation. */
@@ -675,9 +702,12 @@ static int cmd_bench(const struct opts *o)
                     lo = r;
             }
             struct toe_dev *dev = dev_up(mtu, 64, o->no_offload);
-            r = run_tx(dev, 0, o->seconds, TOE_PORT0, &sent);
+            r = run_tx(dev, 0, o->seconds, TOE_PORT0, &sent, false);
             if (gbps(&r) > gbps(&tx))
                 tx = r;
+            r = run_tx(dev, 0, o->seconds, TOE_PORT0 + 3, &sent, true);
+            if (gbps(&r) > gbps(&txr))
+                txr = r;
             r = run_rx(dev, 0, o->seconds, TOE_PORT0 + 1, &sent, false);
             if (gbps(&r) > gbps(&rx))
                 rx = r;
@@ -696,27 +726,33 @@ static int cmd_bench(const struct opts *o)
         }
 
         double rt = gbps(&tx) / gbps(&lo), rr = gbps(&rx) / gbps(&lo);
-        double rp = gbps(&rxp) / gbps(&lo);
+        double rtr = gbps(&txr) / gbps(&lo), rp = gbps(&rxp) / gbps(&lo);
         printf("mtu=%u loopback=%.2fGB/s toe_to_kernel=%.2fGB/s (%.2fx) "
-               "kernel_to_toe=%.2fGB/s (%.2fx) in_place=%.2fGB/s (%.2fx) retrans=%" PRIu64
-               "\n", mtu, gbps(&lo), gbps(&tx), rt, gbps(&rx), rr, gbps(&rxp), rp, retrans);
+               "by_ref=%.2fGB/s (%.2fx) kernel_to_toe=%.2fGB/s (%.2fx) "
+               "in_place=%.2fGB/s (%.2fx) retrans=%" PRIu64 "\n", mtu, gbps(&lo), gbps(&tx),
+               rt, gbps(&txr), rtr, gbps(&rx), rr, gbps(&rxp), rp, retrans);
         fflush(stdout);
         jl += (size_t)snprintf(json + jl, sizeof(json) - jl,
                                ",\"mtu%u\":{\"loopback_gbps\":%.3f,\"toe_to_kernel_gbps\":%.3f,"
+                               "\"toe_to_kernel_by_ref_gbps\":%.3f,"
                                "\"kernel_to_toe_gbps\":%.3f,"
                                "\"kernel_to_toe_in_place_gbps\":%.3f,"
-                               "\"ratio_toe_to_kernel\":%.3f,\"ratio_kernel_to_toe\":%.3f,"
+                               "\"ratio_toe_to_kernel\":%.3f,"
+                               "\"ratio_toe_to_kernel_by_ref\":%.3f,"
+                               "\"ratio_kernel_to_toe\":%.3f,"
                                "\"ratio_kernel_to_toe_in_place\":%.3f}", mtu, gbps(&lo),
-                               gbps(&tx), gbps(&rx), gbps(&rxp), rt, rr, rp);
+                               gbps(&tx), gbps(&txr), gbps(&rx), gbps(&rxp), rt, rtr, rr, rp);
         if (mtu == 9000) {
             r_tx = rt;
+            r_txr = rtr;
             r_rx = rr;
             r_rxp = rp;
         }
     }
     snprintf(json + jl, sizeof(json) - jl,
-             ",\"ratio_toe_to_kernel\":%.3f,\"ratio_kernel_to_toe\":%.3f,"
-             "\"ratio_kernel_to_toe_in_place\":%.3f}", r_tx, r_rx, r_rxp);
+             ",\"ratio_toe_to_kernel\":%.3f,\"ratio_toe_to_kernel_by_ref\":%.3f,"
+             "\"ratio_kernel_to_toe\":%.3f,\"ratio_kernel_to_toe_in_place\":%.3f}", r_tx,
+             r_txr, r_rx, r_rxp);
     printf("%s\n", json);
     return 0;
 }
@@ -774,6 +810,7 @@ int main(int argc, char **argv)
         { "limit", required_argument, NULL, 'L' },
         { "tcp-cc", required_argument, NULL, 'C' },
         { "in-place", no_argument, NULL, 'I' },
+        { "by-ref", no_argument, NULL, 'B' },
         { 0 },
     };
     int opt;
@@ -804,6 +841,7 @@ int main(int argc, char **argv)
         case 'L': o.limit = strtod(optarg, NULL); break;
         case 'C': o.tcp_cc = optarg; break;
         case 'I': o.in_place = true; break;
+        case 'B': o.by_ref = true; break;
         default: usage();
         }
     }

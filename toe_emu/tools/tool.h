@@ -37,6 +37,7 @@ struct opts {
     double limit;                  /* flood: seconds each run may take at most */
     const char *tcp_cc;            /* the namespace's TCP congestion control (NULL: the host's) */
     bool in_place;                 /* bulk: receive in place (toe_conn_peek, toe_conn_consume) */
+    bool by_ref;                   /* bulk: send by reference (toe_conn_send_ref) */
 };
 
 extern bool verify;                /* check received data against the pattern */
