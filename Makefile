@@ -119,10 +119,10 @@ asan:
 # ThreadSanitizer: toegw, the unit tests and the TOE's driver built with -fsanitize=thread in
 # build-tsan/, then the unit tests and the integration tests that run toegw's threads
 # (TSAN_TESTS: serve, the API and its history sampler, NBD and its TLS, the storage threads,
-# the TOE, the broker and its socket, the soak). Reports go to files under
+# the TOE and its zero-copy calls, the broker and its socket, the soak). Reports go to files under
 # build-tsan/tsan-reports/ and any report fails the run (scripts/run-tests checks).
-TSAN_TESTS ?= serve api nbd_data nbd_faults nbd_export toe_iscsi toe_conns broker recovery soak \
-    nbd_tls api_tls preload dashboard storage_threads
+TSAN_TESTS ?= serve api nbd_data nbd_faults nbd_export toe_iscsi toe_conns toe_wire broker \
+    recovery soak nbd_tls api_tls preload dashboard storage_threads
 .PHONY: tsan tsan-clean
 clean: tsan-clean
 tsan-clean:
