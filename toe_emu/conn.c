@@ -131,8 +131,7 @@ void toe_conn_consume(struct stk_conn *sc, size_t n)
 {
     struct toe_conn *c = impl(sc);
 
-    toe_rxq_consume(&c->rx, n);
-    sc->bytes_in += n;
+    sc->bytes_in += toe_rxq_consume(&c->rx, n);
     rx_consumed(c);
 }
 

@@ -234,7 +234,7 @@ size_t toe_rxq_peek(struct toe_rxq *q, const void **data)
     return upto - pos < contig ? (size_t)(upto - pos) : contig;
 }
 
-void toe_rxq_consume(struct toe_rxq *q, size_t n)
+size_t toe_rxq_consume(struct toe_rxq *q, size_t n)
 {
-    take(q, NULL, n);
+    return take(q, NULL, n);
 }

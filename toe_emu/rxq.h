@@ -88,7 +88,7 @@ size_t toe_rxq_read(struct toe_rxq *q, void *dst, size_t len);
  * stay put until toe_rxq_consume moves past them; nothing is released by looking.
  */
 size_t toe_rxq_peek(struct toe_rxq *q, const void **data);
-/* Move past `n` bytes (at most what is delivered), as a read would, without copying. */
-void toe_rxq_consume(struct toe_rxq *q, size_t n);
+/* Move past up to `n` bytes, as a read would, without copying; returns how many. */
+size_t toe_rxq_consume(struct toe_rxq *q, size_t n);
 
 #endif

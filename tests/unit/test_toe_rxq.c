@@ -205,7 +205,7 @@ Test(toe_rxq, peek_shows_the_stream_in_place_and_consume_moves_past_it)
         toe_rxq_reclaim(&q, drop);
         if (n > k)
             n = k;
-        toe_rxq_consume(&q, n);
+        cr_assert_eq(toe_rxq_consume(&q, n), n);
         got += n;
         cr_assert_eq(toe_rxq_taken(&q), got);
     }
@@ -229,6 +229,8 @@ Test(toe_rxq, peek_steps_over_the_empty_pbufs_lwip_leaves_after_trimming)
     toe_rxq_consume(&q, 20000);
     cr_assert_eq(toe_rxq_peek(&q, &data), 20000);
     expect_stream(data, 20000, 20000);
+    cr_assert_eq(toe_rxq_consume(&q, 50000), 20000, "no further than what was delivered");
+    cr_assert_eq(toe_rxq_taken(&q), 40000);
 }
 
 /* ---- two threads ----------------------------------------------------------------------- */
