@@ -3,7 +3,8 @@
 # test_toe_conns.sh - the emulated TOE's resources: many connections at once up to
 # --toe-max-conns and the clear error past it (-EMFILE, "the adapter is full"); the slots
 # come back after close; link down fails every live connection within a second with
-# -ENETDOWN, refuses new ones, and link up makes them work again.
+# -ENETDOWN, refuses new ones, and link up makes them work again; buffers sent by reference
+# come back when their connection fails.
 #
 # Self-contained: build/toe-tool runs in its own private network namespace (TAP with
 # 192.0.2.2 / 192.0.2.1). Prints PASS/FAIL/SKIP; exits 0, 1, or 77 when all skipped.
@@ -78,6 +79,19 @@ if [ "$rc" -eq 0 ] && [ "$(value after_up_ok "$out")" = 1 ]; then
 else
     fail toe_link_up_works_again \
         "exit $rc: $(printf '%s' "$out" | grep -E 'after_up|toe-tool' | tr '\n' ' ')"
+fi
+
+# The same with buffers sent by reference and nothing acknowledged for the last 0.1 s: the
+# failed connections give every outstanding buffer back before their owner closes them.
+out=$(timeout 120 "$TOOL" linkdown --conns 8 --by-ref 2>&1)
+rc=$?
+line=$(printf '%s\n' "$out" | grep '^refs=')
+refs=$(value refs "$line")
+if [ "$rc" -eq 0 ] && [ "${refs:-0}" -gt 0 ] && [ "$(value refs_done "$line")" = "$refs" ]; then
+    pass toe_link_down_gives_buffers_back
+else
+    fail toe_link_down_gives_buffers_back \
+        "exit $rc: ${line:-no refs line} $(printf '%s' "$out" | grep -E 'toe-tool|result')"
 fi
 
 finish

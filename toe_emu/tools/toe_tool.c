@@ -11,7 +11,7 @@
  *                  [--in-place]   (receive with toe_conn_peek/consume instead of read)
  *                  [--by-ref]     (send with toe_conn_send_ref instead of writev)
  *   toe-tool conns [--max N]
- *   toe-tool linkdown [--conns N]
+ *   toe-tool linkdown [--conns N] [--by-ref]
  *   toe-tool pcap  --out FILE [--bytes N] [--ring]
  *   toe-tool bench [--seconds N] [--rounds N] [--mtus 1500,9000] [--no-offload]
  *                  [--tcp-cc NAME]
@@ -571,12 +571,25 @@ static int cmd_linkdown(const struct opts *o)
     /* Keep every connection busy for half a second, then pull the cable. */
     double t_down = 0, start = now_s();
     unsigned failed = 0;
-    uint64_t off = 0;
+    uint64_t off = 0, refs = 0;
+    bool cut = false;
+
+    atomic_store(&refs_done, 0);
     while (failed < n) {
         double t = now_s();
 
+        if (o->by_ref && !cut && t - start > 0.4) {
+            /* nothing gets through from now on: buffers are outstanding at link down */
+            struct toe_faults all_lost = { .drop = 1.0 };
+
+            if (toe_set_faults(dev, &all_lost) < 0)
+                die("%s", toe_strerror());
+            cut = true;
+        }
         if (t_down == 0 && t - start > 0.5) {
-            if (toe_set_link(dev, false) < 0)
+            struct toe_faults none = { 0 };
+
+            if (toe_set_link(dev, false) < 0 || toe_set_faults(dev, &none) < 0)
                 die("%s", toe_strerror());
             t_down = now_s();
         }
@@ -586,8 +599,10 @@ static int cmd_linkdown(const struct opts *o)
             if (err[i])
                 continue;
             struct iovec iov = { .iov_base = (void *)pat_at(off), .iov_len = 65536 };
-            ssize_t w = stk_conn_writev(c[i], &iov, 1);
+            ssize_t w = o->by_ref ? toe_conn_send_ref(c[i], iov.iov_base, 65536, ref_done, NULL)
+                                  : stk_conn_writev(c[i], &iov, 1);
 
+            refs += o->by_ref && w > 0;
             if (w < 0 && w != -EAGAIN) {
                 err[i] = (int)w;
                 failed++;
@@ -610,8 +625,23 @@ static int cmd_linkdown(const struct opts *o)
     ok &= rc == -ENETDOWN;
     if (rc == 0)
         stk_conn_close(x, true);
+    /*
+     * Buffers sent by reference: the failures gave them back, sent or not, before their
+     * consumer closed anything (all but one per connection, which may have been put while
+     * its connection was failing); the closes give back the rest.
+     */
+    uint64_t back_failed = atomic_load(&refs_done);
     for (unsigned i = 0; i < n; i++)
         stk_conn_close(c[i], true);
+    if (o->by_ref) {
+        for (double end = now_s() + 5; atomic_load(&refs_done) < refs && now_s() < end;)
+            usleep(1000);
+        uint64_t back = atomic_load(&refs_done);
+
+        printf("refs=%" PRIu64 " refs_done_at_failure=%" PRIu64 " refs_done=%" PRIu64 "\n",
+               refs, back_failed, back);
+        ok &= refs > 0 && back_failed + n >= refs && back == refs;
+    }
     pthread_join(s.th, NULL);
     close(s.lfd);
 
