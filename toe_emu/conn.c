@@ -572,7 +572,7 @@ static void err_cb(void *arg, err_t err)
         break;
     }
     conn_fail(c, e, err == ERR_RST);
-    toe_conn_tx_abandon(c);                     /* lwIP freed the pcb's segments */
+    toe_conn_tx_abandon(c);            /* lwIP freed the pcb's segments */
     toe_conn_reap(c);                  /* lwIP frees the pcb and never calls us again */
 }
 
