@@ -401,6 +401,14 @@ static void abort_pcb(struct toe_conn *c)
     toe_conn_tx_abandon(c);
 }
 
+/* Send what the consumer offered; a refusal is acted on at the next step (conn_step). */
+static void tx_pump(struct toe_conn *c)
+{
+    toe_conn_tx_pump(c);
+    if (c->pump_err)
+        toe_conn_kick(c);
+}
+
 /* Give lwIP back the receive window the consumer freed. */
 static void rx_report(struct toe_conn *c)
 {
@@ -446,7 +454,7 @@ static void conn_step(struct toe_conn *c)
         return;
     if (!c->pcb)
         return;
-    toe_conn_tx_pump(c);
+    tx_pump(c);
     if (!c->pcb || atomic_load(&c->state) != TOE_CS_ESTABLISHED)
         return;
     if (((req & TOE_REQ_SHUTDOWN) || c->close_seen) && toe_txq_unsent(&c->tx) == 0) {
@@ -544,7 +552,7 @@ static err_t sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len)
         return ERR_OK;
     c->bytes_out += len;
     toe_conn_tx_reclaim(c);
-    toe_conn_tx_pump(c);
+    tx_pump(c);
     if ((atomic_load(&c->req) & TOE_REQ_SHUTDOWN) || c->close_seen)
         conn_defer(c);
     return ERR_OK;
@@ -623,7 +631,7 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
     tcp_poll(pcb, poll_cb, 4);     /* the connect deadline is over: the usual 2 s poll */
     atomic_store_explicit(&c->state, TOE_CS_ESTABLISHED, memory_order_release);
     toe_conn_signal(c);
-    toe_conn_tx_pump(c);
+    tx_pump(c);
     if (atomic_load(&c->req) || c->close_seen)
         conn_defer(c);
     return ERR_OK;

@@ -54,8 +54,7 @@ void toe_conn_tx_pump(struct toe_conn *c)
         if (e == ERR_MEM)
             break;
         if (e != ERR_OK) {
-            c->pump_err = true;    /* acted on outside lwIP's callbacks */
-            toe_conn_kick(c);
+            c->pump_err = true;    /* the caller has it acted on outside lwIP's callbacks */
             return;
         }
         toe_txq_sent(&c->tx, n);

@@ -211,7 +211,8 @@ void toe_conn_idle_poll(struct toe_conn *c);     /* firmware, every 2 s: idle ri
 void toe_conn_tx_trim(struct toe_conn *c);       /* consumer, in read/writev: tx_idle set */
 
 /* conn_tx.c, the firmware's sending */
-void toe_conn_tx_pump(struct toe_conn *c);       /* hand what was offered to lwIP */
+void toe_conn_tx_pump(struct toe_conn *c);       /* hand what was offered to lwIP;
+                                                    pump_err set when lwIP refused it */
 void toe_conn_tx_reclaim(struct toe_conn *c);    /* release what lwIP let go of */
 void toe_conn_tx_abandon(struct toe_conn *c);    /* the pcb is gone: release it all */
 
