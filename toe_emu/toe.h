@@ -217,8 +217,8 @@ void toe_conn_consume(struct stk_conn *c, size_t n);
  * the connection ended (failed, reset, or closed: a graceful close still sends it first).
  * done runs exactly once, on the adapter's thread (or in close or toe_dev_free when the
  * adapter is already gone), so it must only hand the buffer back, not block.
- * Returns len; -EAGAIN when TOE_TXQ_REFS (64) buffers are outstanding (the eventfd is
- * signalled as one comes back, as writev arms it); -EINVAL for an empty buffer or no
+ * Returns len; -EAGAIN while 64 buffers are outstanding (the eventfd is signalled as one
+ * comes back, as writev arms it); -EINVAL for an empty buffer or no
  * done; the connection's -errno, or -EPIPE after shutdown. done is not called unless len
  * was returned. A TOE conn only, on the consumer's thread.
  */
