@@ -4,6 +4,7 @@
 #include "toe_emu/ring.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -22,6 +23,17 @@ int toe_ring_init(struct toe_ring *r, size_t size)
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
     return 0;
+}
+
+void *toe_ring_init_with_slots(struct toe_ring *r, size_t size, size_t n, size_t slot_size)
+{
+    void *slots = calloc(n, slot_size);
+
+    if (slots && toe_ring_init(r, size) < 0) {
+        free(slots);
+        slots = NULL;
+    }
+    return slots;
 }
 
 void toe_ring_fini(struct toe_ring *r)

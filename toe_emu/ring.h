@@ -27,6 +27,12 @@ struct toe_ring {
 
 /* `size` is rounded up to a power of two (at least 4096). 0 or -ENOMEM. */
 int toe_ring_init(struct toe_ring *r, size_t size);
+/*
+ * toe_ring_init, and beside the ring `n` zeroed slots of `slot_size` bytes: the references a
+ * queue keeps in one stream with the ring's bytes (rxq.h, txq.h). Returns the slots (the
+ * caller frees them) or NULL, and then nothing is allocated.
+ */
+void *toe_ring_init_with_slots(struct toe_ring *r, size_t size, size_t n, size_t slot_size);
 void toe_ring_fini(struct toe_ring *r);
 
 /*

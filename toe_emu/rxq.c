@@ -20,15 +20,8 @@ static struct toe_rxref *slot(const struct toe_rxq *q, uint64_t i)
 int toe_rxq_init(struct toe_rxq *q, size_t ring_bytes)
 {
     memset(q, 0, sizeof(*q));
-    q->refs = calloc(TOE_RXQ_REFS, sizeof(*q->refs));
-    if (!q->refs)
-        return -ENOMEM;
-    if (toe_ring_init(&q->bytes, ring_bytes) < 0) {
-        free(q->refs);
-        q->refs = NULL;
-        return -ENOMEM;
-    }
-    return 0;
+    q->refs = toe_ring_init_with_slots(&q->bytes, ring_bytes, TOE_RXQ_REFS, sizeof(*q->refs));
+    return q->refs ? 0 : -ENOMEM;
 }
 
 void toe_rxq_fini(struct toe_rxq *q, void (*drop)(struct pbuf *p))
@@ -116,6 +109,23 @@ void toe_rxq_trim(struct toe_rxq *q)
 /* ---- consumer -------------------------------------------------------------------------- */
 
 /*
+ * The pbuf of the reference `r` the consumer is at, past the ones it finished and any
+ * empty ones lwIP leaves at the front of a trimmed chain; NULL when none is left.
+ */
+static const struct pbuf *ref_cursor(struct toe_rxq *q, const struct toe_rxref *r)
+{
+    if (!q->cur) {
+        q->cur = r->p;
+        q->cur_off = 0;
+    }
+    while (q->cur && q->cur_off == q->cur->len) {
+        q->cur = q->cur->next;
+        q->cur_off = 0;
+    }
+    return q->cur;
+}
+
+/*
  * Take up to `len` bytes from the reference `r`, which starts at or before the stream
  * position `pos`: copied to `dst`, or only released when `dst` is NULL.
  */
@@ -124,11 +134,7 @@ static size_t take_ref(struct toe_rxq *q, const struct toe_rxref *r, uint64_t po
 {
     size_t done = 0;
 
-    if (!q->cur) {
-        q->cur = r->p;
-        q->cur_off = 0;
-    }
-    while (done < len && q->cur) {
+    while (done < len && ref_cursor(q, r)) {
         size_t n = q->cur->len - q->cur_off;
 
         if (n > len - done)
@@ -137,10 +143,6 @@ static size_t take_ref(struct toe_rxq *q, const struct toe_rxref *r, uint64_t po
             memcpy(dst + done, (const uint8_t *)q->cur->payload + q->cur_off, n);
         done += n;
         q->cur_off += n;
-        if (q->cur_off == q->cur->len) {
-            q->cur = q->cur->next;
-            q->cur_off = 0;
-        }
     }
     if (pos + done == r->at + r->p->tot_len) {
         /* Finished: the producer may free it from now on. */
@@ -217,15 +219,7 @@ size_t toe_rxq_peek(struct toe_rxq *q, const void **data)
         return 0;
     r = ref_at(q, pos, rh, &upto);
     if (r) {
-        if (!q->cur) {
-            q->cur = r->p;
-            q->cur_off = 0;
-        }
-        while (q->cur && q->cur_off == q->cur->len) {    /* lwIP may leave empty pbufs */
-            q->cur = q->cur->next;
-            q->cur_off = 0;
-        }
-        if (!q->cur)
+        if (!ref_cursor(q, r))
             return 0;
         *data = (const uint8_t *)q->cur->payload + q->cur_off;
         return q->cur->len - q->cur_off;

@@ -18,15 +18,8 @@ static struct toe_txref *slot(const struct toe_txq *q, uint64_t i)
 int toe_txq_init(struct toe_txq *q, size_t ring_bytes)
 {
     memset(q, 0, sizeof(*q));
-    q->refs = calloc(TOE_TXQ_REFS, sizeof(*q->refs));
-    if (!q->refs)
-        return -ENOMEM;
-    if (toe_ring_init(&q->bytes, ring_bytes) < 0) {
-        free(q->refs);
-        q->refs = NULL;
-        return -ENOMEM;
-    }
-    return 0;
+    q->refs = toe_ring_init_with_slots(&q->bytes, ring_bytes, TOE_TXQ_REFS, sizeof(*q->refs));
+    return q->refs ? 0 : -ENOMEM;
 }
 
 void toe_txq_fini(struct toe_txq *q)

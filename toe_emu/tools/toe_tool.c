@@ -179,6 +179,14 @@ static void ref_done(void *arg)
     atomic_fetch_add(&refs_done, 1);
 }
 
+/* Wait up to 5 s for `refs` buffers to have come back; returns how many did. */
+static uint64_t refs_back(uint64_t refs)
+{
+    for (double end = now_s() + 5; atomic_load(&refs_done) < refs && now_s() < end;)
+        usleep(1000);
+    return atomic_load(&refs_done);
+}
+
 static void sink_fd(int fd, struct stream_result *r)
 {
     uint8_t *buf = malloc(CHUNK);
@@ -398,9 +406,7 @@ static struct stream_result run_tx(struct toe_dev *dev, uint64_t bytes, double s
     pthread_join(s.th, NULL);
     toe_wait_eof(c);
     stk_conn_close(c, false);
-    /* Every buffer comes back; by now (the peer acknowledged all) it should have. */
-    for (double end = now_s() + 5; atomic_load(&refs_done) < sent->refs && now_s() < end;)
-        usleep(1000);
+    refs_back(sent->refs);   /* the peer acknowledged all: every buffer comes back */
     close(s.lfd);
     return s.res;
 }
@@ -634,9 +640,7 @@ static int cmd_linkdown(const struct opts *o)
     for (unsigned i = 0; i < n; i++)
         stk_conn_close(c[i], true);
     if (o->by_ref) {
-        for (double end = now_s() + 5; atomic_load(&refs_done) < refs && now_s() < end;)
-            usleep(1000);
-        uint64_t back = atomic_load(&refs_done);
+        uint64_t back = refs_back(refs);
 
         printf("refs=%" PRIu64 " refs_done_at_failure=%" PRIu64 " refs_done=%" PRIu64 "\n",
                refs, back_failed, back);
